@@ -1,0 +1,1 @@
+"""Shared test helpers: network namespaces, a private D-Bus, process control."""
