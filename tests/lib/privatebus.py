@@ -44,30 +44,44 @@ CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configurat
 PERMISSIVE_ROOT = """<policy user="root"><allow own="*"/><allow send_type="method_call"/></policy>"""
 
 
-@contextmanager
-def private_bus(policy_dirs=(), permissive_root=True):
-    """Start a private bus; yield its address with DBUS_SYSTEM_BUS_ADDRESS set."""
-    with tempfile.TemporaryDirectory(prefix="vc5bus") as tmp:
-        sock = os.path.join(tmp, "bus")
+class Bus:
+    """A running private dbus-daemon; `address` is what clients connect to."""
+
+    def __init__(self, policy_dirs=(), permissive_root=True):
+        self._tmp = tempfile.TemporaryDirectory(prefix="vc5bus")
+        sock = os.path.join(self._tmp.name, "bus")
         includes = "\n".join(f"<includedir>{d}</includedir>" for d in policy_dirs)
-        conf = os.path.join(tmp, "bus.conf")
+        conf = os.path.join(self._tmp.name, "bus.conf")
         with open(conf, "w") as f:
             f.write(CONFIG.format(socket=sock, includes=includes,
                                   extra=PERMISSIVE_ROOT if permissive_root else ""))
-        proc = subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--nofork", "--print-address"],
-                                stdout=subprocess.PIPE, text=True)
-        address = proc.stdout.readline().strip()
-        if not address:
-            proc.kill()
+        self.proc = subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--nofork", "--print-address"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.address = self.proc.stdout.readline().strip()
+        if not self.address:
+            self.proc.kill()
             raise RuntimeError("dbus-daemon did not start")
-        old = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
-        os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = address
+
+    def stop(self):
+        self.proc.terminate()
         try:
-            yield address
-        finally:
-            if old is None:
-                os.environ.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
-            else:
-                os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = old
-            proc.terminate()
-            proc.wait(timeout=10)
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._tmp.cleanup()
+
+
+@contextmanager
+def private_bus(policy_dirs=(), permissive_root=True):
+    """Start a private bus; yield its address with DBUS_SYSTEM_BUS_ADDRESS set."""
+    bus = Bus(policy_dirs, permissive_root)
+    old = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
+    os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
+    try:
+        yield bus.address
+    finally:
+        if old is None:
+            os.environ.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
+        else:
+            os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = old
+        bus.stop()
