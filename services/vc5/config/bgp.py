@@ -111,7 +111,7 @@ class BgpCompiler:
             else:  # pragma: no cover
                 raise AssertionError(key)
             if v is not None:
-                out[key] = (v, node)
+                out[key] = (v, node, kp)
         return out
 
     def communities(self, node, path, key):
@@ -235,15 +235,17 @@ class BgpCompiler:
                 r.error(item, p, f"peer {a} is already configured at {peers[a][1]}; vc5 silently kept the "
                                  "last one, this load balancer refuses duplicates")
                 continue
-            v = {k: val for k, (val, _) in params.items()}
+            v = {k: val[0] for k, val in params.items()}
             if "as_number" not in v:
                 where = "bgp.as_number" if filters is None else "bgp.as_number or the group's as_number"
                 r.error(item, p, f"no AS number for peer {a}: set {where}")
                 continue
             src = v.get("source_ip")
             if src is not None and src.version != a.version:
-                r.error(params["source_ip"][1], "source_ip", f"source_ip {src} is IPv{src.version} but peer "
-                                                             f"{a} is IPv{a.version}")
+                _, snode, spath = params["source_ip"]
+                r.error(snode, spath, f"source_ip {src} is IPv{src.version} but peer {a} (at line "
+                                      f"{r.where(item)[0]}) is IPv{a.version}; give that peer a group "
+                                      f"with an IPv{a.version} source_ip")
                 continue
             hold = v.get("hold_time", DEFAULT_HOLD_TIME)
             explicit = set(v)

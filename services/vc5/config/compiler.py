@@ -68,12 +68,16 @@ def compile_root(r: Reader, root) -> Config:
     if "scheduler" in val:
         scheduler = ServiceCompiler(r, None, None, None, None).setting("scheduler", val["scheduler"],
                                                                        "scheduler")
-    sc = ServiceCompiler(r, val.get("servers"), val.get("policy"), scheduler, val.get("scheduler"))
-    services = sc.compile(val["services"]) if "services" in val else []
-    services.sort(key=lambda s: (address_key(s.vip), s.port, s.protocol))
-
     out["vlans"] = vlans(r, val.get("vlans"), "vlans", 4)
     out["vlans6"] = vlans(r, val.get("vlans6"), "vlans6", 6)
+    sc = ServiceCompiler(r, val.get("servers"), val.get("policy"), scheduler, val.get("scheduler"),
+                         tuple(out["vlans"].values()) + tuple(out["vlans6"].values()))
+    services = sc.compile(val["services"]) if "services" in val else []
+    services.sort(key=lambda s: (address_key(s.vip), s.port, s.protocol))
+    if services and not out["vlans"] and not out["vlans6"]:
+        r.warn(m["services"][0], "vlans", "no vlans: are configured, so the data plane knows no local "
+                                          "network and cannot reach any server (vc5 v0.3 forwards nothing "
+                                          "either); map each server VLAN to its prefix")
 
     address = None
     if "address" in val:

@@ -78,7 +78,11 @@ class Reader:
             mark = e.problem_mark or e.context_mark
             msg = e.problem or "invalid YAML"
             if e.context:
-                msg = f"{e.context}: {msg}"
+                ctx = e.context
+                if e.context_mark is not None and e.context_mark is not mark:
+                    cm = e.context_mark
+                    ctx += f" (that started at line {cm.line + 1} column {cm.column + 1})"
+                msg = f"{ctx}: {msg}"
             self.problems.append(Problem(self.source, mark.line + 1 if mark else 0,
                                          mark.column + 1 if mark else 0, "", f"YAML syntax error: {msg}"))
         except yaml.YAMLError as e:

@@ -58,8 +58,10 @@ def usable_address(r: Reader, node, path: str, role: str):
 
 
 class ServiceCompiler:
-    def __init__(self, r: Reader, servers_node, policy_node, scheduler, scheduler_node):
+    def __init__(self, r: Reader, servers_node, policy_node, scheduler, scheduler_node, vlans=()):
         self.r = r
+        self.vlans = tuple(vlans)   # IPv4Interface/IPv6Interface of vlans and vlans6
+        self.warned = set()
         self.scheduler = scheduler
         self.scheduler_node = scheduler_node
         self.groups = {}      # name -> list of (addr, disabled, weight, node) or None when broken
@@ -129,7 +131,7 @@ class ServiceCompiler:
                                       "list each server once")
                 continue
             seen[a] = anode
-            out.append((a, disabled, weight, anode))
+            out.append((a, disabled, weight, anode, apath))
         return out
 
     def _server_address(self, node, path, text):
@@ -141,6 +143,10 @@ class ServiceCompiler:
         r = self.r
         if isinstance(node, ScalarNode) and not is_null(node):
             name = node.value
+            if name not in self.groups and grammar.server(name)[0].count(".") + name.count(":") >= 2:
+                r.error(node, path, f"'{name}' looks like a server address: servers must be a list, even of "
+                                    f"one (servers: [{name}]), or the name of a top-level servers: group")
+                return None
             if name not in self.groups:
                 known = sorted(self.groups)
                 defined = ', '.join(known) or 'none (add a top-level servers: map)'
@@ -434,8 +440,9 @@ class ServiceCompiler:
                        f"need {need} but only {usable} of {len(servers)} servers are enabled; "
                        "the service stays down until more are enabled")
             backends = tuple(sorted((Backend(a, pp.port, disabled, weight, checks)
-                                     for a, disabled, weight, _ in servers),
+                                     for a, disabled, weight, *_ in servers),
                                     key=lambda b: address_key(b.address)))
+            self.reachability(servers, t)
             for vip, star, vnode_ in vips:
                 if star:
                     disabled_vips.add(vip)
@@ -471,6 +478,28 @@ class ServiceCompiler:
                     fall=st.get("fall", (DEFAULT_FALL,))[0],
                     backends=backends, explicit=explicit, origin=r.origin(knode)))
         return out
+
+    def reachability(self, servers, tunnel):
+        """Warn about servers the data plane cannot reach (xvs netinfo.go rules), once each."""
+        if not self.vlans:
+            return
+        for a, _, _, node, path in servers:
+            if (a, tunnel) in self.warned:
+                continue
+            same = [i for i in self.vlans if i.version == a.version]
+            if any(a in i.network for i in same):
+                continue
+            gateways = [i for i in same if i.ip != i.network.network_address]
+            why = None
+            if tunnel == "none":
+                why = ("is in no vlans/vlans6 prefix and the service uses no tunnel: layer-2 DSR only "
+                       "reaches servers on a local VLAN (set tunnel-type, or add the VLAN)")
+            elif not gateways:
+                why = (f"is in no {'vlans' if a.version == 4 else 'vlans6'} prefix and no prefix names a "
+                       "gateway (write the router's address with the prefix length, e.g. 10.1.10.254/24)")
+            if why:
+                self.warned.add((a, tunnel))
+                self.r.warn(node, path, f"server {a} {why}; it will not receive traffic")
 
     def check_timing(self, st, path, knode):
         r = self.r
