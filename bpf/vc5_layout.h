@@ -1,0 +1,208 @@
+/* Map key/value layouts shared by the XDP program and user space.
+ *
+ * services/vc5/xdp_loader/layout.py mirrors every struct here with ctypes and
+ * asserts the same sizes; VC5_LAYOUT_VERSION names the pin directory
+ * (/sys/fs/bpf/vc5/v<N>/), so a change to ANY struct, map type or size below
+ * must bump it in layout.py (LAYOUT_VERSION), never silently reuse old maps.
+ *
+ * Addresses are 16 bytes everywhere (vc5's addr_t): IPv6 as is, IPv4 in the
+ * last 4 bytes after 12 zero bytes, network byte order.
+ */
+#ifndef VC5_LAYOUT_H
+#define VC5_LAYOUT_H
+
+/* Compile-time sizes; user space passes the same values with -D. */
+#ifndef VC5_MAX_SERVICES
+#define VC5_MAX_SERVICES 1024
+#endif
+#ifndef VC5_MAX_VIPS
+#define VC5_MAX_VIPS 1024
+#endif
+#ifndef VC5_MAX_BACKEND_STATS
+#define VC5_MAX_BACKEND_STATS 65536
+#endif
+#ifndef VC5_FLOWS
+#define VC5_FLOWS 65536
+#endif
+#ifndef VC5_REDIRECT_SLOTS
+#define VC5_REDIRECT_SLOTS 4096
+#endif
+
+#define VC5_MAGLEV_SIZE 8192        /* vc5: __u8 hash[8192]; slot = hash & 0x1fff */
+#define VC5_MAGLEV_MASK 0x1fff
+#define VC5_BACKENDS 256            /* be[0] is the service header, be[1..255] backends */
+
+/* Flow lifetime (vc5 xvs bpf/layer3.c): valid while time + 120 s >= now;
+ * time refreshed by a packet when older than 60 s; a SYN on an entry older
+ * than 60 s re-selects the backend. */
+#define VC5_FLOW_TTL_NS     (120ULL * 1000000000ULL)
+#define VC5_FLOW_REFRESH_NS (60ULL * 1000000000ULL)
+
+struct vc5_addr {
+    __u32 w[4];
+};
+
+/* services / svc key: vc5's servicekey (port in HOST order, as vc5). */
+struct vc5_svc_key {
+    struct vc5_addr vip;
+    __u16 port;
+    __u16 proto;
+};
+_Static_assert(sizeof(struct vc5_svc_key) == 20, "svc_key");
+
+/* Forwarding methods (vc5 T_NONE..T_GUE numbering). Only L2 is implemented;
+ * the others are dropped with err_tunnel_unsupported at the dispatch point. */
+#define VC5_METHOD_L2   0
+#define VC5_METHOD_IPIP 1
+#define VC5_METHOD_GRE  2
+#define VC5_METHOD_FOU  3
+#define VC5_METHOD_GUE  4
+
+/* Backend flags. VALID: present in the service (pinned flows may use it even
+ * when it is not in the Maglev table = drained or unhealthy). REDIRECT: leave
+ * through tx_port[redirect_slot] (several untagged NICs) instead of XDP_TX. */
+#define VC5_BE_VALID    0x01
+#define VC5_BE_REDIRECT 0x02
+
+struct vc5_backend {
+    struct vc5_addr addr;        /* backend (real server) address */
+    struct vc5_addr saddr;       /* our address towards it (tunnels, health-check NAT; later) */
+    __u8 h_dest[6];              /* backend MAC (or gateway MAC for L3 later) */
+    __u8 h_source[6];            /* our MAC on the backend's interface */
+    __u16 vlan;                  /* 802.1Q VID on trunks (rewrite: later), 0 = untagged */
+    __u8 method;                 /* VC5_METHOD_* */
+    __u8 flags;                  /* VC5_BE_* */
+    __u32 cookie;                /* non-zero id of this (service, backend) pair; flows store it */
+    __u32 redirect_slot;         /* tx_port key when VC5_BE_REDIRECT */
+    __u32 stats_index;           /* be_stats index */
+    __u16 tunnel_port;           /* FOU/GUE destination port, host order (later) */
+    __u16 pad;
+};
+_Static_assert(sizeof(struct vc5_backend) == 64, "backend");
+
+#define VC5_SVC_STICKY 0x01      /* hash over addresses only (32 bytes) */
+
+/* be[0] of a service holds this header instead of a backend. */
+struct vc5_svc_hdr {
+    struct vc5_addr vip;
+    __u16 port;                  /* host order */
+    __u16 proto;
+    __u32 flags;                 /* VC5_SVC_* */
+    __u32 svc_index;             /* svc_stats index */
+    __u32 nbackends;             /* backends present (informational) */
+    __u32 generation;            /* bumped by user space on every update */
+    __u8 pad[28];
+};
+_Static_assert(sizeof(struct vc5_svc_hdr) == sizeof(struct vc5_backend), "svc_hdr");
+
+/* 24 KB: only ever used through the map-value pointer (never copied). */
+struct vc5_service {
+    struct vc5_backend be[VC5_BACKENDS];
+    __u8 maglev[VC5_MAGLEV_SIZE];    /* backend slot 1..255, 0 = no backend */
+};
+_Static_assert(sizeof(struct vc5_service) == 24576, "service");
+
+/* Flow key: vc5's 36-byte fourtuple (the Maglev hash input) + protocol. */
+struct vc5_tuple {
+    struct vc5_addr saddr;
+    struct vc5_addr daddr;
+    __u16 sport;                 /* network order */
+    __u16 dport;                 /* network order */
+};
+_Static_assert(sizeof(struct vc5_tuple) == 36, "tuple");
+
+struct vc5_flow_key {
+    struct vc5_tuple t;
+    __u8 proto;
+    __u8 pad[3];
+};
+_Static_assert(sizeof(struct vc5_flow_key) == 40, "flow_key");
+
+struct vc5_flow {
+    __u64 time;                  /* bpf_ktime_get_ns of creation / last refresh; 0 = none */
+    __u32 cookie;                /* backend cookie at creation */
+    __u8 slot;                   /* backend slot in the service (1..255) */
+    __u8 flags;
+    __u16 pad;
+};
+_Static_assert(sizeof(struct vc5_flow) == 16, "flow");
+
+/* settings[0]: written by user space only. */
+struct vc5_settings {
+    __u32 active;                /* 0: XDP_PASS everything */
+    __u32 flags;
+    __u64 watchdog_ns;           /* 0: no watchdog; else PASS all when now - refreshed_ns > watchdog_ns */
+    __u64 refreshed_ns;          /* CLOCK_MONOTONIC of the last user-space refresh */
+    __u64 pad[5];
+};
+_Static_assert(sizeof(struct vc5_settings) == 64, "settings");
+
+/* vc5 metrics (xvs struct metrics order). user space: counters.METRICS */
+enum {
+    VC5_M_CURRENT = 0,
+    VC5_M_ERR_MALFORMED,
+    VC5_M_ERR_TOT_LEN,
+    VC5_M_ERR_L4_UNSUPPORTED,
+    VC5_M_ERR_ICMP_UNSUPPORTED,
+    VC5_M_ERR_FRAGMENTED,
+    VC5_M_ERR_SERVICE_NOT_FOUND,
+    VC5_M_ERR_NO_BACKEND,
+    VC5_M_ERR_BACKEND_INVALID,
+    VC5_M_ERR_NO_TUNNEL_PORT,
+    VC5_M_ERR_EXPIRED,
+    VC5_M_ERR_ADJUST_FAILED,
+    VC5_M_ERR_TUNNEL_UNSUPPORTED,
+    VC5_M_ERR_TCP_HEADER,
+    VC5_M_ERR_UDP_HEADER,
+    VC5_M_ERR_ICMP_HEADER,
+    VC5_M_ERR_INTERNAL,
+    VC5_M_ERR_CVE_2025_37799,
+    VC5_M_NOT_IP,
+    VC5_M_NOT_A_VIP,
+    VC5_M_PROBE_REPLY,
+    VC5_M_USERSPACE,
+    VC5_M_ICMP_ECHO_REQUEST,
+    VC5_M_TOO_BIG,
+    VC5_M_PACKETS,
+    VC5_M_OCTETS,
+    VC5_M_FLOWS,
+    VC5_M_ERRORS,
+    VC5_M_SYN,
+    VC5_M_ACK,
+    VC5_M_FIN,
+    VC5_M_RST,
+    VC5_M_COUNT
+};
+
+struct vc5_metrics {
+    __u64 c[VC5_M_COUNT];
+};
+_Static_assert(sizeof(struct vc5_metrics) == 256, "metrics");
+
+struct vc5_global {
+    struct vc5_metrics m;
+    __u64 latency_ns;            /* sum of (exit - entry) ns */
+    __u64 latency_packets;       /* packets measured */
+    __u64 pad[6];
+};
+_Static_assert(sizeof(struct vc5_global) == 320, "global");
+
+/* Backend counters (xvs struct counter, first eight). */
+enum {
+    VC5_B_PACKETS = 0,
+    VC5_B_OCTETS,
+    VC5_B_FLOWS,
+    VC5_B_ERRORS,
+    VC5_B_SYN,
+    VC5_B_ACK,
+    VC5_B_FIN,
+    VC5_B_RST,
+    VC5_B_COUNT
+};
+
+struct vc5_counter {
+    __u64 c[VC5_B_COUNT];
+};
+_Static_assert(sizeof(struct vc5_counter) == 64, "counter");
+
+#endif

@@ -1,0 +1,462 @@
+/* vc5 XDP data plane: Layer 4 Direct Server Return load balancing.
+ *
+ * Compiled by bcc at start-up (services/vc5/xdp_loader/program.py), which
+ * passes -I<this directory>, -DVC5_PIN_DIR="<pin dir>" and the map sizes.
+ *
+ * Programs:
+ *   xdp_main  the balancer, attached to the NICs;
+ *   xdp_pass  returns XDP_PASS (for a veth peer that must run native XDP, and
+ *             as the floor in benchmarks).
+ *
+ * Packet path of xdp_main (vc5 xvs bpf/layer3.c semantics, see
+ * /work/shared/reference/vc5-behaviour.md section 3.3):
+ *   1. settings: inactive, or user space silent for longer than the
+ *      watchdog -> XDP_PASS everything.
+ *   2. Ethernet, zero or one 802.1Q tag (kept as is). Not IPv4/IPv6 -> PASS
+ *      (not_ip).
+ *   3. Destination not a VIP -> PASS, untouched (not_a_vip).
+ *   4. For a VIP: length/options/fragment/TTL checks, L4 header checks,
+ *      ICMP echo request answered here; every other anomaly -> DROP, counted
+ *      under its own err_* metric and `errors`.
+ *   5. Service (VIP, port, protocol) -> backend: per-CPU flow table, else
+ *      Maglev slot (16-bit sdbm of the 4-tuple, & 0x1fff).
+ *   6. Dispatch on the backend's method (the place where tunnels will go):
+ *      L2 DSR rewrites MACs, sets TTL/hop limit to 1, XDP_TX, or
+ *      XDP_REDIRECT through tx_port for a backend on another untagged NIC.
+ *   7. Counters: global, VIP, service, backend; latency sum.
+ */
+#include "vc5_headers.h"
+#include "vc5_layout.h"
+
+#ifndef VC5_PIN_DIR
+#error "VC5_PIN_DIR (a string literal: the bpffs pin directory) must be defined"
+#endif
+
+/* Every map is pinned, so a restarted loader re-uses flows and counters.
+ * user space: layout.MAP_SPECS must list the same names, types and sizes. */
+BPF_TABLE_PINNED("array", __u32, struct vc5_settings, settings, 1, VC5_PIN_DIR "/settings");
+BPF_TABLE_PINNED("percpu_array", __u32, struct vc5_global, global_stats, 1, VC5_PIN_DIR "/global_stats");
+/* presence = "is a VIP" (it has at least one service); value = its counters */
+BPF_TABLE_PINNED("percpu_hash", struct vc5_addr, struct vc5_metrics, vips, VC5_MAX_VIPS,
+                 VC5_PIN_DIR "/vips");
+/* NO_PREALLOC: an update installs a new element and frees the old one after
+ * an RCU grace period, so a packet sees the whole old or the whole new table. */
+BPF_TABLE_PINNED("hash", struct vc5_svc_key, struct vc5_service, services, VC5_MAX_SERVICES,
+                 VC5_PIN_DIR "/services", BPF_F_NO_PREALLOC);
+BPF_TABLE_PINNED("percpu_array", __u32, struct vc5_metrics, svc_stats, VC5_MAX_SERVICES,
+                 VC5_PIN_DIR "/svc_stats");
+BPF_TABLE_PINNED("percpu_array", __u32, struct vc5_counter, be_stats, VC5_MAX_BACKEND_STATS,
+                 VC5_PIN_DIR "/be_stats");
+BPF_TABLE_PINNED("lru_percpu_hash", struct vc5_flow_key, struct vc5_flow, flows, VC5_FLOWS,
+                 VC5_PIN_DIR "/flows");
+/* "devmap:<path>" both pins the DEVMAP and keeps bcc's .redirect_map(). */
+BPF_XDP_REDIRECT_MAP("devmap:" VC5_PIN_DIR "/tx_port", int, tx_port, VC5_REDIRECT_SLOTS);
+
+/* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), for one 16-bit word of the
+ * checksummed data; all three in the same (network) byte order. */
+static __always_inline void vc5_csum_replace2(__u16 *sum, __u16 old, __u16 new)
+{
+    __u32 s = (__u16)~*sum;
+    s += (__u16)~old;
+    s += new;
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    *sum = (__u16)~s;
+}
+
+/* Drop and count err under its own name and under `errors`, at every level
+ * known so far (vm: VIP, sm: service; NULL when not known yet). */
+static __always_inline int vc5_err(struct vc5_global *g, struct vc5_metrics *vm,
+                                   struct vc5_metrics *sm, int err)
+{
+    err &= VC5_M_COUNT - 1;
+    g->m.c[err]++;
+    g->m.c[VC5_M_ERRORS]++;
+    if (vm) {
+        vm->c[err]++;
+        vm->c[VC5_M_ERRORS]++;
+    }
+    if (sm) {
+        sm->c[err]++;
+        sm->c[VC5_M_ERRORS]++;
+    }
+    return XDP_DROP;
+}
+
+static __always_inline void vc5_count(struct vc5_metrics *m, __u64 octets, __u8 tcpflags, int new_flow)
+{
+    m->c[VC5_M_PACKETS]++;
+    m->c[VC5_M_OCTETS] += octets;
+    m->c[VC5_M_FLOWS] += new_flow;
+    if (tcpflags & VC5_TCP_SYN)
+        m->c[VC5_M_SYN]++;
+    if (tcpflags & VC5_TCP_ACK)
+        m->c[VC5_M_ACK]++;
+    if (tcpflags & VC5_TCP_FIN)
+        m->c[VC5_M_FIN]++;
+    if (tcpflags & VC5_TCP_RST)
+        m->c[VC5_M_RST]++;
+}
+
+/* vc5's 16-bit sdbm: hash = c + (hash << 6) + (hash << 16) - hash, over the
+ * 36-byte tuple, or its first 32 bytes (the addresses) for sticky services.
+ * Modulo 2^16, (hash << 16) vanishes, so this is hash = hash * 63 + c. */
+static __always_inline __u32 vc5_sdbm(struct vc5_tuple *t, int sticky)
+{
+    __u8 *p = (__u8 *)t;
+    __u32 h = 0;
+#pragma unroll
+    for (int i = 0; i < 32; i++)
+        h = h * 63 + p[i];
+    if (!sticky) {
+#pragma unroll
+        for (int i = 32; i < 36; i++)
+            h = h * 63 + p[i];
+    }
+    return h & 0xffff;
+}
+
+/* Backend for this packet, or NULL with *err set.
+ *
+ * Flow table (per CPU): an entry is valid while time + 120 s >= now and is
+ * refreshed by a packet when older than 60 s; a SYN on an entry older than
+ * 60 s re-selects. TCP entries are stored on the first packet without
+ * SYN/RST/FIN (a SYN flood cannot fill the table), UDP on the first packet.
+ * An entry keeps its backend while that backend is present in the service
+ * (VALID, same cookie), even when it is no longer in the Maglev table
+ * (drained or unhealthy). When the backend was removed from the service
+ * the entry is dropped and the packet re-selected through Maglev (for TCP
+ * the new backend answers the stray segment with a RST, so the client
+ * learns at once instead of timing out as with vc5's err_backend_invalid). */
+static __always_inline struct vc5_backend *vc5_select(struct vc5_service *s, struct vc5_flow_key *fk,
+                                                      __u8 tcpflags, __u64 now, int *new_flow, int *err)
+{
+    struct vc5_svc_hdr *hdr = (struct vc5_svc_hdr *)&s->be[0];
+    struct vc5_backend *b;
+    int stale = 0;
+    __u8 slot;
+
+    struct vc5_flow *f = flows.lookup(fk);
+    if (f) {
+        __u64 age = now - f->time;  /* time 0 (never set on this CPU) or in the future: huge */
+        stale = 1;
+        if (age <= VC5_FLOW_TTL_NS && !((tcpflags & VC5_TCP_SYN) && age > VC5_FLOW_REFRESH_NS)) {
+            slot = f->slot;
+            b = &s->be[slot];
+            if (slot != 0 && f->cookie != 0 && b->cookie == f->cookie && (b->flags & VC5_BE_VALID)) {
+                if (age > VC5_FLOW_REFRESH_NS)
+                    f->time = now;
+                return b;
+            }
+        }
+    }
+
+    __u32 h = vc5_sdbm(&fk->t, hdr->flags & VC5_SVC_STICKY);
+    slot = s->maglev[h & VC5_MAGLEV_MASK];
+    if (slot == 0) {
+        *err = VC5_M_ERR_NO_BACKEND;
+        return NULL;
+    }
+    b = &s->be[slot];
+    if (!(b->flags & VC5_BE_VALID) || b->cookie == 0) {
+        *err = VC5_M_ERR_BACKEND_INVALID;
+        return NULL;
+    }
+    if (fk->proto == VC5_IPPROTO_UDP ||
+        (fk->proto == VC5_IPPROTO_TCP && !(tcpflags & (VC5_TCP_SYN | VC5_TCP_RST | VC5_TCP_FIN)))) {
+        struct vc5_flow nf = { .time = now, .cookie = b->cookie, .slot = slot };
+        flows.update(fk, &nf);
+        *new_flow = 1;
+    } else if (stale) {
+        flows.delete(fk);
+    }
+    return b;
+}
+
+/* L2 DSR: Ethernet destination = backend, source = our MAC on its interface;
+ * the IP destination stays the VIP (the caller has set TTL/hop limit). */
+static __always_inline int vc5_forward(struct vc5_ethhdr *eth, struct vc5_backend *b, int tagged,
+                                       struct vc5_global *g, struct vc5_metrics *vm, struct vc5_metrics *sm,
+                                       __u64 octets, __u8 tcpflags, int new_flow)
+{
+    int action = XDP_TX;
+
+    __builtin_memcpy(eth->h_dest, b->h_dest, 6);
+    __builtin_memcpy(eth->h_source, b->h_source, 6);
+    /* A tagged frame leaves on the NIC it came in on (trunk; VID rewrite to
+     * b->vlan comes with trunk support). Untagged, several NICs: redirect. */
+    if (!tagged && (b->flags & VC5_BE_REDIRECT)) {
+        action = tx_port.redirect_map(b->redirect_slot, 0);
+        if (action != XDP_REDIRECT)
+            return vc5_err(g, vm, sm, VC5_M_ERR_INTERNAL);
+    }
+    vc5_count(&g->m, octets, tcpflags, new_flow);
+    vc5_count(vm, octets, tcpflags, new_flow);
+    if (sm)
+        vc5_count(sm, octets, tcpflags, new_flow);
+    __u32 bi = b->stats_index;
+    struct vc5_counter *bc = be_stats.lookup(&bi);
+    if (bc) {
+        bc->c[VC5_B_PACKETS]++;
+        bc->c[VC5_B_OCTETS] += octets;
+        bc->c[VC5_B_FLOWS] += new_flow;
+        if (tcpflags & VC5_TCP_SYN)
+            bc->c[VC5_B_SYN]++;
+        if (tcpflags & VC5_TCP_ACK)
+            bc->c[VC5_B_ACK]++;
+        if (tcpflags & VC5_TCP_FIN)
+            bc->c[VC5_B_FIN]++;
+        if (tcpflags & VC5_TCP_RST)
+            bc->c[VC5_B_RST]++;
+    }
+    return action;
+}
+
+static __always_inline void vc5_swap_macs(struct vc5_ethhdr *eth)
+{
+    __u8 tmp[6];
+    __builtin_memcpy(tmp, eth->h_dest, 6);
+    __builtin_memcpy(eth->h_dest, eth->h_source, 6);
+    __builtin_memcpy(eth->h_source, tmp, 6);
+}
+
+/* The service for (VIP, destination port, protocol) and its counters. */
+static __always_inline struct vc5_service *vc5_service(struct vc5_flow_key *fk, struct vc5_metrics **sm)
+{
+    struct vc5_svc_key sk = { .vip = fk->t.daddr, .port = VC5_NTOHS(fk->t.dport), .proto = fk->proto };
+    struct vc5_service *s = services.lookup(&sk);
+    if (s) {
+        __u32 si = ((struct vc5_svc_hdr *)&s->be[0])->svc_index;
+        *sm = svc_stats.lookup(&si);
+    }
+    return s;
+}
+
+/* L4 ports and TCP flags into fk / *tcpflags; an err_* metric, or -1 if fine.
+ * l4len: bytes of the IP payload (from the IP header, <= bytes in the frame). */
+static __always_inline int vc5_ports(void *l4, void *data_end, __u32 l4len, __u8 proto,
+                                     struct vc5_flow_key *fk, __u8 *tcpflags)
+{
+    if (proto == VC5_IPPROTO_TCP) {
+        struct vc5_tcphdr *th = l4;
+        if ((void *)(th + 1) > data_end || l4len < sizeof(*th) || (th->doff_res >> 4) < 5)
+            return VC5_M_ERR_TCP_HEADER;
+        fk->t.sport = th->source;
+        fk->t.dport = th->dest;
+        *tcpflags = th->flags;
+        return -1;
+    }
+    struct vc5_udphdr *uh = l4;
+    if ((void *)(uh + 1) > data_end || l4len < sizeof(*uh))
+        return VC5_M_ERR_UDP_HEADER;
+    fk->t.sport = uh->source;
+    fk->t.dport = uh->dest;
+    return -1;
+}
+
+static __always_inline int vc5_ipv4(void *data, void *data_end, struct vc5_ethhdr *eth, struct vc5_iphdr *ip,
+                                    int tagged, struct vc5_global *g, __u64 now)
+{
+    if ((void *)(ip + 1) > data_end || (ip->ver_ihl >> 4) != 4)
+        return vc5_err(g, NULL, NULL, VC5_M_ERR_MALFORMED);
+
+    struct vc5_flow_key fk = {};
+    fk.t.saddr.w[3] = ip->saddr;
+    fk.t.daddr.w[3] = ip->daddr;
+    fk.proto = ip->protocol;
+
+    struct vc5_metrics *vm = vips.lookup(&fk.t.daddr);
+    if (!vm) {
+        g->m.c[VC5_M_NOT_A_VIP]++;
+        return XDP_PASS;
+    }
+
+    /* IP total length against the frame: never more; less only while the
+     * frame may carry Ethernet padding (<= 64 bytes), as vc5 (vmxnet3 guard). */
+    __u32 avail = data_end - (void *)ip;
+    __u32 tot = VC5_NTOHS(ip->tot_len);
+    if (tot > avail || tot < sizeof(*ip) || (tot != avail && data_end - data > 64))
+        return vc5_err(g, vm, NULL, VC5_M_ERR_TOT_LEN);
+    if (ip->ver_ihl != 0x45)    /* IPv4 options */
+        return vc5_err(g, vm, NULL, VC5_M_ERR_MALFORMED);
+    if (ip->frag_off & VC5_HTONS(VC5_IP_MF_OFFSET))
+        return vc5_err(g, vm, NULL, VC5_M_ERR_FRAGMENTED);
+    if (ip->ttl <= 1)
+        return vc5_err(g, vm, NULL, VC5_M_ERR_EXPIRED);
+
+    void *l4 = ip + 1;
+    __u32 l4len = tot - sizeof(*ip);
+    __u8 tcpflags = 0;
+
+    if (ip->protocol == VC5_IPPROTO_ICMP) {
+        /* Echo request to a VIP (which has >= 1 service): answer it here. */
+        struct vc5_icmphdr *ic = l4;
+        if ((void *)(ic + 1) > data_end || l4len < sizeof(*ic))
+            return vc5_err(g, vm, NULL, VC5_M_ERR_ICMP_HEADER);
+        if (ic->type != VC5_ICMP_ECHO_REQUEST || ic->code != 0)
+            return vc5_err(g, vm, NULL, VC5_M_ERR_ICMP_UNSUPPORTED);
+        vc5_swap_macs(eth);
+        __u32 a = ip->saddr;
+        ip->saddr = ip->daddr;
+        ip->daddr = a;                              /* a swap keeps the header sum */
+        __u16 old = *(__u16 *)&ip->ttl;
+        ip->ttl = 64;
+        vc5_csum_replace2(&ip->check, old, *(__u16 *)&ip->ttl);
+        old = *(__u16 *)ic;
+        ic->type = VC5_ICMP_ECHO_REPLY;
+        vc5_csum_replace2(&ic->checksum, old, *(__u16 *)ic);
+        g->m.c[VC5_M_ICMP_ECHO_REQUEST]++;
+        vm->c[VC5_M_ICMP_ECHO_REQUEST]++;
+        return XDP_TX;
+    }
+    if (ip->protocol != VC5_IPPROTO_TCP && ip->protocol != VC5_IPPROTO_UDP)
+        return vc5_err(g, vm, NULL, VC5_M_ERR_L4_UNSUPPORTED);
+    int e = vc5_ports(l4, data_end, l4len, ip->protocol, &fk, &tcpflags);
+    if (e >= 0)
+        return vc5_err(g, vm, NULL, e);
+
+    struct vc5_metrics *sm = NULL;
+    struct vc5_service *s = vc5_service(&fk, &sm);
+    if (!s)
+        return vc5_err(g, vm, NULL, VC5_M_ERR_SERVICE_NOT_FOUND);
+    int new_flow = 0, err = VC5_M_ERR_INTERNAL;
+    struct vc5_backend *b = vc5_select(s, &fk, tcpflags, now, &new_flow, &err);
+    if (!b)
+        return vc5_err(g, vm, sm, err);
+
+    /* Dispatch on the forwarding method: tunnels (IPIP/GRE/FOU/GUE) go here. */
+    if (b->method != VC5_METHOD_L2)
+        return vc5_err(g, vm, sm, VC5_M_ERR_TUNNEL_UNSUPPORTED);
+    /* L2 DSR: TTL 1 as vc5 HEAD (the frame must not be routed on). */
+    __u16 old = *(__u16 *)&ip->ttl;
+    ip->ttl = 1;
+    vc5_csum_replace2(&ip->check, old, *(__u16 *)&ip->ttl);
+    return vc5_forward(eth, b, tagged, g, vm, sm, tot, tcpflags, new_flow);
+}
+
+static __always_inline int vc5_ipv6(void *data, void *data_end, struct vc5_ethhdr *eth, struct vc5_ipv6hdr *ip6,
+                                    int tagged, struct vc5_global *g, __u64 now)
+{
+    if ((void *)(ip6 + 1) > data_end || (ip6->ver_tc_flow & 0xf0) != 0x60)
+        return vc5_err(g, NULL, NULL, VC5_M_ERR_MALFORMED);
+
+    struct vc5_flow_key fk = {};
+    __builtin_memcpy(&fk.t.saddr, ip6->saddr, 16);
+    __builtin_memcpy(&fk.t.daddr, ip6->daddr, 16);
+    fk.proto = ip6->nexthdr;
+
+    struct vc5_metrics *vm = vips.lookup(&fk.t.daddr);
+    if (!vm) {
+        g->m.c[VC5_M_NOT_A_VIP]++;
+        return XDP_PASS;
+    }
+
+    __u32 avail = data_end - (void *)ip6;
+    __u32 l4len = VC5_NTOHS(ip6->payload_len);
+    __u32 tot = l4len + sizeof(*ip6);
+    if (tot > avail || (tot != avail && data_end - data > 64))
+        return vc5_err(g, vm, NULL, VC5_M_ERR_TOT_LEN);
+    if (ip6->hop_limit <= 1)
+        return vc5_err(g, vm, NULL, VC5_M_ERR_EXPIRED);
+
+    void *l4 = ip6 + 1;
+    __u8 tcpflags = 0;
+
+    if (ip6->nexthdr == VC5_IPPROTO_ICMPV6) {
+        struct vc5_icmphdr *ic = l4;
+        if ((void *)(ic + 1) > data_end || l4len < sizeof(*ic))
+            return vc5_err(g, vm, NULL, VC5_M_ERR_ICMP_HEADER);
+        if (ic->type != VC5_ICMPV6_ECHO_REQUEST || ic->code != 0)
+            return vc5_err(g, vm, NULL, VC5_M_ERR_ICMP_UNSUPPORTED);
+        vc5_swap_macs(eth);
+        /* Swapping source and destination keeps the pseudo-header sum
+         * (RFC 4443 section 2.3), so only the type word needs patching. */
+        __builtin_memcpy(ip6->saddr, &fk.t.daddr, 16);
+        __builtin_memcpy(ip6->daddr, &fk.t.saddr, 16);
+        ip6->hop_limit = 64;
+        __u16 old = *(__u16 *)ic;
+        ic->type = VC5_ICMPV6_ECHO_REPLY;
+        vc5_csum_replace2(&ic->checksum, old, *(__u16 *)ic);
+        g->m.c[VC5_M_ICMP_ECHO_REQUEST]++;
+        vm->c[VC5_M_ICMP_ECHO_REQUEST]++;
+        return XDP_TX;
+    }
+    if (ip6->nexthdr == VC5_IPPROTO_FRAG6)
+        return vc5_err(g, vm, NULL, VC5_M_ERR_FRAGMENTED);
+    /* Extension headers are not parsed (as vc5). */
+    if (ip6->nexthdr != VC5_IPPROTO_TCP && ip6->nexthdr != VC5_IPPROTO_UDP)
+        return vc5_err(g, vm, NULL, VC5_M_ERR_L4_UNSUPPORTED);
+    int e = vc5_ports(l4, data_end, l4len, ip6->nexthdr, &fk, &tcpflags);
+    if (e >= 0)
+        return vc5_err(g, vm, NULL, e);
+
+    struct vc5_metrics *sm = NULL;
+    struct vc5_service *s = vc5_service(&fk, &sm);
+    if (!s)
+        return vc5_err(g, vm, NULL, VC5_M_ERR_SERVICE_NOT_FOUND);
+    int new_flow = 0, err = VC5_M_ERR_INTERNAL;
+    struct vc5_backend *b = vc5_select(s, &fk, tcpflags, now, &new_flow, &err);
+    if (!b)
+        return vc5_err(g, vm, sm, err);
+
+    /* Dispatch on the forwarding method: tunnels (IPIP/GRE/FOU/GUE) go here. */
+    if (b->method != VC5_METHOD_L2)
+        return vc5_err(g, vm, sm, VC5_M_ERR_TUNNEL_UNSUPPORTED);
+    ip6->hop_limit = 1;
+    return vc5_forward(eth, b, tagged, g, vm, sm, tot, tcpflags, new_flow);
+}
+
+static __always_inline int vc5_process(struct xdp_md *ctx, struct vc5_global *g, __u64 now)
+{
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    struct vc5_ethhdr *eth = data;
+
+    if ((void *)(eth + 1) > data_end)
+        return vc5_err(g, NULL, NULL, VC5_M_ERR_MALFORMED);
+    __u16 proto = eth->h_proto;
+    void *l3 = eth + 1;
+    int tagged = 0;
+    if (proto == VC5_HTONS(VC5_ETH_P_8021Q)) {
+        struct vc5_vlanhdr *vh = l3;
+        if ((void *)(vh + 1) > data_end)
+            return vc5_err(g, NULL, NULL, VC5_M_ERR_MALFORMED);
+        proto = vh->proto;
+        l3 = vh + 1;
+        tagged = 1;
+    }
+    if (proto == VC5_HTONS(VC5_ETH_P_IP))
+        return vc5_ipv4(data, data_end, eth, l3, tagged, g, now);
+    if (proto == VC5_HTONS(VC5_ETH_P_IPV6))
+        return vc5_ipv6(data, data_end, eth, l3, tagged, g, now);
+    g->m.c[VC5_M_NOT_IP]++;
+    return XDP_PASS;
+}
+
+int xdp_main(struct xdp_md *ctx)
+{
+    __u64 now = bpf_ktime_get_ns();
+    __u32 zero = 0;
+
+    struct vc5_settings *st = settings.lookup(&zero);
+    if (!st || !st->active)
+        return XDP_PASS;
+    /* Watchdog: user space has not refreshed for too long -> hand everything
+     * to the kernel (vc5: 60 s). refreshed_ns is CLOCK_MONOTONIC, as ktime. */
+    if (st->watchdog_ns && (__s64)(now - st->refreshed_ns) > (__s64)st->watchdog_ns)
+        return XDP_PASS;
+    struct vc5_global *g = global_stats.lookup(&zero);
+    if (!g)
+        return XDP_PASS;
+
+    int action = vc5_process(ctx, g, now);
+
+    g->latency_ns += bpf_ktime_get_ns() - now;
+    g->latency_packets++;
+    return action;
+}
+
+int xdp_pass(struct xdp_md *ctx)
+{
+    return XDP_PASS;
+}

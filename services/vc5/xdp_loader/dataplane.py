@@ -1,0 +1,468 @@
+"""The data plane API: compile and load the XDP program, keep its pinned maps,
+program services and read counters. The xdp-loader service is its only user;
+it attaches `xdp_fd` to interfaces itself (this module never touches links).
+
+    from vc5.xdp_loader.dataplane import DataPlane, ServiceSpec, BackendSpec
+
+    dp = DataPlane(pin_dir=default_pin_dir(), flows=65536, watchdog=True)
+        # compiles bpf/vc5_xdp.c (~0.6 s), creates or re-uses the maps pinned
+        # in pin_dir, refuses (LayoutError) a pinned map whose type/key/value/
+        # max_entries/flags differ, loads and verifies "xdp_main".
+        # A restarted loader gets the same flows, counters, services, settings.
+    dp.xdp_fd          # program fd to attach (libbpf bpf_xdp_attach, pyroute2 ...)
+    dp.xdp_function    # the same as a bcc function object, for BPF.attach_xdp(dev, fn, flags)
+    dp.pass_fd         # fd of "xdp_pass" (always XDP_PASS: for veth peers in native mode)
+    dp.set_active(True)          # False (the state of fresh maps): XDP_PASS everything
+    dp.refresh_watchdog()        # call at least every watchdog/2 s; if user space stays
+                                 # silent for `watchdog_s` (60 s) the program PASSes everything
+    dp.set_service(ServiceSpec("192.0.2.1", 80, "tcp", sticky=False, backends=[
+        BackendSpec("10.1.0.10", mac="02:00:00:00:00:10", src_mac="02:00:00:00:00:01",
+                    usable=True, valid=True, weight=1, redirect_slot=None, vlan=0)]))
+        # builds the Maglev table (vc5.maglev, vc5-compatible) from the usable
+        # backends and replaces the whole service with ONE hash-map update:
+        # a packet sees the old or the new table, never a mix.
+    dp.remove_service("192.0.2.1", 80, "tcp")
+    dp.services()                # [ServiceKey(vip, port, protocol)]
+    dp.set_redirect(slot, ifindex) ; dp.clear_redirect(slot)   # tx_port devmap
+    dp.counters()                # see DataPlane.counters
+    dp.latency_ns()              # mean processing ns per packet since the maps were created
+    dp.close(unpin=False)        # unpin=True also removes the pinned maps
+
+Backend states (BackendSpec):
+  * usable=True (and valid, weight > 0): in the Maglev table, gets new flows;
+  * usable=False, valid=True: drained, unhealthy or disabled: no new flows,
+    established flows pinned to it keep going (flow table);
+  * valid=False: kept for its counters only; flows pinned to it re-select;
+  * absent from the spec: removed. Its flows re-select through Maglev on
+    their next packet (for TCP the new backend answers with a RST, so the
+    client learns at once; vc5 drops them with err_backend_invalid). Its
+    counters are deleted, as in vc5.
+A backend keeps its slot in the service (and its flows) across updates as
+long as it stays present; each (service, backend) pair carries a random
+non-zero cookie that the flow entries store.
+
+Errors: ValueError (bad spec, naming service and backend), LayoutError (pinned
+map mismatch), program.ProgramError (compile/verify), OSError (map syscalls).
+Methods are thread-safe (one lock) and fast (a set_service is ~0.1-1 ms).
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import ipaddress
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import NamedTuple, Sequence
+
+from ..common import names
+from . import counters as ctr
+from . import layout, program
+from .layout import LayoutError  # noqa: F401  (re-exported for callers)
+
+__all__ = ["DataPlane", "ServiceSpec", "BackendSpec", "ServiceKey", "LayoutError", "default_pin_dir"]
+
+WATCHDOG_S = 60.0
+METHODS = {"l2": layout.METHOD_L2, "none": layout.METHOD_L2, "ipip": layout.METHOD_IPIP,
+           "gre": layout.METHOD_GRE, "fou": layout.METHOD_FOU, "gue": layout.METHOD_GUE}
+
+
+def default_pin_dir() -> str:
+    return f"{names.PIN_DIR}/v{layout.LAYOUT_VERSION}"
+
+
+def _monotonic_ns() -> int:
+    # bpf_ktime_get_ns() is CLOCK_MONOTONIC.
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
+
+class ServiceKey(NamedTuple):
+    vip: str          # canonical text (ipaddress)
+    port: int
+    protocol: str     # "tcp" | "udp"
+
+    def __str__(self) -> str:   # vc5/xvs "<vip>:<port>:<proto>"
+        return f"{self.vip}:{self.port}:{self.protocol}"
+
+
+class BackendKey(NamedTuple):
+    service: ServiceKey
+    address: str
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    address: str
+    mac: str                          # the backend's MAC (Ethernet destination)
+    src_mac: str                      # our MAC on the interface towards it (Ethernet source)
+    usable: bool = True               # in the Maglev table (healthy, enabled, weight > 0)
+    weight: int = 1                   # 0 = not in the table; unequal weights -> weighted Maglev
+    redirect_slot: int | None = None  # leave through tx_port[slot] (untagged multi-NIC); None = XDP_TX
+    vlan: int = 0                     # VLAN id (trunk VID rewrite: later)
+    valid: bool = True                # present for pinned flows (see module doc)
+    method: str = "l2"                # l2 only for now; others are dropped (err_tunnel_unsupported)
+    tunnel_port: int = 0
+    src_address: str | None = None    # our address towards it (tunnels, NAT: later)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    vip: str
+    port: int
+    protocol: str | int               # "tcp"/"udp" or 6/17
+    sticky: bool = False
+    backends: Sequence[BackendSpec] = field(default_factory=tuple)
+
+
+def service_key(vip, port, protocol) -> ServiceKey:
+    try:
+        address = ipaddress.ip_address(vip)
+    except ValueError:
+        raise ValueError(f"service {vip}:{port}:{protocol}: VIP {vip!r} is not an IP address") from None
+    if isinstance(protocol, int):
+        proto = layout.PROTOCOL_NAMES.get(protocol, str(protocol))
+    else:
+        proto = str(protocol).lower()
+    if proto not in ("tcp", "udp"):
+        raise ValueError(f"service {vip}:{port}:{protocol}: protocol must be tcp or udp")
+    if not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError(f"service {vip}:{port}:{protocol}: port must be 1..65535")
+    return ServiceKey(str(address), port, proto)
+
+
+@dataclass
+class _BackendState:
+    slot: int
+    cookie: int
+    stats_index: int
+
+
+@dataclass
+class _ServiceState:
+    svc_index: int
+    generation: int
+    backends: dict[str, _BackendState]
+
+
+class DataPlane:
+    """See the module docstring. One instance per process and pin directory."""
+
+    def __init__(self, pin_dir: str | None = None, flows: int = layout.DEFAULT_FLOWS,
+                 watchdog: bool = True, watchdog_s: float = WATCHDOG_S):
+        self.pin_dir = (pin_dir or default_pin_dir()).rstrip("/")
+        self.flows_size = int(flows)
+        self._lock = threading.RLock()
+        self._bpf = None
+        _require_bpffs(self.pin_dir)
+        os.makedirs(self.pin_dir, exist_ok=True)
+        self.ncpus = layout.possible_cpus()
+        self.specs = layout.map_specs(self.flows_size)
+        self._bpf = program.compile(self.pin_dir, self.flows_size)
+        try:
+            #: name -> layout.MapHandle (for tests and tools; the API above is the contract)
+            self.maps = {}
+            for name, spec in self.specs.items():
+                fd = self._bpf.get_table(name.encode()).map_fd
+                layout.check_pinned_layout(spec, fd, f"{self.pin_dir}/{name}")
+                self.maps[name] = layout.MapHandle(spec, fd, self.ncpus)
+            self.xdp_function = program.load_xdp(self._bpf, program.XDP_MAIN)
+            self.xdp_fd = self.xdp_function.fd
+            self.pass_function = program.load_xdp(self._bpf, program.XDP_PASS)
+            self.pass_fd = self.pass_function.fd
+        except BaseException:
+            self._bpf.cleanup()
+            self._bpf = None
+            raise
+        self.set_watchdog(watchdog_s if watchdog else None)
+        self._services: dict[ServiceKey, _ServiceState] = {}
+        self._recover()
+
+    # -- settings ---------------------------------------------------------
+
+    def _settings(self) -> layout.Settings:
+        return self.maps["settings"].lookup(layout.U32(0))
+
+    def _write_settings(self, s: layout.Settings) -> None:
+        self.maps["settings"].update(layout.U32(0), s)
+
+    def set_active(self, active: bool) -> None:
+        """Inactive (fresh maps): every packet is passed to the kernel."""
+        with self._lock:
+            s = self._settings()
+            s.active = 1 if active else 0
+            s.refreshed_ns = _monotonic_ns()
+            self._write_settings(s)
+
+    def active(self) -> bool:
+        return bool(self._settings().active)
+
+    def set_watchdog(self, seconds: float | None) -> None:
+        """PASS everything when not refreshed for `seconds`; None = off."""
+        with self._lock:
+            s = self._settings()
+            s.watchdog_ns = 0 if not seconds else int(seconds * 1e9)
+            s.refreshed_ns = _monotonic_ns()
+            self._write_settings(s)
+
+    def refresh_watchdog(self, at_ns: int | None = None) -> None:
+        """Tell the program that user space is alive (at_ns: for tests)."""
+        with self._lock:
+            s = self._settings()
+            s.refreshed_ns = _monotonic_ns() if at_ns is None else at_ns
+            self._write_settings(s)
+
+    # -- redirect ---------------------------------------------------------
+
+    def set_redirect(self, slot: int, ifindex: int) -> None:
+        if not 0 <= slot < layout.REDIRECT_SLOTS:
+            raise ValueError(f"redirect slot {slot} is not in 0..{layout.REDIRECT_SLOTS - 1}")
+        self.maps["tx_port"].update(layout.U32(slot), layout.IfIndex(ifindex))
+
+    def clear_redirect(self, slot: int) -> None:
+        self.maps["tx_port"].delete(layout.U32(slot))
+
+    # -- services ---------------------------------------------------------
+
+    def services(self) -> list[ServiceKey]:
+        with self._lock:
+            return sorted(self._services, key=lambda k: (k.vip, k.port, k.protocol))
+
+    def set_service(self, spec: ServiceSpec) -> None:
+        """Create or replace one service (atomically, one map update)."""
+        from .. import maglev  # vc5-compatible table builder
+
+        key = service_key(spec.vip, spec.port, spec.protocol)
+        backends = self._validate(key, spec.backends)
+        with self._lock:
+            old = self._services.get(key)
+            new_indices: list[int] = []
+            try:
+                svc_index = old.svc_index if old else self._alloc_svc_index()
+                if not old:
+                    self.maps["svc_stats"].update(layout.U32(svc_index), self.maps["svc_stats"].zero())
+                states: dict[str, _BackendState] = {}
+                used_slots = {b.slot for a, b in (old.backends.items() if old else ()) if a in backends}
+                for address in backends:
+                    prev = old.backends.get(address) if old else None
+                    if prev:
+                        states[address] = prev
+                        continue
+                    slot = min(set(range(1, layout.BACKEND_SLOTS)) - used_slots)
+                    used_slots.add(slot)
+                    stats_index = self._alloc_stats_index(exclude=new_indices)
+                    new_indices.append(stats_index)
+                    self.maps["be_stats"].update(layout.U32(stats_index), self.maps["be_stats"].zero())
+                    states[address] = _BackendState(slot, self._new_cookie(states), stats_index)
+
+                value = layout.Service()
+                hdr = value.header()
+                hdr.vip = layout.addr16(key.vip)
+                hdr.port = key.port
+                hdr.proto = layout.PROTOCOLS[key.protocol]
+                hdr.flags = layout.SVC_STICKY if spec.sticky else 0
+                hdr.svc_index = svc_index
+                hdr.nbackends = len(backends)
+                hdr.generation = (old.generation + 1 if old else 1) & 0xffffffff
+                in_table = []
+                for address, b in backends.items():
+                    st = states[address]
+                    rec = value.be[st.slot]
+                    rec.addr = layout.addr16(address)
+                    if b.src_address:
+                        rec.saddr = layout.addr16(b.src_address)
+                    ct.memmove(rec.h_dest, layout.mac_bytes(b.mac), 6)
+                    ct.memmove(rec.h_source, layout.mac_bytes(b.src_mac), 6)
+                    rec.vlan = b.vlan
+                    rec.method = METHODS[b.method]
+                    rec.flags = ((layout.BE_VALID if b.valid else 0)
+                                 | (layout.BE_REDIRECT if b.redirect_slot is not None else 0))
+                    rec.cookie = st.cookie
+                    rec.redirect_slot = b.redirect_slot or 0
+                    rec.stats_index = st.stats_index
+                    rec.tunnel_port = b.tunnel_port
+                    if b.valid and b.usable and b.weight > 0:
+                        in_table.append(address)
+                if in_table:
+                    weights = [backends[a].weight for a in in_table]
+                    ordered, table = maglev.backend_table(
+                        in_table, layout.MAGLEV_SIZE, None if len(set(weights)) == 1 else weights)
+                    slot_of = bytes(states[str(a)].slot for a in ordered)
+                    ct.memmove(value.maglev, bytes(slot_of[i] for i in table), layout.MAGLEV_SIZE)
+
+                vips = self.maps["vips"]
+                vip = layout.addr16(key.vip)
+                if vips.lookup(vip) is None:
+                    vips.update(vip, vips.zero(), layout.BPF_NOEXIST)
+                skey = self._svc_key(key)
+                self.maps["services"].update(skey, value)
+            except BaseException:
+                # Nothing half-applied: the service map was not touched (it is the last step).
+                if not old:
+                    self._services.pop(key, None)
+                raise
+            removed = [st for a, st in old.backends.items() if a not in backends] if old else []
+            self._services[key] = _ServiceState(svc_index, hdr.generation, states)
+            for st in removed:
+                self.maps["be_stats"].update(layout.U32(st.stats_index), self.maps["be_stats"].zero())
+
+    def remove_service(self, vip, port, protocol) -> bool:
+        key = service_key(vip, port, protocol)
+        with self._lock:
+            st = self._services.pop(key, None)
+            if st is None:
+                return False
+            self.maps["services"].delete(self._svc_key(key))
+            if not any(k.vip == key.vip for k in self._services):
+                self.maps["vips"].delete(layout.addr16(key.vip))
+            return True
+
+    # -- counters ---------------------------------------------------------
+
+    def counters(self) -> dict:
+        """Counters summed over CPUs, vc5/xvs names (counters.METRICS and
+        counters.BACKEND_COUNTERS):
+            {"global": {metric: n}, "latency": {"ns": total, "packets": n},
+             "vips": {vip: {metric: n}},
+             "services": {ServiceKey: {metric: n}},
+             "backends": {BackendKey(ServiceKey, address): {counter: n}}}"""
+        with self._lock:
+            g, lat_ns, lat_packets = ctr.sum_global(self.maps["global_stats"].lookup(layout.U32(0)))
+            out = {"global": g, "latency": {"ns": lat_ns, "packets": lat_packets},
+                   "vips": {}, "services": {}, "backends": {}}
+            for vip in sorted({k.vip for k in self._services}):
+                v = self.maps["vips"].lookup(layout.addr16(vip))
+                out["vips"][vip] = ctr.sum_metrics(v) if v is not None else ctr.zero_metrics()
+            for key, st in self._services.items():
+                svc = self.maps["svc_stats"].lookup(layout.U32(st.svc_index))
+                out["services"][key] = ctr.sum_metrics(svc)
+                for address, b in st.backends.items():
+                    out["backends"][BackendKey(key, address)] = ctr.sum_counter(
+                        self.maps["be_stats"].lookup(layout.U32(b.stats_index)))
+            return out
+
+    def latency_ns(self) -> float:
+        """Mean processing time per packet (ns) over the life of the maps; 0.0 if none."""
+        _, ns, packets = ctr.sum_global(self.maps["global_stats"].lookup(layout.U32(0)))
+        return ns / packets if packets else 0.0
+
+    # -- lifetime ---------------------------------------------------------
+
+    def close(self, unpin: bool = False) -> None:
+        """Release our fds (an attached program keeps running, with its maps).
+        unpin=True also removes the pinned maps and the pin directory."""
+        with self._lock:
+            if self._bpf is not None:
+                self._bpf.cleanup()
+                self._bpf = None
+            if unpin:
+                for name in self.specs:
+                    try:
+                        os.unlink(f"{self.pin_dir}/{name}")
+                    except FileNotFoundError:
+                        pass
+                try:
+                    os.rmdir(self.pin_dir)
+                except OSError:
+                    pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- internals --------------------------------------------------------
+
+    @staticmethod
+    def _svc_key(key: ServiceKey) -> layout.SvcKey:
+        return layout.SvcKey(layout.addr16(key.vip), key.port, layout.PROTOCOLS[key.protocol])
+
+    def _validate(self, key: ServiceKey, specs: Sequence[BackendSpec]) -> dict[str, BackendSpec]:
+        out: dict[str, BackendSpec] = {}
+        if len(specs) > layout.MAX_BACKENDS:
+            raise ValueError(f"service {key}: {len(specs)} backends, at most {layout.MAX_BACKENDS}")
+        for b in specs:
+            where = f"service {key}: backend {b.address}"
+            try:
+                address = str(ipaddress.ip_address(b.address))
+            except ValueError:
+                raise ValueError(f"{where}: not an IP address") from None
+            if address in out:
+                raise ValueError(f"{where}: listed twice")
+            for name in ("mac", "src_mac"):
+                try:
+                    layout.mac_bytes(getattr(b, name))
+                except (ValueError, TypeError):
+                    raise ValueError(f"{where}: {name} {getattr(b, name)!r} is not a MAC address") from None
+            if b.method not in METHODS:
+                raise ValueError(f"{where}: method {b.method!r} not one of {', '.join(METHODS)}")
+            if b.redirect_slot is not None and not 0 <= b.redirect_slot < layout.REDIRECT_SLOTS:
+                raise ValueError(
+                    f"{where}: redirect_slot {b.redirect_slot} not in 0..{layout.REDIRECT_SLOTS - 1}")
+            if not 0 <= b.vlan <= 4094 or not 0 <= b.tunnel_port <= 65535 or b.weight < 0:
+                raise ValueError(f"{where}: vlan, tunnel_port or weight out of range")
+            if b.src_address is not None:
+                ipaddress.ip_address(b.src_address)
+            out[address] = b
+        return out
+
+    def _alloc_svc_index(self) -> int:
+        used = {s.svc_index for s in self._services.values()}
+        for i in range(layout.MAX_SERVICES):
+            if i not in used:
+                return i
+        raise ValueError(f"more than {layout.MAX_SERVICES} services")
+
+    def _alloc_stats_index(self, exclude: Sequence[int] = ()) -> int:
+        used = {b.stats_index for s in self._services.values() for b in s.backends.values()}
+        used.update(exclude)
+        for i in range(layout.MAX_BACKEND_STATS):
+            if i not in used:
+                return i
+        raise ValueError(f"more than {layout.MAX_BACKEND_STATS} (service, backend) pairs")
+
+    def _new_cookie(self, pending: dict[str, _BackendState]) -> int:
+        used = {b.cookie for s in self._services.values() for b in s.backends.values()}
+        used.update(b.cookie for b in pending.values())
+        while True:
+            c = int.from_bytes(os.urandom(4), "little")
+            if c and c not in used:
+                return c
+
+    def _recover(self) -> None:
+        """Rebuild allocation state from the pinned services map (restart)."""
+        services = self.maps["services"]
+        for k in services.keys():
+            value = services.lookup(k)
+            if value is None:
+                continue
+            hdr = value.header()
+            key = ServiceKey(str(layout.addr_from16(k.vip)), k.port, layout.PROTOCOL_NAMES.get(k.proto, "?"))
+            backends = {}
+            for slot in range(1, layout.BACKEND_SLOTS):
+                rec = value.be[slot]
+                if rec.cookie:
+                    address = str(layout.addr_from16(rec.addr))
+                    backends[address] = _BackendState(slot, rec.cookie, rec.stats_index)
+            self._services[key] = _ServiceState(hdr.svc_index, hdr.generation, backends)
+
+
+def _require_bpffs(path: str) -> None:
+    """pin_dir (or its nearest existing ancestor) must be on a bpf filesystem."""
+    probe = os.path.realpath(path)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    best, fstype = "", ""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            mount_point = fields[4]
+            fs = fields[fields.index("-") + 1]
+            inside = probe == mount_point or probe.startswith(mount_point.rstrip("/") + "/")
+            if inside and len(mount_point) >= len(best):
+                best, fstype = mount_point, fs
+    if fstype != "bpf":
+        raise program.ProgramError(
+            f"pin directory {path} is not on a bpf filesystem (it is on {fstype or '?'} at {best or '?'}); "
+            "mount one: mount -t bpf bpf /sys/fs/bpf")

@@ -1,0 +1,310 @@
+"""The data plane's map layout: ctypes mirrors of bpf/vc5_layout.h, the map
+specifications, the check of pinned maps against them, and raw map access.
+
+Invariants:
+  * every ctypes struct here has the size `_Static_assert`ed in the C header
+    (asserted again at import);
+  * LAYOUT_VERSION names the pin directory (/sys/fs/bpf/vc5/v<N>/); any change
+    of a struct, a map type or a compiled-in size bumps it, so a loader never
+    reads maps of another layout. A pinned map that still differs (a stale
+    test directory, a hand-made pin) is refused by `check_pinned_layout`:
+    bcc itself never compares a pinned map with its declaration;
+  * addresses are 16 bytes: IPv6 as is, IPv4 after 12 zero bytes (vc5 addr_t).
+
+Raw map access (`MapHandle`) goes through libbpf's syscall wrappers, so that
+per-CPU values are read and written as plain per-CPU arrays of these
+structs, independently of bcc's table classes.
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import errno
+import ipaddress
+import os
+from dataclasses import dataclass
+
+#: Pin directory suffix: /sys/fs/bpf/vc5/v<LAYOUT_VERSION>
+LAYOUT_VERSION = 1
+
+MAGLEV_SIZE = 8192          # vc5: __u8 hash[8192], slot = hash & 0x1fff
+BACKEND_SLOTS = 256         # be[0] = service header, be[1..255] = backends
+MAX_BACKENDS = BACKEND_SLOTS - 1
+MAX_SERVICES = 1024
+MAX_VIPS = 1024
+MAX_BACKEND_STATS = 65536
+REDIRECT_SLOTS = 4096       # tx_port keys: any number below this (vc5 keys it by VLAN id)
+DEFAULT_FLOWS = 65536       # flow table entries (LRU, each with a value per CPU)
+
+FLOW_TTL_NS = 120 * 10**9
+FLOW_REFRESH_NS = 60 * 10**9
+
+METHOD_L2, METHOD_IPIP, METHOD_GRE, METHOD_FOU, METHOD_GUE = range(5)
+BE_VALID = 0x01
+BE_REDIRECT = 0x02
+SVC_STICKY = 0x01
+
+PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
+PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
+
+# Linux enum bpf_map_type values used here.
+BPF_MAP_TYPE_HASH = 1
+BPF_MAP_TYPE_ARRAY = 2
+BPF_MAP_TYPE_PERCPU_HASH = 5
+BPF_MAP_TYPE_PERCPU_ARRAY = 6
+BPF_MAP_TYPE_LRU_PERCPU_HASH = 10
+BPF_MAP_TYPE_DEVMAP = 14
+BPF_F_NO_PREALLOC = 1
+BPF_F_RDONLY_PROG = 1 << 7
+
+PERCPU_TYPES = {BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_PERCPU_HASH}
+
+
+class Addr(ct.Structure):
+    _fields_ = [("b", ct.c_uint8 * 16)]
+
+
+class SvcKey(ct.Structure):
+    _fields_ = [("vip", Addr), ("port", ct.c_uint16), ("proto", ct.c_uint16)]
+
+
+class Backend(ct.Structure):
+    _fields_ = [("addr", Addr), ("saddr", Addr), ("h_dest", ct.c_uint8 * 6), ("h_source", ct.c_uint8 * 6),
+                ("vlan", ct.c_uint16), ("method", ct.c_uint8), ("flags", ct.c_uint8),
+                ("cookie", ct.c_uint32), ("redirect_slot", ct.c_uint32), ("stats_index", ct.c_uint32),
+                ("tunnel_port", ct.c_uint16), ("pad", ct.c_uint16)]
+
+
+class SvcHdr(ct.Structure):
+    _fields_ = [("vip", Addr), ("port", ct.c_uint16), ("proto", ct.c_uint16), ("flags", ct.c_uint32),
+                ("svc_index", ct.c_uint32), ("nbackends", ct.c_uint32), ("generation", ct.c_uint32),
+                ("pad", ct.c_uint8 * 28)]
+
+
+class Service(ct.Structure):
+    """be[0] is the header (read it with `header()`), be[1..255] backends."""
+    _fields_ = [("be", Backend * BACKEND_SLOTS), ("maglev", ct.c_uint8 * MAGLEV_SIZE)]
+
+    def header(self) -> SvcHdr:
+        return SvcHdr.from_buffer(self, 0)
+
+
+class Tuple(ct.Structure):
+    _fields_ = [("saddr", Addr), ("daddr", Addr), ("sport", ct.c_uint16), ("dport", ct.c_uint16)]
+
+
+class FlowKey(ct.Structure):
+    _fields_ = [("t", Tuple), ("proto", ct.c_uint8), ("pad", ct.c_uint8 * 3)]
+
+
+class Flow(ct.Structure):
+    _fields_ = [("time", ct.c_uint64), ("cookie", ct.c_uint32), ("slot", ct.c_uint8),
+                ("flags", ct.c_uint8), ("pad", ct.c_uint16)]
+
+
+class Settings(ct.Structure):
+    _fields_ = [("active", ct.c_uint32), ("flags", ct.c_uint32), ("watchdog_ns", ct.c_uint64),
+                ("refreshed_ns", ct.c_uint64), ("pad", ct.c_uint64 * 5)]
+
+
+METRIC_COUNT = 32
+BACKEND_COUNTER_COUNT = 8
+
+
+class Metrics(ct.Structure):
+    _fields_ = [("c", ct.c_uint64 * METRIC_COUNT)]
+
+
+class Global(ct.Structure):
+    _fields_ = [("m", Metrics), ("latency_ns", ct.c_uint64), ("latency_packets", ct.c_uint64),
+                ("pad", ct.c_uint64 * 6)]
+
+
+class Counter(ct.Structure):
+    _fields_ = [("c", ct.c_uint64 * BACKEND_COUNTER_COUNT)]
+
+
+U32 = ct.c_uint32
+IfIndex = ct.c_int32
+
+_SIZES = {Addr: 16, SvcKey: 20, Backend: 64, SvcHdr: 64, Service: 24576, Tuple: 36, FlowKey: 40,
+          Flow: 16, Settings: 64, Metrics: 256, Global: 320, Counter: 64}
+for _t, _n in _SIZES.items():
+    assert ct.sizeof(_t) == _n, f"{_t.__name__} is {ct.sizeof(_t)} bytes, the C struct {_n}"
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    name: str
+    map_type: int
+    key: type
+    value: type
+    max_entries: int
+    flags: int = 0
+
+    @property
+    def key_size(self) -> int:
+        return ct.sizeof(self.key)
+
+    @property
+    def value_size(self) -> int:
+        return ct.sizeof(self.value)
+
+
+def map_specs(flows: int = DEFAULT_FLOWS) -> dict[str, MapSpec]:
+    """The maps declared in bpf/vc5_xdp.c, by name (= pinned file name)."""
+    specs = [
+        MapSpec("settings", BPF_MAP_TYPE_ARRAY, U32, Settings, 1),
+        MapSpec("global_stats", BPF_MAP_TYPE_PERCPU_ARRAY, U32, Global, 1),
+        MapSpec("vips", BPF_MAP_TYPE_PERCPU_HASH, Addr, Metrics, MAX_VIPS),
+        MapSpec("services", BPF_MAP_TYPE_HASH, SvcKey, Service, MAX_SERVICES, BPF_F_NO_PREALLOC),
+        MapSpec("svc_stats", BPF_MAP_TYPE_PERCPU_ARRAY, U32, Metrics, MAX_SERVICES),
+        MapSpec("be_stats", BPF_MAP_TYPE_PERCPU_ARRAY, U32, Counter, MAX_BACKEND_STATS),
+        MapSpec("flows", BPF_MAP_TYPE_LRU_PERCPU_HASH, FlowKey, Flow, flows),
+        # bcc creates DEVMAPs read-only for programs (BPF_F_RDONLY_PROG)
+        MapSpec("tx_port", BPF_MAP_TYPE_DEVMAP, U32, IfIndex, REDIRECT_SLOTS, BPF_F_RDONLY_PROG),
+    ]
+    return {s.name: s for s in specs}
+
+
+class LayoutError(RuntimeError):
+    """A pinned map does not have the layout this program declares."""
+
+
+def read_fdinfo(fd: int) -> dict[str, str]:
+    info = {}
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            info[key.strip()] = value.strip()
+    return info
+
+
+def check_pinned_layout(spec: MapSpec, fd: int, path: str) -> None:
+    """Raise LayoutError unless the map behind fd matches spec (type, key and
+    value size, max_entries, flags), naming the map, its path and the field."""
+    info = read_fdinfo(fd)
+    expected = {"map_type": spec.map_type, "key_size": spec.key_size, "value_size": spec.value_size,
+                "max_entries": spec.max_entries, "map_flags": spec.flags}
+    wrong = []
+    for field, want in expected.items():
+        raw = info.get(field)
+        have = int(raw, 0) if raw is not None else None
+        if have != want:
+            wrong.append(f"{field} is {have}, expected {want}")
+    if wrong:
+        raise LayoutError(
+            f"pinned map {spec.name!r} at {path} does not match data plane layout v{LAYOUT_VERSION}: "
+            + "; ".join(wrong)
+            + " (a map left by another layout or build: remove it, or use another pin directory)")
+
+
+def possible_cpus() -> int:
+    """Number of possible CPUs (per-CPU map values have one slot each)."""
+    with open("/sys/devices/system/cpu/possible") as f:
+        text = f.read().strip()
+    count = 0
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        count += int(hi or lo) - int(lo) + 1
+    return count
+
+
+_libbpf = ct.CDLL("libbpf.so.1", use_errno=True)
+_libbpf.bpf_map_lookup_elem.argtypes = [ct.c_int, ct.c_void_p, ct.c_void_p]
+_libbpf.bpf_map_update_elem.argtypes = [ct.c_int, ct.c_void_p, ct.c_void_p, ct.c_uint64]
+_libbpf.bpf_map_delete_elem.argtypes = [ct.c_int, ct.c_void_p]
+_libbpf.bpf_map_get_next_key.argtypes = [ct.c_int, ct.c_void_p, ct.c_void_p]
+
+BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
+
+
+class MapHandle:
+    """Typed access to one map by fd. Per-CPU maps take and return arrays of
+    `ncpus` values (index = CPU); others a single value."""
+
+    def __init__(self, spec: MapSpec, fd: int, ncpus: int):
+        self.spec = spec
+        self.fd = fd
+        self.percpu = spec.map_type in PERCPU_TYPES
+        self.ncpus = ncpus
+        # The kernel rounds each per-CPU value up to 8 bytes; all ours are multiples of 8.
+        self.value_type = spec.value * ncpus if self.percpu else spec.value
+
+    def _fail(self, what: str, rc: int):
+        err = -rc if rc < 0 else ct.get_errno()
+        raise OSError(err, f"{what} on map {self.spec.name}: {os.strerror(err)}")
+
+    def lookup(self, key):
+        value = self.value_type()
+        rc = _libbpf.bpf_map_lookup_elem(self.fd, ct.byref(key), ct.byref(value))
+        if rc < 0:
+            if -rc == errno.ENOENT:
+                return None
+            self._fail("lookup", rc)
+        return value
+
+    def update(self, key, value, flags: int = BPF_ANY) -> None:
+        rc = _libbpf.bpf_map_update_elem(self.fd, ct.byref(key), ct.byref(value), flags)
+        if rc < 0:
+            self._fail("update", rc)
+
+    def delete(self, key) -> bool:
+        rc = _libbpf.bpf_map_delete_elem(self.fd, ct.byref(key))
+        if rc < 0:
+            if -rc == errno.ENOENT:
+                return False
+            self._fail("delete", rc)
+        return True
+
+    def keys(self) -> list:
+        out = []
+        prev = None
+        while True:
+            nxt = self.spec.key()
+            rc = _libbpf.bpf_map_get_next_key(self.fd, ct.byref(prev) if prev is not None else None,
+                                              ct.byref(nxt))
+            if rc < 0:
+                if -rc == errno.ENOENT:
+                    return out
+                self._fail("get_next_key", rc)
+            out.append(nxt)
+            prev = nxt
+
+    def zero(self):
+        """A zeroed value of this map's value type (per-CPU: all CPUs)."""
+        return self.value_type()
+
+
+def addr16(address) -> Addr:
+    """vc5 addr_t: IPv6 as is; IPv4 in the last 4 bytes after 12 zero bytes."""
+    ip = ipaddress.ip_address(address)
+    raw = ip.packed if ip.version == 6 else bytes(12) + ip.packed
+    a = Addr()
+    ct.memmove(a.b, raw, 16)
+    return a
+
+
+def addr_from16(a: Addr) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    raw = bytes(a.b)
+    if raw[:12] == bytes(12):
+        return ipaddress.IPv4Address(raw[12:])
+    return ipaddress.IPv6Address(raw)
+
+
+def mac_bytes(mac: str | bytes) -> bytes:
+    """'02:00:00:00:00:0a' (or '-' separated, or 6 raw bytes) -> 6 bytes."""
+    if isinstance(mac, (bytes, bytearray)):
+        raw = bytes(mac)
+    else:
+        parts = mac.replace("-", ":").split(":")
+        if len(parts) != 6 or not all(1 <= len(p) <= 2 for p in parts):
+            raise ValueError(f"not a MAC address: {mac!r}")
+        raw = bytes(int(p, 16) for p in parts)
+    if len(raw) != 6:
+        raise ValueError(f"not a MAC address: {mac!r}")
+    return raw
+
+
+def mac_str(raw) -> str:
+    return ":".join(f"{b:02x}" for b in bytes(raw))
