@@ -138,9 +138,13 @@ def test_watch_properties_follows_peer_across_restarts(private_bus):
             assert watch.owner is None and watch.properties == {}
 
             # Re-appearance (a restart), even with the very same values, is delivered again.
-            service = await start_service(private_bus, Thing("draining", 6))
+            thing = Thing("draining", 6)
+            service = await start_service(private_bus, thing)
             assert await next_item(seen) == {"State": "draining", "Count": 6, "Labels": {"vip": "192.0.2.1"}}
             assert watch.owner == service.unique_name
+            # The subscription follows the name to its new owner.
+            thing.set_state("ready again")
+            assert (await next_item(seen))["State"] == "ready again"
             await stop_service(service)
             assert await next_item(vanished) is True
         finally:
