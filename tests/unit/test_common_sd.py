@@ -158,15 +158,16 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def run_child(listener, env_extra):
-    """Start CHILD with `listener` duplicated to fd 3, as systemd would pass it."""
+def run_child(listener, env_extra, *more):
+    """Start CHILD with `listener` (then `more`) duplicated to fd 3, 4, ... as systemd would pass them."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
     env.update(env_extra)
     env["PYTHONPATH"] = SERVICES
-    fd = listener.fileno()
-    # bash duplicates the socket to fd 3, sets LISTEN_PID to its own pid and execs (pid unchanged).
-    script = f'exec 3<&{fd} {fd}<&-; export LISTEN_PID=${{LISTEN_PID:-$$}}; exec "$0" -c "$1"'
-    return subprocess.Popen(["/bin/bash", "-c", script, sys.executable, CHILD], pass_fds=[fd], env=env,
+    fds = [s.fileno() for s in (listener,) + more]
+    # bash duplicates the sockets to fd 3.., sets LISTEN_PID to its own pid and execs (pid unchanged).
+    dups = " ".join(f"{3 + i}<&{fd} {fd}<&-" for i, fd in enumerate(fds))
+    script = f'exec {dups}; export LISTEN_PID=${{LISTEN_PID:-$$}}; exec "$0" -c "$1"'
+    return subprocess.Popen(["/bin/bash", "-c", script, sys.executable, CHILD], pass_fds=fds, env=env,
                             stdout=subprocess.PIPE, text=True)
 
 
@@ -188,6 +189,26 @@ def test_listen_sockets_receives_named_socket():
     finally:
         child.kill()
         child.wait()
+
+
+def test_listen_sockets_several_in_fd_order(tmp_path):
+    tcp = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    tcp.bind(("::1", 0))
+    tcp.listen()
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    unix.bind(str(tmp_path / "sock"))
+    child = run_child(tcp, {"LISTEN_FDS": "2", "LISTEN_FDNAMES": "web:metrics"}, unix)
+    try:
+        report = json.loads(child.stdout.readline())[:-1]
+        assert [(r["fd"], r["name"], r["family"], r["type"]) for r in report] == [
+            (3, "web", int(socket.AF_INET6), int(socket.SOCK_STREAM)),
+            (4, "metrics", int(socket.AF_UNIX), int(socket.SOCK_DGRAM))]
+        assert "".join(report[1]["address"]) == str(tmp_path / "sock")  # AF_UNIX: a str, listed
+    finally:
+        child.kill()
+        child.wait()
+        tcp.close()
+        unix.close()
 
 
 def test_listen_sockets_ignores_fds_meant_for_another_process():
