@@ -60,7 +60,11 @@ def under_systemd() -> bool:
 
 
 class ActivatedSocket(socket.socket):
-    """A socket inherited through socket activation; `name` is its FileDescriptorName=."""
+    """A socket inherited through socket activation.
+
+    `name` is its FileDescriptorName= (LISTEN_FDNAMES); libsystemd reports
+    "unknown" when the names were not passed.
+    """
 
     name: str = ""
 
