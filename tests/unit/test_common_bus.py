@@ -99,3 +99,12 @@ def test_unwrap_variants_recursively():
     from dbus_next import Variant
     value = {"a": Variant("a{sv}", {"b": Variant("as", ["x"])}), "c": [Variant("u", 1)]}
     assert bus.unwrap(value) == {"a": {"b": ["x"]}, "c": [1]}
+
+
+def test_shipped_introspection_files_load_and_parse():
+    from importlib.resources import files
+    shipped = sorted(p.name[:-4] for p in files("vc5").joinpath("dbus").iterdir() if p.name.endswith(".xml"))
+    assert shipped, "services/vc5/dbus/*.xml ships the D-Bus API contract"
+    for name in shipped:
+        summary = bus.introspection_summary(bus.load_introspection(name))
+        assert f"interface {name}" in summary, f"{name}.xml does not describe interface {name}"
