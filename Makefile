@@ -83,7 +83,7 @@ bench: deps
 	$(PY) bench/run_all.py
 
 demo: deps
-	$(PY) -m tests.lib.demo
+	$(PY) -m tests.lab.demo
 
 clean:
 	rm -rf dist build bench/out .pytest_cache
