@@ -124,7 +124,8 @@ class Lab:
         log = open(os.path.join(self.workdir, f"{name}.log"), "ab")
         full_env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "services") + ":" + REPO, **(env or {}))
         if ns is None:
-            proc = subprocess.Popen(argv, stdout=log, stderr=log, env=full_env, cwd=REPO, start_new_session=True)
+            proc = subprocess.Popen(argv, stdout=log, stderr=log, env=full_env, cwd=REPO,
+                                    start_new_session=True)
         else:
             proc = ns.popen(argv, stdout=log, stderr=log, env=full_env, cwd=REPO)
         proc.lab_name = name
