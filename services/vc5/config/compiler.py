@@ -73,6 +73,7 @@ def compile_root(r: Reader, root) -> Config:
     sc = ServiceCompiler(r, val.get("servers"), val.get("policy"), scheduler, val.get("scheduler"),
                          tuple(out["vlans"].values()) + tuple(out["vlans6"].values()))
     services = sc.compile(val["services"]) if "services" in val else []
+    sc.unused_policies()
     services.sort(key=lambda s: (address_key(s.vip), s.port, s.protocol))
     if services and not out["vlans"] and not out["vlans6"]:
         r.warn(m["services"][0], "vlans", "no vlans: are configured, so the data plane knows no local "

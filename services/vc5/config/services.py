@@ -278,9 +278,6 @@ class ServiceCompiler:
         disabled_vips = set()
         for i, item in enumerate(items):
             out.extend(self.service(item, f"services[{i}]", disabled_vips))
-        for name, entry in self.policies.items():
-            if entry is not None and name not in self.used_policies:
-                r.warn(entry[0], entry[1], f"named policy '{name}' is not used by any service")
         # vc5: a '*' on a VIP marks every service on that VIP disabled.
         return [_replace(s, disabled=True) if s.vip in disabled_vips else s for s in out]
 
@@ -321,6 +318,30 @@ class ServiceCompiler:
         for key, (knode, vnode) in pm.items():
             out.extend(self.entry(key, knode, vnode, join(ppath, key), svc, vips, servers, disabled_vips))
         return out
+
+    def unused_policies(self):
+        """Warn about named policies no service uses, and validate them anyway."""
+        for name, entry in self.policies.items():
+            if entry is not None and name not in self.used_policies:
+                self.r.warn(entry[0], entry[1], f"named policy '{name}' is not used by any service")
+                self.validate_unused(*entry)
+
+    def validate_unused(self, node, path):
+        """Check what can be checked of a policy no service uses (so it is valid when first used)."""
+        r = self.r
+        for key, (knode, vnode) in (r.mapping(node, path) or {}).items():
+            p = join(path, key)
+            try:
+                ports, _ = grammar.policy_key(key)
+            except GrammarError as e:
+                r.error(knode, p, str(e))
+                continue
+            if isinstance(vnode, MappingNode):
+                overrides = r.mapping(vnode, p, ENTRY_KEYS) or {}
+                st = self.settings(overrides, p, {})
+                self.check_timing(st, p, knode)
+                if "checks" in overrides and not is_null(overrides["checks"][1]):
+                    self.checks(overrides["checks"][1], join(p, "checks"), st, ports[0])
 
     def vips(self, node, path):
         r = self.r
