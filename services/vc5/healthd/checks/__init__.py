@@ -1,0 +1,41 @@
+"""Health checks: one module per type (http/https, syn, dns), a common Result, and the round runner.
+
+Every check answers Result(passed, diagnostic) and never raises: errors and
+timeouts are failures with a diagnostic. The round diagnostic is vc5's:
+"<type>: <message>" for the first failing check, "OK" when all pass.
+"""
+
+from dataclasses import dataclass
+
+# vc5 (cue:mon/mon.go, syn.go, dns.go): HTTP(S) client/dial/TLS 2 s; SYN 2 s; DNS 1 s.
+DEFAULT_TIMEOUTS = {"http": 2.0, "https": 2.0, "syn": 2.0, "dns": 1.0}
+
+
+@dataclass(frozen=True)
+class Result:
+    passed: bool
+    diagnostic: str
+
+
+def timeout_for(check, service=None) -> float:
+    """The check's own timeout, else the service's, else the type's vc5 default."""
+    if getattr(check, "timeout", None):
+        return float(check.timeout)
+    if service is not None and getattr(service, "timeout", None):
+        return float(service.timeout)
+    return DEFAULT_TIMEOUTS.get(check.type, 2.0)
+
+
+def describe_error(e: BaseException) -> str:
+    """A short, stable text for a network error (strerror when there is one)."""
+    import asyncio
+    if isinstance(e, (asyncio.TimeoutError, TimeoutError)):
+        return "Timeout"
+    strerror = getattr(e, "strerror", None)
+    if strerror:
+        return strerror
+    inner = getattr(e, "os_error", None)
+    if inner is not None and getattr(inner, "strerror", None):
+        return inner.strerror
+    text = str(e).strip()
+    return text or type(e).__name__

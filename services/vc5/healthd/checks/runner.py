@@ -1,0 +1,62 @@
+"""One round for one (service, backend): its checks in order, the first failure decides.
+
+cue:mon/mon.go `probes`: all checks of a backend run sequentially every round;
+the first failing check ends the round with diagnostic "<type>: <message>";
+a round in which every check passed (or that has no checks) reports "OK".
+"""
+
+import time
+from dataclasses import dataclass
+
+from .. import probe_path as pp
+from . import Result, timeout_for
+from .dns import DnsChecker
+from .http import HttpChecker
+from .syn import SynChecker
+
+
+@dataclass(frozen=True)
+class Round:
+    passed: bool
+    diagnostic: str
+    took_ms: int
+    target: str          # the probe address used ("" if none)
+
+
+class Runner:
+    def __init__(self, path: pp.ProbePath):
+        self.path = path
+        self.http = HttpChecker()
+        self.syn = SynChecker()
+        self.dns = DnsChecker()
+
+    async def check(self, check, service, address: str) -> Result:
+        timeout = timeout_for(check, service)
+        if check.type in ("http", "https"):
+            return await self.http.probe(check, service.vip, address, timeout)
+        if check.type == "syn":
+            return await self.syn.probe(address, check.port, timeout)
+        if check.type == "dns":
+            return await self.dns.probe(address, check.port, check.method or service.protocol, timeout)
+        return Result(False, f"unknown check type {check.type!r}")
+
+    async def round(self, service, backend) -> Round:
+        t0 = time.monotonic()
+        target = self.path.target(service.vip, backend.address)
+        if not backend.checks:
+            return Round(True, "OK", 0, target or "")
+        if target is None:
+            return Round(False, pp.missing_target_diagnostic(service.vip, backend.address), 0, "")
+        for check in backend.checks:
+            r = await self.check(check, service, target)
+            if not r.passed:
+                return Round(False, f"{check.type}: {r.diagnostic}", _ms(t0), target)
+        return Round(True, "OK", _ms(t0), target)
+
+    async def close(self):
+        await self.http.close()
+        await self.syn.close()
+
+
+def _ms(t0) -> int:
+    return int((time.monotonic() - t0) * 1000)

@@ -1,0 +1,279 @@
+"""vc5-healthd: load the configuration, run the checks, publish state on org.vc5.Health1.
+
+Life cycle (systemd Type=notify; environment-facts §2.2):
+  start   load + validate the file (invalid: exit 1 naming every problem),
+          publish Generation 1, own org.vc5.Health1, start the rounds, READY=1;
+  SIGHUP  (systemctl reload) and Manager.Reload(): RELOADING=1, load + validate;
+          invalid -> every problem logged as FILE:LINE:COLUMN: ..., nothing
+          changes, READY=1 with STATUS saying the reload was rejected; valid ->
+          the new state is built beside the old one and swapped in one step
+          (HealthState.applied), tasks reconciled, READY=1;
+  SIGTERM stop the rounds, release the name, exit 0.
+
+Publishing invariant: every state change made while handling one event marks
+the state dirty and schedules one flush with loop.call_soon; the flush emits a
+single PropertiesChanged with everything that changed. call_soon callbacks run
+before the loop polls for new I/O, so subscribers (xdp-loader, bgpd) hear of
+a change before healthd handles anything else.
+"""
+
+import argparse
+import asyncio
+import collections
+import logging
+import signal
+import sys
+import time
+
+from dbus_next import BusType
+from dbus_next.aio import MessageBus
+from dbus_next.constants import RequestNameReply
+
+from vc5.common import log as vlog
+from vc5.common import messages, names, sd, wire
+
+from . import probe_path as pp
+from .api import HealthInterface, ManagerInterface
+from .checks.runner import Runner
+from .scheduler import Scheduler
+from .state import HealthState, parse_backend
+
+log = logging.getLogger("vc5.healthd")
+probe_log = logging.getLogger("vc5.healthd.probe")
+PROBE_LOG_LENGTH = 32
+SEVERITY_LEVEL = {3: logging.ERROR, 4: logging.WARNING, 5: vlog.NOTICE, 6: logging.INFO}
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def load_config(path):
+    from vc5.config import load
+    return load(path)
+
+
+class Daemon:
+    def __init__(self, config_path, probe_mode="auto", debug=False):
+        self.config_path = config_path
+        self.probe_mode = probe_mode
+        self.debug = debug
+        self.state = HealthState()
+        self.bus = None
+        self.health = HealthInterface(self)
+        self.manager = ManagerInterface(self)
+        self.path = None
+        self.runner = None
+        self.scheduler = None
+        self.published = {"Services": [], "VIPs": [], "Generation": 0, "ConfigSource": str(config_path),
+                          "LoadedAt": 0, "ProbePath": "", "LastReloadError": "", "Debug": debug}
+        self.probes = {}               # (service key, backend key) -> deque of probe-log entries
+        self._flush_pending = False
+        self._pending_props = set()    # published names changed since the last flush
+        self._reload_lock = asyncio.Lock()
+        self._stopped = asyncio.Event()
+
+    # ---- start / stop ------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        self.set_debug(self.debug)
+        try:
+            cfg = await loop.run_in_executor(None, load_config, self.config_path)
+        except Exception as e:
+            self._log_rejected(e, "start")
+            return 1
+        self.bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+        self.path = await pp.open_probe_path(self.bus, self.probe_mode)
+        self.runner = Runner(self.path)
+        self.scheduler = Scheduler(self.runner, self.on_result)
+        self._apply(cfg)
+        self.published["ProbePath"] = self.path.describe()
+        self._flush()
+        self.bus.export(names.HEALTH_PATH, self.health)
+        self.bus.export(names.HEALTH_PATH, self.manager)
+        reply = await self.bus.request_name(names.HEALTH_BUS)
+        if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
+            log.error("cannot own %s on the system bus (%s): another vc5-healthd runs?",
+                      names.HEALTH_BUS, reply.name)
+            return 1
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopped.set)
+        watchdog = asyncio.ensure_future(sd.watchdog())
+        vlog.event(log, vlog.NOTICE, "vc5-healthd started", message_id=messages.SERVICE_STARTED)
+        sd.notify_ready(self._status())
+        await self._stopped.wait()
+        sd.notify_stopping()
+        vlog.event(log, vlog.NOTICE, "vc5-healthd stopping", message_id=messages.SERVICE_STOPPING)
+        watchdog.cancel()
+        await self.scheduler.stop()
+        await self.runner.close()
+        self.bus.disconnect()
+        return 0
+
+    def _status(self) -> str:
+        s = self.state
+        vips_up = sum(1 for v in s.vips.values() if v.up)
+        backends = sum(len(x.backends) for x in s.services.values())
+        mode = self.published["ProbePath"] or self.probe_mode
+        return (f"generation {s.generation}: {len(s.services)} services, {backends} backends, "
+                f"{vips_up}/{len(s.vips)} VIPs up, probe path {mode}")
+
+    # ---- configuration -----------------------------------------------------------------------
+
+    def _apply(self, cfg):
+        new, events = self.state.applied(cfg, now_us())
+        self.state = new          # the one step that switches configurations
+        self.scheduler.sync(new)
+        keep = {(k, b) for k, s in new.services.items() for b in s.backends}
+        self.probes = {k: v for k, v in self.probes.items() if k in keep}
+        self.published.update(Generation=new.generation, ConfigSource=new.source or str(self.config_path),
+                              LoadedAt=new.loaded_at, LastReloadError="")
+        self._changed(("Generation", "ConfigSource", "LoadedAt", "LastReloadError"))
+        for w in getattr(cfg, "warnings", ()):
+            vlog.event(log, logging.WARNING, str(w))
+        vlog.event(log, vlog.NOTICE, f"configuration {new.source} applied: generation {new.generation}",
+                   message_id=messages.CONFIG_LOADED)
+        self._events(events)
+
+    async def reload(self, origin="SIGHUP"):
+        """(True, "") or (False, problems text). The running configuration is untouched on failure."""
+        async with self._reload_lock:
+            sd.notify_reloading()
+            loop = asyncio.get_running_loop()
+            try:
+                cfg = await loop.run_in_executor(None, load_config, self.config_path)
+            except Exception as e:
+                text = self._log_rejected(e, origin)
+                self.published["LastReloadError"] = text
+                self._changed(("LastReloadError",))
+                self._schedule_flush()
+                sd.notify_ready(f"reload rejected ({text.count(chr(10)) + 1} problem(s)); still running "
+                                f"generation {self.state.generation}")
+                return False, text
+            self._apply(cfg)
+            self._schedule_flush()
+            sd.notify_ready(self._status())
+            return True, ""
+
+    def _log_rejected(self, e, origin) -> str:
+        problems = getattr(e, "problems", None)
+        lines = [str(p) for p in problems] if problems else [f"{self.config_path}: {e}"]
+        for line in lines:
+            vlog.event(log, logging.ERROR, line, message_id=messages.CONFIG_REJECTED)
+        after = "not starting" if origin == "start" else "the running configuration is unchanged"
+        vlog.event(log, logging.ERROR, f"configuration {self.config_path} rejected ({origin}): "
+                   f"{len(lines)} problem(s); {after}", message_id=messages.CONFIG_REJECTED)
+        return "\n".join(lines)
+
+    # ---- run time ----------------------------------------------------------------------------
+
+    def on_result(self, skey, bkey, r) -> None:
+        t = now_us()
+        events = self.state.record(skey, bkey, r.passed, r.diagnostic, r.took_ms, t)
+        entries = self.probes.get((skey, bkey))
+        if entries is None:
+            entries = self.probes[(skey, bkey)] = collections.deque(maxlen=PROBE_LOG_LENGTH)
+        entries.append((t, r.passed, r.diagnostic, r.took_ms, r.target))
+        if probe_log.isEnabledFor(logging.DEBUG):
+            svc = self.state.services.get(skey)
+            if svc is not None:
+                c = svc.config
+                vlog.event(probe_log, logging.DEBUG, f"probe {skey} {bkey[0]}:{bkey[1]}: {r.diagnostic}",
+                           vip=c.vip, port=c.port, proto=c.protocol, backend=bkey[0],
+                           diagnostic=r.diagnostic, probe_target=r.target, took_ms=r.took_ms,
+                           passed=int(r.passed))
+        if events:
+            self._events(events)
+        if self.state.dirty:
+            self._schedule_flush()
+
+    def drain(self, service, backend, drained) -> int:
+        pairs = self.state.find_backends(service, backend)
+        t = now_us()
+        for skey, bkey in pairs:
+            events = self.state.set_drained(skey, bkey, drained, t)
+            vlog.event(log, vlog.NOTICE, f"backend {bkey[0]}:{bkey[1]} of {skey} "
+                       f"{'drained' if drained else 'undrained'}", vip=skey.rsplit(':', 2)[0],
+                       backend=bkey[0])
+            self._events(events)
+        self._flush()
+        return len(pairs)
+
+    def probe_log(self, service, backend) -> list:
+        pairs = self.state.find_backends(service, backend)
+        if not service or len(pairs) != 1:
+            raise KeyError(f"name exactly one backend of one service (got {len(pairs)} matches)")
+        return [list(e) for e in self.probes.get(pairs[0], ())]
+
+    def set_debug(self, enabled) -> None:
+        self.debug = bool(enabled)
+        probe_log.setLevel(logging.DEBUG if self.debug else logging.INFO)
+        if self.published["Debug"] != self.debug:
+            self.published["Debug"] = self.debug
+            self._changed(("Debug",))
+            self._schedule_flush()
+
+    # ---- logging and publishing --------------------------------------------------------------
+
+    def _events(self, events) -> None:
+        for e in events:
+            fields = dict(vip=e.vip, port=e.port or None, proto=e.protocol or None,
+                          backend=parse_backend(e.backend)[0] if e.backend else None,
+                          diagnostic=e.diagnostic or None)
+            if e.kind == "backend":
+                mid = messages.BACKEND_UP if e.up else messages.BACKEND_DOWN
+                level = vlog.NOTICE
+            elif e.kind == "vip":
+                mid = messages.VIP_UP if e.up else messages.VIP_DOWN
+                level = SEVERITY_LEVEL.get(e.severity, logging.ERROR)
+            else:
+                mid, level = None, logging.INFO
+            vlog.event(log, level, e.text, message_id=mid, **fields)
+            if self.bus is not None and self.bus.connected:
+                self.health.Transition(e.kind, e.vip, e.port, e.protocol, e.backend, e.up, e.text)
+
+    def _changed(self, props):
+        self._pending_props |= set(props)
+
+    def _schedule_flush(self):
+        if not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self):
+        self._flush_pending = False
+        changed = {}
+        if self.state.dirty_services or "Generation" in self._pending_props:
+            self.published["Services"] = wire.services_to_dbus(self.state.services_wire())
+            changed["Services"] = self.published["Services"]
+        if self.state.dirty_vips:
+            self.published["VIPs"] = wire.vips_to_dbus(self.state.vips_wire())
+            changed["VIPs"] = self.published["VIPs"]
+        for p in self._pending_props:
+            changed[p] = self.published[p]
+        self._pending_props = set()
+        if changed and self.bus is not None and self.bus.connected:
+            self.health.emit_properties_changed(changed)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="vc5-healthd", description=__doc__.splitlines()[0])
+    p.add_argument("--config", "-c", default=names.CONFIG_PATH, help="configuration file (%(default)s)")
+    p.add_argument("--probe-path", choices=pp.MODES, default="auto",
+                   help="where probes connect: the VIP on each backend through xdp-loader's NAT "
+                        "addresses (loader), the backend's own address (direct), or loader when "
+                        "xdp-loader publishes ProbeAddresses (auto, default)")
+    p.add_argument("--debug", action="store_true", help="log every probe result (DEBUG)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    vlog.setup("vc5-healthd")
+    return asyncio.run(Daemon(args.config, args.probe_path, args.debug).run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""org.vc5.Health1 on a private bus: the live object matches the shipped XML; drains, reloads, signals.
+
+The real daemon runs as a subprocess; its backends have no checks (policy
+`http*`), so they come up after `rise` rounds without any network.
+"""
+
+import asyncio
+import os
+import textwrap
+
+import pytest
+from dbus_next import BusType, Message
+from dbus_next.aio import MessageBus
+from dbus_next.introspection import Node
+
+from tests.integration.health.healthd_proc import IFACE, MANAGER, BusCallFailed, Healthd, write
+from tests.lib.wait import until
+
+XML = os.path.join(os.path.dirname(__file__), "..", "..", "services", "vc5", "dbus", "org.vc5.Health1.xml")
+
+CONFIG = """\
+services:
+  - name: web
+    virtual: 192.0.2.1
+    servers: [10.0.0.1, 10.0.0.2]
+    need: 2
+    interval: 0.1
+    rise: 3
+    fall: 1
+    policy:
+      http*:
+"""
+SVC = "192.0.2.1:80:tcp"
+
+
+@pytest.fixture
+def healthd(private_bus, tmp_path):
+    cfg = write(tmp_path / "vc5.yaml", CONFIG)
+    with Healthd(cfg, private_bus) as h:
+        until(lambda: h.vips().get("192.0.2.1"), timeout=15, message="VIP never came up")
+        yield h
+
+
+def members(iface):
+    return ({m.name: ([(a.name, a.signature) for a in m.in_args], [a.signature for a in m.out_args])
+             for m in iface.methods},
+            {p.name: (p.signature, p.access.value if hasattr(p.access, "value") else p.access)
+             for p in iface.properties},
+            {s.name: [a.signature for a in s.args] for s in iface.signals})
+
+
+def test_live_object_matches_shipped_xml(healthd):
+    shipped = Node.parse(open(XML).read())
+    (live_xml,) = healthd.call("org.freedesktop.DBus.Introspectable", "Introspect")
+    live = {i.name: i for i in Node.parse(live_xml).interfaces}
+    assert {i.name for i in shipped.interfaces} == {IFACE, MANAGER}
+    for iface in shipped.interfaces:
+        assert iface.name in live, f"{iface.name} not exported"
+        assert members(live[iface.name]) == members(iface), iface.name
+
+
+def test_services_and_vips_published(healthd):
+    s = healthd.services()[SVC]
+    assert s["up"] and s["available"] == 2 and s["need"] == 2 and s["name"] == "web"
+    assert all(b["usable"] and b["diagnostic"] == "OK" for b in s["backends"].values())
+    assert healthd.get("Generation") == 1
+    assert healthd.get("ConfigSource").endswith("vc5.yaml")
+    assert healthd.get("LoadedAt") > 0
+    assert healthd.get("ProbePath") == "direct"
+    assert healthd.get("LastReloadError") == ""
+
+
+def test_drain_and_undrain(healthd):
+    assert healthd.manager("Drain", "ss", SVC, "10.0.0.1") == [1]
+    b = healthd.backend(SVC, "10.0.0.1")
+    assert b["drained"] and b["up"] and not b["usable"]
+    # need 2: one drained backend takes the service and the VIP down at once
+    assert not healthd.services()[SVC]["up"] and not healthd.vips()["192.0.2.1"]
+    assert healthd.manager("Undrain", "ss", "", "10.0.0.1:80") == [1]
+    assert not healthd.backend(SVC, "10.0.0.1")["drained"]
+    assert healthd.vips()["192.0.2.1"]
+
+
+def test_drain_unknown_backend_names_it(healthd):
+    with pytest.raises(BusCallFailed, match="no backend '10.9.9.9'"):
+        healthd.manager("Drain", "ss", SVC, "10.9.9.9")
+    with pytest.raises(BusCallFailed, match="no service"):
+        healthd.manager("Drain", "ss", "192.0.2.9:80:tcp", "10.0.0.1")
+
+
+def test_probe_log(healthd):
+    log = healthd.call(IFACE, "ProbeLog", "ss", SVC, "10.0.0.2")[0]
+    assert len(log) >= 3
+    t, passed, diagnostic, took, target = log[-1]
+    assert passed and diagnostic == "OK" and target == "10.0.0.2" and t > 0
+
+
+def test_reload_merges_state(healthd, tmp_path):
+    before = healthd.services()[SVC]
+    write(healthd.config, CONFIG.replace("[10.0.0.1, 10.0.0.2]", "[10.0.0.1, 10.0.0.2, 10.0.0.3]")
+          .replace("http*:", "http*:\n      8080*:\n").replace("need: 2", "need: 1"))
+    assert healthd.manager("Reload") == [2]
+    after = healthd.services()
+    assert healthd.get("Generation") == 2
+    # existing backends keep state and since; the new one starts down; the new port starts up
+    for a in ("10.0.0.1", "10.0.0.2"):
+        assert after[SVC]["backends"][a]["up"] and after[SVC]["backends"][a]["since"] == \
+            before["backends"][a]["since"]
+    assert not after[SVC]["backends"]["10.0.0.3"]["up"]
+    assert after["192.0.2.1:8080:tcp"]["up"] and all(
+        b["up"] for b in after["192.0.2.1:8080:tcp"]["backends"].values())
+    assert healthd.vips()["192.0.2.1"]
+    healthd.wait_backend(SVC, "10.0.0.3", True)
+
+
+def test_bad_reload_changes_nothing(healthd):
+    services, vips = healthd.get("Services"), healthd.get("VIPs")
+    write(healthd.config, CONFIG.replace("need: 2", "need: lots").replace("rise: 3", "rise: 3\n    bogus: 1"))
+    with pytest.raises(BusCallFailed) as e:
+        healthd.manager("Reload")
+    assert "vc5.yaml:" in str(e.value) and "need" in str(e.value)
+    assert healthd.get("Generation") == 1
+    assert healthd.get("Services") == services and healthd.get("VIPs") == vips
+    err = healthd.get("LastReloadError")
+    assert err.count("\n") >= 1 and "bogus" in err
+    # SIGHUP with the same bad file: still running, still generation 1
+    healthd.hup()
+    until(lambda: "rejected (SIGHUP)" in healthd.log(), timeout=10)
+    assert healthd.proc.poll() is None and healthd.get("Generation") == 1
+    # a good file again: applied, the error cleared
+    write(healthd.config, CONFIG)
+    healthd.hup()
+    until(lambda: healthd.get("Generation") == 2, timeout=10)
+    assert healthd.get("LastReloadError") == ""
+    assert healthd.get("Services") == services
+
+
+def test_set_debug(healthd):
+    healthd.manager("SetDebug", "b", "true")
+    assert healthd.get("Debug") is True
+    until(lambda: "probe 192.0.2.1:80:tcp 10.0.0.1:80: OK" in healthd.log(), timeout=5)
+    healthd.manager("SetDebug", "b", "false")
+    assert healthd.get("Debug") is False
+
+
+def test_properties_changed_carries_the_change(healthd):
+    """A drain is announced by one PropertiesChanged carrying the new Services and VIPs."""
+    async def watch():
+        bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+        got = []
+        bus.add_message_handler(lambda m: got.append(m) if m.member == "PropertiesChanged" else None)
+        await bus.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+                               interface="org.freedesktop.DBus", member="AddMatch", signature="s",
+                               body=["type='signal',interface='org.freedesktop.DBus.Properties',"
+                                     "path='/org/vc5/Health1'"]))
+        reply = await bus.call(Message(destination="org.vc5.Health1", path="/org/vc5/Health1",
+                                       interface=MANAGER, member="Drain", signature="ss",
+                                       body=[SVC, "10.0.0.2"]))
+        assert reply.body == [1]
+        for _ in range(100):
+            if got:
+                break
+            await asyncio.sleep(0.02)
+        bus.disconnect()
+        return got
+
+    got = asyncio.run(watch())
+    assert got, "no PropertiesChanged after Drain"
+    iface, changed, _inv = got[0].body
+    assert iface == IFACE and {"Services", "VIPs"} <= set(changed)
+    backends = {b[0]: b for b in changed["Services"].value[0][14]}
+    assert backends["10.0.0.2"][4] is True        # drained
+    assert changed["VIPs"].value == [["192.0.2.1", False, changed["VIPs"].value[0][2]]]
+
+
+def test_config_invalid_at_start_exits_naming_the_problem(private_bus, tmp_path):
+    cfg = write(tmp_path / "bad.yaml", textwrap.dedent(CONFIG).replace("need: 2", "need: -1"))
+    h = Healthd(cfg, private_bus)
+    with pytest.raises(AssertionError):
+        h.start()
+    h.stop()
+    assert h.proc.returncode == 1
+    assert "bad.yaml:5:" in h.log()
