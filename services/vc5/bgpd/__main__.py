@@ -1,0 +1,44 @@
+"""vc5-bgpd command line: `vc5-bgpd [--config FILE] [--listen ADDR:PORT] ...`."""
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from vc5.common import log as vlog
+from vc5.common import names
+
+from .daemon import Daemon, parse_listen
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="vc5-bgpd", description="vc5 BGP speaker: route health injection")
+    p.add_argument("--config", default=names.CONFIG_PATH, help="configuration file (default %(default)s)")
+    p.add_argument("--listen", action="append", default=[], type=parse_listen, metavar="ADDR:PORT",
+                   help="accept passive sessions here (besides sockets from vc5-bgpd.socket); repeatable")
+    p.add_argument("--hold-down", type=float, default=5.0, metavar="SECONDS",
+                   help="a VIP must be up this long before it is advertised (vc5: 5)")
+    p.add_argument("--learn", type=float, default=None, metavar="SECONDS",
+                   help="advertise nothing until this long after start (default: config learn, at least 1)")
+    p.add_argument("--retry-min", type=float, default=1.0, metavar="SECONDS",
+                   help="first reconnect delay after a failure; doubles up to --retry-max")
+    p.add_argument("--retry-max", type=float, default=30.0, metavar="SECONDS",
+                   help="longest reconnect delay (vc5 retries every 30 s)")
+    p.add_argument("--shutdown-reason", default="vc5-bgpd stopping",
+                   help="RFC 9003 shutdown communication sent at stop")
+    p.add_argument("--no-bus", action="store_true", help="do not use D-Bus (no VIPs: advertises nothing)")
+    p.add_argument("--debug", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    vlog.setup("vc5-bgpd", logging.DEBUG if args.debug else logging.INFO)
+    try:
+        return asyncio.run(Daemon(args).run())
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,499 @@
+"""One BGP session: TCP (active and passive), timers, and the FSM's actions.
+
+All work happens on the asyncio event loop. Events (timers, TCP, received
+messages, RIB changes) go through `post()`, which runs them one at a time
+through fsm.step() and carries out the actions in order. Each TCP connection
+has a number; events from an earlier connection are ignored, so a late timer
+or reader can never touch the current one. An error on this session closes
+this session only: other peers are separate Session objects.
+"""
+
+import asyncio
+import collections
+import ipaddress
+import logging
+import socket
+import time
+from dataclasses import dataclass
+
+from . import capabilities as caps_mod
+from . import md5, messages, policy
+from .capabilities import Capabilities
+from .errors import (ADMINISTRATIVE_SHUTDOWN, BAD_BGP_IDENTIFIER, BAD_PEER_AS, CEASE, FSM_ERROR,
+                     HOLD_TIMER_EXPIRED, OPEN_MESSAGE_ERROR, UNACCEPTABLE_HOLD_TIME, BgpError)
+from .fsm import FSM_ERROR_SUBCODE, Event, State, step
+from .messages import header, keepalive, notification, update
+from .messages import open as bgp_open
+
+log = logging.getLogger("vc5.bgpd.session")
+
+LARGE_HOLD = 240          # RFC 4271 §8.2.2: hold timer while waiting for OPEN
+CONNECT_TIMEOUT = 10.0    # vc5: connect timeout 10 s
+MIN_HOLD = 3              # vc5 / RFC 4271 §4.2: a peer's hold time of 1 or 2 is refused; vc5 also refuses 0
+
+
+@dataclass(frozen=True)
+class Local:
+    """Settings of our side that every session shares."""
+
+    asn: int
+    router_id: ipaddress.IPv4Address
+    graceful_restart: bool = False
+    restart_time: int = 120
+
+
+@dataclass(frozen=True)
+class Negotiated:
+    hold_time: int
+    keepalive: float
+    remote_asn: int
+    remote_id: ipaddress.IPv4Address
+    four_octet: bool
+    families: tuple
+    route_refresh: bool
+    capabilities: Capabilities
+
+
+def our_capabilities(peer, local: Local) -> Capabilities:
+    families = policy.offered_families(peer)
+    gr = None
+    if local.graceful_restart:
+        gr = (local.restart_time, tuple((afi, safi, False) for afi, safi in families))
+    return Capabilities(families=families, route_refresh=True, four_octet_as=peer.as_number or local.asn,
+                        graceful_restart=gr)
+
+
+def check_open(msg, peer, local: Local, ours: Capabilities) -> Negotiated:
+    """Validate a peer's OPEN against our configuration (RFC 4271 §6.2); returns what was negotiated."""
+    if peer.peer_as is not None and msg.asn != peer.peer_as:
+        raise BgpError(OPEN_MESSAGE_ERROR, BAD_PEER_AS, f"peer says AS {msg.asn}, configured {peer.peer_as}",
+                       msg.my_as.to_bytes(2, "big"))
+    if int(msg.bgp_id) == 0 or msg.bgp_id == local.router_id:
+        raise BgpError(OPEN_MESSAGE_ERROR, BAD_BGP_IDENTIFIER, f"BGP identifier {msg.bgp_id}",
+                       msg.bgp_id.packed)
+    if msg.hold_time < MIN_HOLD:
+        raise BgpError(OPEN_MESSAGE_ERROR, UNACCEPTABLE_HOLD_TIME, f"hold time {msg.hold_time} < {MIN_HOLD}")
+    hold = min(peer.hold_time, msg.hold_time)
+    theirs = msg.capabilities
+    return Negotiated(hold_time=hold, keepalive=hold / 3, remote_asn=msg.asn, remote_id=msg.bgp_id,
+                      four_octet=theirs.four_octet_as is not None and ours.four_octet_as is not None,
+                      families=caps_mod.negotiated_families(ours, theirs),
+                      route_refresh=theirs.route_refresh, capabilities=theirs)
+
+
+class Counters(collections.Counter):
+    NAMES = ("updates_in", "updates_out", "advertised", "withdrawn", "connection_attempts", "established",
+             "notifications_in", "notifications_out")
+
+    def as_dict(self):
+        return {k: int(self[k]) for k in self.NAMES}
+
+
+class Connection:
+    def __init__(self, number, reader, writer):
+        self.number = number
+        self.reader = reader
+        self.writer = writer
+        sockname = writer.get_extra_info("sockname")
+        peername = writer.get_extra_info("peername")
+        self.local = ipaddress.ip_address(sockname[0].split("%")[0]) if sockname else None
+        self.remote = ipaddress.ip_address(peername[0].split("%")[0]) if peername else None
+        if self.local is not None and self.local.version == 6 and self.local.ipv4_mapped:
+            self.local = self.local.ipv4_mapped
+        self.task = None
+
+    def close(self):
+        if self.task is not None and self.task is not asyncio.current_task():
+            self.task.cancel()
+        try:
+            self.writer.close()       # the transport flushes what is buffered, then closes
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+
+class Session:
+    """A BGP session with one configured peer."""
+
+    def __init__(self, peer, local: Local, speaker, retry_min=1.0, retry_max=30.0):
+        self.peer = peer
+        self.local = local
+        self.speaker = speaker            # .adj_rib_out_for(session) and .session_changed(session, ...)
+        self.retry_min, self.retry_max = retry_min, retry_max
+        self.retry_delay = retry_min
+        self.state = State.IDLE
+        self.since = time.time()
+        self.established_at = 0.0
+        self.counters = Counters()
+        self.last_error = ""
+        self.negotiated = None
+        self.facts = None
+        self.adj_rib_out = {}             # prefix -> PathAttributes as sent (RFC 4271 Adj-RIB-Out)
+        self.conn = None
+        self._conn_number = 0
+        self._connect_task = None
+        self._timers = {}
+        self._events = collections.deque()
+        self._running = False
+        self._stopped = False             # administratively stopped: no more retries
+        self._stop_notification = (CEASE, ADMINISTRATIVE_SHUTDOWN, b"")
+        self._ours = our_capabilities(peer, local)
+        self._closed = asyncio.Event()
+
+    # ------------------------------------------------------------ public
+
+    @property
+    def address(self):
+        return self.peer.address
+
+    def start(self):
+        self._stopped = False
+        self.post(Event.START_PASSIVE if self.peer.passive else Event.START)
+
+    def stop(self, subcode=ADMINISTRATIVE_SHUTDOWN, reason="", restart=False):
+        """Close with NOTIFICATION Cease/`subcode` (RFC 9003 reason); restart later if `restart`."""
+        self._stop_notification = (CEASE, subcode, notification.shutdown_data(reason) if reason else b"")
+        self._stopped = not restart
+        self.post(Event.STOP)
+        if restart:
+            self._start_timer("retry", self.retry_min, self._retry_expired)
+
+    def rib_changed(self):
+        self.post(Event.RIB_CHANGED)
+
+    def reconfigure(self, peer):
+        """New attributes/filters apply at once (a RIB re-sync); session parameters at the next connection."""
+        self.peer = peer
+        self._ours = our_capabilities(peer, self.local)
+        self.post(Event.RIB_CHANGED)
+
+    def incoming(self, reader, writer):
+        """A connection accepted on the listening socket from this peer's address."""
+        if self._stopped or self.state in (State.OPEN_SENT, State.OPEN_CONFIRM, State.ESTABLISHED):
+            # RFC 4271 §6.8 collision: keep the session we have
+            writer.close()
+            return
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+            self._connect_task = None
+        if self.state == State.IDLE:
+            self._cancel_timer("retry")
+            self.post(Event.START_PASSIVE)
+        self.post(Event.TCP_CONNECTED, self._new_connection(reader, writer))
+
+    async def wait_closed(self, timeout=5.0):
+        if self.conn is None:
+            return
+        writer = self.conn.writer
+        try:
+            await asyncio.wait_for(writer.wait_closed(), timeout)
+        except (asyncio.TimeoutError, OSError, ConnectionError):
+            pass
+
+    async def drain(self, timeout=5.0):
+        if self.conn is not None:
+            try:
+                await asyncio.wait_for(self.conn.writer.drain(), timeout)
+            except (asyncio.TimeoutError, OSError, ConnectionError):
+                pass
+
+    # ------------------------------------------------------------ events
+
+    def post(self, event, data=None, conn=None):
+        """Queue an event; run the queue unless we are already running it (no re-entrancy)."""
+        self._events.append((event, data, conn))
+        if self._running:
+            return
+        self._running = True
+        try:
+            while self._events:
+                self._handle(*self._events.popleft())
+        finally:
+            self._running = False
+
+    def _handle(self, event, data, conn):
+        if conn is not None and (self.conn is None or conn != self.conn.number):
+            return                                    # from a connection that is gone
+        old = self.state
+        new, actions = step(old, event)
+        if event == Event.TCP_CONNECTED and new != State.OPEN_SENT:
+            data.close()                              # offered a connection we cannot use
+            return
+        if event == Event.TCP_CONNECTED:
+            self.conn = data
+        self.state = new
+        for action in actions:
+            getattr(self, "_do_" + action.value)(event, data, old)
+        if new != old:
+            self.since = time.time()
+            reason = data.text if isinstance(data, notification.Notification) else (
+                str(data) if isinstance(data, (BgpError, str)) else "")
+            log.info("peer %s: %s -> %s%s", self.address, old.value, new.value,
+                     f" ({reason})" if reason else "")
+            if new == State.IDLE and self._stopped:
+                self._closed.set()
+            self.speaker.session_changed(self, old, new, reason)
+
+    # ------------------------------------------------------------ actions
+
+    def _do_connect(self, event, data, old):
+        self.counters["connection_attempts"] += 1
+        self._connect_task = asyncio.ensure_future(self._connect())
+
+    async def _connect(self):
+        peer = self.peer
+        family = socket.AF_INET if peer.address.version == 4 else socket.AF_INET6
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            if peer.md5:
+                md5.set_key(sock, peer.address, peer.md5)
+            if peer.source_ip is not None:
+                sock.bind((str(peer.source_ip), 0))
+            loop = asyncio.get_running_loop()
+            await asyncio.wait_for(loop.sock_connect(sock, (str(peer.address), peer.port)), CONNECT_TIMEOUT)
+            reader, writer = await asyncio.open_connection(sock=sock)
+        except asyncio.CancelledError:
+            sock.close()
+            raise
+        except (OSError, asyncio.TimeoutError) as e:
+            sock.close()
+            self._connect_task = None
+            if self.state == State.CONNECT:
+                self.post(Event.TCP_FAILS, f"connect to {peer.address}:{peer.port}: {e or 'timed out'}")
+            return
+        self._connect_task = None
+        self.post(Event.TCP_CONNECTED, self._new_connection(reader, writer))
+
+    def _new_connection(self, reader, writer):
+        self._conn_number += 1
+        conn = Connection(self._conn_number, reader, writer)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        return conn
+
+    def _start_reader(self):
+        self.conn.task = asyncio.ensure_future(self._read(self.conn))
+
+    async def _read(self, conn):
+        buf = b""
+        number = conn.number
+        try:
+            while True:
+                data = await conn.reader.read(65536)
+                if not data:
+                    self.post(Event.TCP_FAILS, "connection closed by peer", number)
+                    return
+                buf += data
+                while True:
+                    try:
+                        framed = header.frame(buf)
+                    except BgpError as e:
+                        self.post(Event.HEADER_ERROR, e, number)
+                        return
+                    if framed is None:
+                        break
+                    msg_type, body, buf = framed
+                    if not self._dispatch(msg_type, body, number):
+                        return
+        except asyncio.CancelledError:
+            raise
+        except (OSError, ConnectionError) as e:
+            self.post(Event.TCP_FAILS, f"read: {e}", number)
+
+    def _dispatch(self, msg_type, body, number) -> bool:
+        four = self.negotiated.four_octet if self.negotiated else True
+        try:
+            msg = messages.decode(msg_type, body, four)
+            if msg_type == header.OPEN:
+                self.post(Event.OPEN, (msg, check_open(msg, self.peer, self.local, self._ours)), number)
+            elif msg_type == header.UPDATE:
+                self.post(Event.UPDATE, msg, number)
+            elif msg_type == header.KEEPALIVE:
+                self.post(Event.KEEPALIVE, None, number)
+            elif msg_type == header.NOTIFICATION:
+                self.post(Event.NOTIFICATION, msg, number)
+                return False
+            elif msg_type == header.ROUTE_REFRESH:
+                self.post(Event.ROUTE_REFRESH, msg, number)
+        except BgpError as e:
+            event = {header.OPEN: Event.OPEN_ERROR, header.UPDATE: Event.UPDATE_ERROR}.get(
+                msg_type, Event.HEADER_ERROR)
+            self.post(event, e, number)
+            return False
+        return True
+
+    def _send(self, raw: bytes):
+        if self.conn is not None:
+            self.conn.writer.write(raw)
+
+    def _do_send_open(self, event, data, old):
+        self._start_reader()
+        asn = self.peer.as_number or self.local.asn
+        self._send(bgp_open.encode(asn, self.peer.hold_time, self.local.router_id, self._ours))
+
+    def _do_send_keepalive(self, event, data, old):
+        self._send(keepalive.encode())
+
+    def _do_send_notification(self, event, data, old):
+        if event == Event.STOP:
+            code, subcode, payload = self._stop_notification
+            reason = "sent " + notification.Notification(code, subcode, payload).text
+        elif event == Event.HOLD_TIMER_EXPIRES:
+            code, subcode, payload = HOLD_TIMER_EXPIRED, 0, b""
+            reason = "hold timer expired"
+        elif isinstance(data, BgpError):
+            code, subcode, payload = data.code, data.subcode, data.data
+            reason = f"sent NOTIFICATION: {data}"
+        else:
+            return
+        self.counters["notifications_out"] += 1
+        self.last_error = reason
+        log.warning("peer %s: %s", self.address, reason)
+        self._send(notification.encode(code, subcode, payload))
+
+    def _do_send_fsm_error(self, event, data, old):
+        self.counters["notifications_out"] += 1
+        self.last_error = f"sent NOTIFICATION FSM error: unexpected {event.value} in {old.value}"
+        log.warning("peer %s: %s", self.address, self.last_error)
+        self._send(notification.encode(FSM_ERROR, FSM_ERROR_SUBCODE.get(old, 0)))
+
+    def _do_start_hold_large(self, event, data, old):
+        self._start_timer("hold", LARGE_HOLD, self._hold_expired)
+
+    def _do_negotiate(self, event, data, old):
+        msg, neg = data
+        self.negotiated = neg
+        self.facts = policy.SessionFacts(local_asn=self.peer.as_number or self.local.asn,
+                                         remote_asn=neg.remote_asn, four_octet=neg.four_octet,
+                                         families=neg.families, local_address=self.conn.local,
+                                         router_id=self.local.router_id)
+
+    def _do_restart_hold(self, event, data, old):
+        if self.negotiated and self.negotiated.hold_time:
+            self._start_timer("hold", self.negotiated.hold_time, self._hold_expired)
+
+    def _do_start_keepalive(self, event, data, old):
+        if self.negotiated and self.negotiated.hold_time:
+            self._start_timer("keepalive", self.negotiated.keepalive, self._keepalive_expired)
+
+    _do_restart_keepalive = _do_start_keepalive
+
+    def _do_established(self, event, data, old):
+        self.counters["established"] += 1
+        self.established_at = time.time()
+        self.retry_delay = self.retry_min
+        self.last_error = ""
+
+    def _do_sync_rib(self, event, data, old):
+        desired = self.speaker.adj_rib_out_for(self)
+        gone = [p for p in self.adj_rib_out if p not in desired]
+        by_attrs = collections.defaultdict(list)
+        for p, a in desired.items():
+            if self.adj_rib_out.get(p) != a:
+                by_attrs[(p.version, a)].append(p)
+        out = update.withdraw(gone) if gone else []
+        for (_version, attrs), prefixes in sorted(by_attrs.items(), key=lambda kv: kv[0][0]):
+            out += update.announce(prefixes, attrs, self.negotiated.four_octet)
+        for p in gone:
+            del self.adj_rib_out[p]
+        for (_version, attrs), prefixes in by_attrs.items():
+            for p in prefixes:
+                self.adj_rib_out[p] = attrs
+        self.counters["withdrawn"] += len(gone)
+        self.counters["advertised"] += sum(len(v) for v in by_attrs.values())
+        self.counters["updates_out"] += len(out)
+        if out:
+            self._send(b"".join(out))
+            self.speaker.adj_rib_out_changed(self)
+        if event == Event.KEEPALIVE and old == State.OPEN_CONFIRM and self.local.graceful_restart:
+            # RFC 4724 §2: End-of-RIB marks the end of the initial update
+            self._send(b"".join(update.end_of_rib(afi, safi) for afi, safi in self.negotiated.families))
+
+    def _do_resend_rib(self, event, data, old):
+        """RFC 2918 §4: answer ROUTE-REFRESH by re-advertising the Adj-RIB-Out of that family."""
+        family = (data.afi, data.safi)
+        if family not in self.negotiated.families:
+            return
+        by_attrs = collections.defaultdict(list)
+        for p, a in self.adj_rib_out.items():
+            if policy.family_of(p) == family:
+                by_attrs[a].append(p)
+        out = []
+        for attrs, prefixes in by_attrs.items():
+            out += update.announce(prefixes, attrs, self.negotiated.four_octet)
+        self.counters["updates_out"] += len(out)
+        self._send(b"".join(out))
+
+    def _do_process_update(self, event, data, old):
+        # vc5-bgpd originates routes only; received routes are counted and ignored (vc5).
+        self.counters["updates_in"] += 1
+
+    def _do_drop(self, event, data, old):
+        if isinstance(data, notification.Notification):
+            self.counters["notifications_in"] += 1
+            self.last_error = "received " + data.text
+            log.warning("peer %s: %s", self.address, self.last_error)
+        elif isinstance(data, str) and event == Event.TCP_FAILS:
+            self.last_error = data
+        for name in ("hold", "keepalive"):
+            self._cancel_timer(name)
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+            self._connect_task = None
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+        self.negotiated = None
+        self.facts = None
+        self.established_at = 0.0
+        if self.adj_rib_out:
+            self.adj_rib_out = {}
+            self.speaker.adj_rib_out_changed(self)
+
+    def _do_start_connect_retry(self, event, data, old):
+        if self._stopped:
+            return
+        delay = self.retry_delay
+        self.retry_delay = min(self.retry_max, self.retry_delay * 2)
+        self._start_timer("retry", delay, self._retry_expired)
+
+    def _do_stop_connect_retry(self, event, data, old):
+        self._cancel_timer("retry")
+
+    # ------------------------------------------------------------ timers
+
+    def _start_timer(self, name, delay, callback):
+        self._cancel_timer(name)
+        self._timers[name] = asyncio.get_running_loop().call_later(delay, callback)
+
+    def _cancel_timer(self, name):
+        handle = self._timers.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _hold_expired(self):
+        self._timers.pop("hold", None)
+        self.post(Event.HOLD_TIMER_EXPIRES, None, self.conn.number if self.conn else None)
+
+    def _keepalive_expired(self):
+        self._timers.pop("keepalive", None)
+        self.post(Event.KEEPALIVE_TIMER_EXPIRES, None, self.conn.number if self.conn else None)
+
+    def _retry_expired(self):
+        self._timers.pop("retry", None)
+        if self._stopped:
+            return
+        if self.peer.passive:
+            self.post(Event.START_PASSIVE)
+        else:
+            self.post(Event.CONNECT_RETRY_EXPIRES)
+
+    def cancel_all(self):
+        for name in list(self._timers):
+            self._cancel_timer(name)
+        if self._connect_task is not None:
+            self._connect_task.cancel()

@@ -1,0 +1,282 @@
+"""The BGP speaker: one Session per configured peer, and route health injection.
+
+The RIB is the set of VIP host routes that are up, past the hold-down and the
+learn delay (rib.compute). Each session's Adj-RIB-Out is derived from it by
+the peer's filters and attributes (policy.adj_rib_out); a session sends only
+the difference from what it last sent, so a reload that changes one peer's MED
+re-advertises to that peer alone, and a VIP going down is withdrawn from every
+peer at once.
+
+Stop (RFC 8326 + RFC 9003): routes are re-advertised with GRACEFUL_SHUTDOWN
+(65535:0) for `graceful_shutdown` seconds, then withdrawn, then every session
+gets NOTIFICATION Cease/Administrative Shutdown with the reason.
+"""
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import time
+
+from . import md5, policy, rib
+from .errors import (ADMINISTRATIVE_RESET, ADMINISTRATIVE_SHUTDOWN, OTHER_CONFIGURATION_CHANGE,
+                     PEER_DECONFIGURED)
+from .fsm import State
+from .session import Local, Session
+
+log = logging.getLogger("vc5.bgpd.speaker")
+
+# Peer settings that only a new connection can apply (the OPEN, the socket).
+SESSION_KEYS = ("as_number", "peer_as", "hold_time", "source_ip", "passive", "md5", "port", "multiprotocol")
+
+
+def _plain(address):
+    addr = ipaddress.ip_address(str(address).split("%")[0])
+    if addr.version == 6 and addr.ipv4_mapped:
+        return addr.ipv4_mapped
+    return addr
+
+
+class Speaker:
+    def __init__(self, bgp, hold_down=5.0, retry_min=1.0, retry_max=30.0, learn=None, clock=time.time):
+        if bgp.router_id is None and bgp.peers:
+            raise ValueError("bgp: no router ID (set bgp.router_id or the top-level address)")
+        self.bgp = bgp
+        self.hold_down = hold_down
+        self.retry_min, self.retry_max = retry_min, retry_max
+        self.clock = clock
+        self.local = self._local(bgp)
+        self.started = clock()
+        learn = bgp.learn if learn is None else learn
+        self.learn_until = self.started + max(learn, 0)
+        self.sessions = {}                # address -> Session
+        self.vips = ()
+        self.first_seen_up = {}
+        self.rib = set()
+        self.shutting_down = False
+        self.graceful = False             # routes carry GRACEFUL_SHUTDOWN
+        self.listeners = []               # callables(kind, *args): "peers", "rib", "peer_state"
+        self.servers = []
+        self._wake = None
+
+    @staticmethod
+    def _local(bgp):
+        return Local(asn=bgp.as_number, router_id=ipaddress.IPv4Address(bgp.router_id or 0),
+                     graceful_restart=bgp.graceful_restart)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self):
+        for peer in self.bgp.peers:
+            self._add(peer)
+        self.recompute()
+
+    def _add(self, peer):
+        s = Session(peer, self.local, self, self.retry_min, self.retry_max)
+        self.sessions[peer.address] = s
+        s.start()
+        return s
+
+    async def serve(self, sockets):
+        """Accept passive sessions on already-bound listening sockets."""
+        for sock in sockets:
+            sock.setblocking(False)
+            self._install_md5(sock)
+            server = await asyncio.start_server(self._accepted, sock=sock)
+            self.servers.append(server)
+
+    def _install_md5(self, sock):
+        for peer in self.bgp.peers:
+            if peer.md5:
+                try:
+                    md5.set_key(sock, md5.peer_for_socket(sock.family, peer.address), peer.md5)
+                except OSError as e:
+                    log.error("peer %s: cannot set TCP MD5 key on the listening socket: %s", peer.address, e)
+
+    def _accepted(self, reader, writer):
+        peername = writer.get_extra_info("peername")
+        addr = _plain(peername[0]) if peername else None
+        session = self.sessions.get(addr)
+        if session is None or self.shutting_down:
+            log.warning("refused BGP connection from %s: %s", addr,
+                        "shutting down" if session else "not a configured peer")
+            writer.close()
+            return
+        session.incoming(reader, writer)
+
+    async def shutdown(self, reason="vc5-bgpd stopping"):
+        """GRACEFUL_SHUTDOWN (RFC 8326), withdraw all, then Cease/Administrative Shutdown (RFC 9003)."""
+        self.shutting_down = True
+        if self._wake is not None:
+            self._wake.cancel()
+        for server in self.servers:
+            server.close()
+        if self.bgp.graceful_shutdown > 0 and self.rib:
+            log.info("graceful shutdown: advertising with GRACEFUL_SHUTDOWN for %.1f s",
+                     self.bgp.graceful_shutdown)
+            self.graceful = True
+            self._all_rib_changed()
+            self._notify("rib")
+            await asyncio.sleep(self.bgp.graceful_shutdown)
+        self.rib = set()
+        self._all_rib_changed()
+        self._notify("rib")
+        for s in self.sessions.values():
+            await s.drain(2.0)
+        for s in self.sessions.values():
+            s.stop(ADMINISTRATIVE_SHUTDOWN, reason)
+        for s in self.sessions.values():
+            await s.wait_closed(2.0)
+            s.cancel_all()
+
+    # ------------------------------------------------------------ RIB
+
+    def set_vips(self, vips):
+        """VIP states from healthd (VipState-like: vip, up, since)."""
+        now = self.clock()
+        self.vips = tuple(vips)
+        for v in self.vips:
+            if v.up:
+                self.first_seen_up.setdefault(v.vip, now)
+            else:
+                self.first_seen_up.pop(v.vip, None)
+        self.recompute()
+
+    def recompute(self):
+        if self.shutting_down:
+            return
+        now = self.clock()
+        new, wake = rib.compute(self.vips, now, self.hold_down, self.learn_until, self.first_seen_up)
+        if self._wake is not None:
+            self._wake.cancel()
+            self._wake = None
+        if wake is not None:
+            # wake just after the deadline: advertisement needs "more than" the hold-down
+            self._wake = asyncio.get_running_loop().call_later(max(0.0, wake - now) + 0.01, self.recompute)
+        if new != self.rib:
+            added, removed = new - self.rib, self.rib - new
+            self.rib = new
+            for p in sorted(removed, key=str):
+                log.info("withdrawing %s", p)
+            for p in sorted(added, key=str):
+                log.info("advertising %s", p)
+            self._all_rib_changed()
+            self._notify("rib")
+
+    def _all_rib_changed(self):
+        for s in list(self.sessions.values()):
+            s.rib_changed()
+
+    def adj_rib_out_for(self, session):
+        if session.facts is None:
+            return {}
+        return policy.adj_rib_out(self.rib, session.peer, session.facts, self.graceful)
+
+    # ------------------------------------------------------------ reconfiguration
+
+    def reconfigure(self, bgp):
+        """Apply a new (already validated) bgp section; only what changed is touched."""
+        if bgp.router_id is None and bgp.peers:
+            raise ValueError("bgp: no router ID (set bgp.router_id or the top-level address)")
+        old_local = self.local
+        self.local = self._local(bgp)
+        learn_changed = bgp.learn != self.bgp.learn
+        self.bgp = bgp
+        if learn_changed:
+            self.learn_until = self.started + max(bgp.learn, 0)
+        new = {p.address: p for p in bgp.peers}
+        for addr in [a for a in self.sessions if a not in new]:
+            s = self.sessions.pop(addr)
+            log.info("peer %s removed from the configuration", addr)
+            s.stop(PEER_DECONFIGURED, "peer removed from the vc5 configuration")
+            s.cancel_all()
+        for addr, peer in new.items():
+            s = self.sessions.get(addr)
+            if s is None:
+                log.info("peer %s added", addr)
+                self._add(peer)
+                continue
+            if peer == s.peer and self.local == old_local:
+                continue
+            resets = [k for k in SESSION_KEYS if getattr(peer, k) != getattr(s.peer, k)]
+            if self.local != old_local:
+                resets.append("router_id/as_number")
+            s.local = self.local
+            s.reconfigure(peer)
+            if resets:
+                log.info("peer %s: %s changed; resetting the session", addr, ", ".join(resets))
+                s.stop(OTHER_CONFIGURATION_CHANGE, "configuration changed: " + ", ".join(resets),
+                       restart=True)
+        for server in self.servers:
+            for sock in server.sockets:
+                self._install_md5(sock)
+        self.recompute()
+        self._notify("peers")
+
+    def reset_peer(self, address):
+        s = self.sessions.get(_plain(address))
+        if s is None:
+            raise KeyError(address)
+        s.stop(ADMINISTRATIVE_RESET, "reset by operator", restart=True)
+
+    # ------------------------------------------------------------ observers
+
+    def session_changed(self, session, old, new, reason):
+        self._notify("peer_state", str(session.address), old.value, new.value, reason)
+        self._notify("peers")
+
+    def adj_rib_out_changed(self, session):
+        self._notify("peers")
+
+    def _notify(self, kind, *args):
+        for cb in list(self.listeners):
+            try:
+                cb(kind, *args)
+            except Exception:  # noqa: BLE001 - an observer must not break the speaker
+                log.exception("listener failed")
+
+    def peer_status(self):
+        """Per peer, the struct of org.vc5.Bgp1.Peers (see the introspection XML)."""
+        now = time.time()
+        out = []
+        for addr in sorted(self.sessions, key=lambda a: (a.version, a)):
+            s = self.sessions[addr]
+            neg = s.negotiated
+            established = s.established_at if s.state == State.ESTABLISHED else 0.0
+            remote_asn = neg.remote_asn if neg else (s.peer.peer_as or 0)
+            out.append((
+                str(addr), s.peer.group or "", s.state.value, int(s.since * 1e6), int(established * 1e6),
+                int(now - established) if established else 0,
+                neg.hold_time if neg else 0, int(neg.keepalive) if neg else 0,
+                list(neg.capabilities.names()) if neg else [],
+                [policy_family_name(f) for f in neg.families] if neg else [],
+                s.counters.as_dict(), s.last_error,
+                sorted((str(p) for p in s.adj_rib_out), key=_prefix_key),
+                str(s.conn.local) if s.conn is not None and s.conn.local is not None else "",
+                s.peer.as_number or self.local.asn, remote_asn,
+                str(neg.remote_id) if neg else "",
+            ))
+        return out
+
+    def advertised(self):
+        return sorted((str(p) for p in self.rib), key=_prefix_key)
+
+
+def _prefix_key(text):
+    n = ipaddress.ip_network(text)
+    return (n.version, n)
+
+
+def policy_family_name(family):
+    from .capabilities import family_name
+    return family_name(family)
+
+
+def bind_listener(address: str, port: int) -> socket.socket:
+    """A listening TCP socket for --listen ADDR:PORT (tests; production gets it from vc5-bgpd.socket)."""
+    addr = ipaddress.ip_address(address)
+    sock = socket.socket(socket.AF_INET if addr.version == 4 else socket.AF_INET6, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((str(addr), port))
+    sock.listen(64)
+    return sock

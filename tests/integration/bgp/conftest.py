@@ -1,0 +1,295 @@
+"""Fixtures for vc5-bgpd against real BGP peers (BIRD 2, GoBGP) in network namespaces.
+
+Topology per test: namespace R (the router: BIRD or gobgpd) and one or more
+namespaces L (a real vc5-bgpd process each), joined by a bridge in R. VIP
+states come from a test publisher of org.vc5.Health1 on a private bus.
+"""
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import textwrap
+import threading
+import time
+
+import pytest
+
+from tests.lib import netns as nsmod
+from tests.lib.wait import until
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+PREFIX = "vbgp"
+NET4 = "10.203.0"
+NET6 = "fd00:203::"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "integration/bgp" in str(item.fspath):
+            item.add_marker(pytest.mark.usefixtures("root"))
+
+
+# ---------------------------------------------------------------- Health1 publisher
+
+class HealthPublisher:
+    """org.vc5.Health1 with a VIPs property, on the private bus, run in its own thread."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.vips = []
+        self.iface = None
+        self.bus = None
+        self._call(self._start())
+
+    def _call(self, coro, timeout=10):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def _start(self):
+        from dbus_next.service import PropertyAccess, ServiceInterface, dbus_property
+
+        from vc5.common import bus as vbus
+        from vc5.common import names, wire
+
+        pub = self
+
+        class Health(ServiceInterface):
+            def __init__(self):
+                super().__init__(names.HEALTH_IFACE)
+
+            @dbus_property(access=PropertyAccess.READ)
+            def VIPs(self) -> wire.VIPS_SIGNATURE:  # noqa: N802
+                return pub.vips
+
+        self.bus = await vbus.connect_system_bus()
+        self.iface = Health()
+        self.bus.export(names.HEALTH_PATH, self.iface)
+        await self.bus.request_name(names.HEALTH_BUS)
+
+    def set(self, states):
+        """states: {vip: up} or {vip: (up, since_seconds)}; since defaults to now when up."""
+        now = time.time()
+        out = []
+        for vip, st in sorted(states.items()):
+            up, since = st if isinstance(st, tuple) else (st, now)
+            out.append([vip, bool(up), int(since * 1e6)])
+
+        async def apply():
+            self.vips = out
+            self.iface.emit_properties_changed({"VIPs": out})
+        self._call(apply())
+
+    def close(self):
+        async def stop():
+            self.bus.disconnect()
+        try:
+            self._call(stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+
+
+@pytest.fixture
+def health(private_bus):
+    pub = HealthPublisher()
+    yield pub
+    pub.close()
+
+
+# ---------------------------------------------------------------- topology
+
+class Lab:
+    """R (router) with a bridge; add_speaker() adds a namespace wired to it."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.made = []
+        self.router = self._ns()
+        nsmod.bridge(self.router, "br0")
+        self.router.run(f"ip addr add {NET4}.1/24 dev br0; ip -6 addr add {NET6}1/64 dev br0 nodad")
+        self.count = 1
+
+    def _ns(self):
+        ns = nsmod.Netns.create(PREFIX)
+        self.made.append(ns)
+        return ns
+
+    def add_speaker(self):
+        self.count += 1
+        i = self.count
+        ns = self._ns()
+        nsmod.veth(ns, "eth0", self.router, f"p{i}")
+        self.router.run(f"ip link set p{i} master br0")
+        ns.run(f"ip addr add {NET4}.{i}/24 dev eth0; ip -6 addr add {NET6}{i}/64 dev eth0 nodad")
+        ns.address4, ns.address6 = f"{NET4}.{i}", f"{NET6}{i}"
+        return ns
+
+    def close(self):
+        for ns in reversed(self.made):
+            ns.delete()
+
+
+@pytest.fixture
+def lab(root):
+    tmp = tempfile.mkdtemp(prefix="vc5bgp")
+    lab = Lab(tmp)
+    yield lab
+    lab.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- BIRD
+
+class Bird:
+    def __init__(self, ns, tmp, router_id, asn, neighbors):
+        """neighbors: list of dicts: name, address, asn, passive (bool), extra (str), v6 (bool), mp (bool)."""
+        self.ns, self.dir = ns, tempfile.mkdtemp(dir=tmp, prefix="bird")
+        self.ctl = os.path.join(self.dir, "bird.ctl")
+        self.conf = os.path.join(self.dir, "bird.conf")
+        protos = []
+        for n in neighbors:
+            chans = []
+            if not n.get("v6") or n.get("mp"):
+                chans.append("ipv4 { import all; export none; };")
+            if n.get("v6") or n.get("mp"):
+                chans.append("ipv6 { import all; export none; };")
+            protos.append(textwrap.dedent(f"""
+                protocol bgp {n['name']} {{
+                  local as {asn};
+                  neighbor {n['address']} as {n['asn']};
+                  {'passive on;' if n.get('passive', True) else ''}
+                  hold time {n.get('hold', 6)};
+                  connect retry time 1;
+                  error wait time 1, 2;
+                  {n.get('extra', '')}
+                  {' '.join(chans)}
+                }}"""))
+        with open(self.conf, "w") as f:
+            f.write(textwrap.dedent(f"""
+                log "{self.dir}/bird.log" all;
+                router id {router_id};
+                protocol device {{ }}
+                protocol direct {{ ipv4; ipv6; }}
+                """) + "\n".join(protos) + "\n")
+        subprocess.run(["bird", "-p", "-c", self.conf], check=True, capture_output=True)
+        ns.run(["bird", "-c", self.conf, "-s", self.ctl, "-P", os.path.join(self.dir, "bird.pid")])
+        until(lambda: os.path.exists(self.ctl), 10, message="bird control socket")
+
+    def cli(self, *cmd):
+        p = subprocess.run(["birdc", "-s", self.ctl, *cmd], capture_output=True, text=True, timeout=20)
+        return p.stdout
+
+    def route(self, prefix, table=None):
+        """`show route all PREFIX` text ('' if BIRD has no route)."""
+        args = ["show", "route", "all", prefix]
+        if table:
+            args += ["table", table]
+        out = self.cli(*args)
+        return out if prefix.split("/")[0] in out else ""
+
+    def routes(self, table="master4"):
+        """Set of prefixes in `table`."""
+        out = self.cli("show", "route", "table", table)
+        prefixes = set()
+        for line in out.splitlines():
+            first = line.split()[0] if line.strip() else ""
+            if "/" in first and not line.startswith(" "):
+                prefixes.add(first)
+        return prefixes
+
+    def count(self, table="master4"):
+        out = self.cli("show", "route", "count", "table", table)
+        m = re.search(r"(\d+) of (\d+) routes", out)
+        if m:
+            return int(m.group(2))
+        m = re.search(r"(\d+) routes", out)
+        return int(m.group(1)) if m else 0
+
+    def state(self, proto):
+        out = self.cli("show", "protocols", proto)
+        return "Established" if "Established" in out else out.strip().splitlines()[-1] if out.strip() else ""
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "bird.log")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        self.cli("down")
+
+
+@pytest.fixture
+def bird_factory(lab):
+    made = []
+
+    def make(**kw):
+        b = Bird(lab.router, lab.tmp, f"{NET4}.1", **kw)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.stop()
+
+
+# ---------------------------------------------------------------- vc5-bgpd
+
+class Bgpd:
+    def __init__(self, ns, tmp, yaml_text, args=()):
+        self.ns = ns
+        fd, self.config = tempfile.mkstemp(dir=tmp, suffix=".yaml")
+        with os.fdopen(fd, "w") as f:
+            f.write(textwrap.dedent(yaml_text))
+        self.logfile = self.config + ".log"
+        env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "services"), PYTHONUNBUFFERED="1")
+        env.pop("NOTIFY_SOCKET", None)
+        env.pop("INVOCATION_ID", None)
+        self.out = open(self.logfile, "w")
+        self.proc = ns.popen(["/usr/bin/python3", "-m", "vc5.bgpd", "--config", self.config,
+                              "--hold-down", "0.3", "--learn", "0", "--retry-min", "0.5", "--retry-max", "2",
+                              *args], env=env, stdout=self.out, stderr=subprocess.STDOUT, cwd=REPO)
+
+    def rewrite(self, yaml_text):
+        with open(self.config, "w") as f:
+            f.write(textwrap.dedent(yaml_text))
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def log(self):
+        with open(self.logfile) as f:
+            return f.read()
+
+    def stop(self, timeout=20):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.out.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def bgpd_factory(lab, private_bus):
+    made = []
+
+    def make(ns, yaml_text, args=()):
+        b = Bgpd(ns, lab.tmp, yaml_text, args)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.stop()
+
+
+__all__ = ["until", "NET4", "NET6"]
