@@ -1,7 +1,9 @@
 """vc5.config loads vc5's own example configurations into the typed model."""
 
+import copy
 import ipaddress
 import os
+import pickle
 
 import pytest
 
@@ -59,6 +61,22 @@ def test_model_is_immutable_and_hashable():
         cfg.vlans[5] = None
     assert hash(s) == hash(load(fixture("services01.yaml")).services[0])
     assert isinstance(cfg.services, tuple) and isinstance(s.backends, tuple)
+    assert hash(cfg) == hash(load(fixture("services01.yaml")))
+    assert pickle.loads(pickle.dumps(cfg)) == cfg == copy.deepcopy(cfg)
+
+
+def test_backend_usable_and_service_lookup():
+    cfg = load_text("""
+vlans: {10: 10.1.10.0/24}
+services:
+  - virtual: 192.0.2.1
+    servers: [10.1.10.10, "10.1.10.11*"]
+    policy: {http: , https: }
+""")
+    b = cfg.service("192.0.2.1:80:tcp").backends
+    assert [x.usable for x in b] == [True, False]
+    assert [s.port for s in cfg.services_on(ip("192.0.2.1"))] == [80, 443]
+    assert cfg.service("192.0.2.1:81:tcp") is None
 
 
 def test_domain_expands_to_tcp_and_udp_dns_checks():

@@ -73,6 +73,11 @@ class Backend:
         """vc5's JSON key for the real: "rip:port" (IPv6 unbracketed, as vc5)."""
         return f"{self.address}:{self.port}"
 
+    @property
+    def usable(self) -> bool:
+        """May receive traffic when healthy (cue's HealthyWeight > 0 without the health part)."""
+        return not self.disabled and self.weight > 0
+
 
 @dataclass(frozen=True)
 class Service:
