@@ -22,6 +22,11 @@ def make_app(name, fail_file):
     async def whoami(request):
         return web.Response(text=f"{name}\n")
 
+    async def big(request):
+        # n bytes: enough reply traffic to tell where replies go (DSR).
+        n = min(int(request.match_info["n"]), 50_000_000)
+        return web.Response(body=b"x" * n)
+
     async def stream(request):
         # A long-lived response: one line every 50 ms until the client goes.
         resp = web.StreamResponse()
@@ -35,6 +40,7 @@ def make_app(name, fail_file):
     app = web.Application()
     app.router.add_get("/alive", alive)
     app.router.add_get("/stream", stream)
+    app.router.add_get("/big/{n:[0-9]+}", big)
     app.router.add_get("/{tail:.*}", whoami)
     return app
 
