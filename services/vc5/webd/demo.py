@@ -17,12 +17,12 @@ MACS = {"10.1.100.120": "52:54:00:00:01:20", "10.1.100.121": "52:54:00:00:01:21"
         "10.1.100.122": "52:54:00:00:01:22"}
 
 
-def health(flip_down: str | None = None, drained: str | None = None) -> HealthView:
+def health(flip_down: str | None = None, drained: str | None = None, t0: int = T0) -> HealthView:
     """The sample config's services; `flip_down`="ip" marks that backend down everywhere."""
 
     def be(addr, port, disabled=False, took=2):
         down = addr == flip_down
-        return BackendState(addr, port, 1, disabled, addr == drained, not down, T0,
+        return BackendState(addr, port, 1, disabled, addr == drained, not down, t0,
                             "http: GET http://192.168.101.1/alive - 500 Internal Server Error" if down
                             else "HTTP 200 OK", took)
 
@@ -34,7 +34,7 @@ def health(flip_down: str | None = None, drained: str | None = None) -> HealthVi
     def svc(vip, port, proto, name, desc, need, backends):
         avail = sum(1 for b in backends if b.usable)
         return ServiceState(vip, port, proto, name, desc, "critical", False, need, "none", 0, False,
-                            avail >= need, T0, avail, backends)
+                            avail >= need, t0, avail, backends)
 
     services = (
         svc("192.168.101.1", 80, "tcp", "foo", "FooCorp website", 1, foo_http),
@@ -42,15 +42,15 @@ def health(flip_down: str | None = None, drained: str | None = None) -> HealthVi
         svc("192.168.101.2", 53, "tcp", "bind", "Corporate BIND server", 2, dns),
         svc("192.168.101.2", 53, "udp", "bind", "Corporate BIND server", 2, dns),
     )
-    vips = tuple(VipState(v, all(s.up for s in services if s.vip == v), T0)
+    vips = tuple(VipState(v, all(s.up for s in services if s.vip == v), t0)
                  for v in ("192.168.101.1", "192.168.101.2"))
     return HealthView.from_wire(services, vips, generation=1, config_source="/etc/vc5/vc5.yaml")
 
 
-def bgp(state: str = "ESTABLISHED") -> BgpView:
+def bgp(state: str = "ESTABLISHED", t0: int = T0) -> BgpView:
     peers = {}
     for addr in ("10.1.100.100", "10.1.100.101"):
-        peers[addr] = {"state": state, "when": T0, "advertised_routes": 2, "current_routes": 2,
+        peers[addr] = {"state": state, "when": t0, "advertised_routes": 2, "current_routes": 2,
                        "connection_attempts": 1, "successful_connections": 1, "established_sessions": 1,
                        "hold_time": 10, "local_asn": 65000, "remote_asn": 65000,
                        "adj_rib_out": ["192.168.101.1/32", "192.168.101.2/32"], "local_ip": "10.1.100.2",
@@ -58,7 +58,7 @@ def bgp(state: str = "ESTABLISHED") -> BgpView:
     return BgpView.from_dbus(peers, ["192.168.101.1", "192.168.101.2"])
 
 
-def xdp(n: int = 0) -> XdpView:
+def xdp(n: int = 0, t0: int = T0) -> XdpView:
     """Counters after n samples; each backend has its own steady rate."""
     per_backend = {("192.168.101.1:80:tcp", "10.1.100.120"): (37236, 24962676, 7449),
                    ("192.168.101.1:80:tcp", "10.1.100.121"): (37283, 24992672, 7454),
@@ -81,4 +81,4 @@ def xdp(n: int = 0) -> XdpView:
             s[k] = s.get(k, 0) + v
             total[k] = total.get(k, 0) + v
     tree["global"].update(total)
-    return XdpView.from_counters(tree, interfaces=("eth0",), macs=MACS, started=T0 / 1e6)
+    return XdpView.from_counters(tree, interfaces=("eth0",), macs=MACS, started=t0 / 1e6)

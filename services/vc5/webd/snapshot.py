@@ -129,6 +129,7 @@ class PeerStatus:
     local_ip: str = ""
     updates_sent: int = 0
     updates_received: int = 0
+    established_at: int = 0         # µs since epoch (0 unless established)
 
     @classmethod
     def from_mapping(cls, address: str, m: Mapping):
@@ -151,7 +152,10 @@ class BgpView:
 
     @classmethod
     def from_dbus(cls, peers_value, advertised_value):
-        """Peers: a{sa{sv}} keyed by peer address, or a list of such dicts with `address`."""
+        """From org.vc5.Bgp1's Peers (a(sssttqqasasa{st}sassuus)) and Advertised (as).
+
+        Dicts keyed by peer address (vc5's Status field names) are accepted too.
+        """
         peers_value = unwrap(peers_value) or {}
         peers = []
         if isinstance(peers_value, dict):
@@ -161,13 +165,36 @@ class BgpView:
             for item in peers_value:
                 if isinstance(item, dict):
                     peers.append(PeerStatus.from_mapping(item.get("address", ""), item))
-        advertised = unwrap(advertised_value) or []
-        rib = []
-        for a in advertised:
-            a = a[0] if isinstance(a, (list, tuple)) else a   # (prefix, ...) structs: first field
-            rib.append(str(a).split("/")[0])
+                else:
+                    peers.append(peer_from_struct(item))
+        rib = [str(a).split("/")[0] for a in unwrap(advertised_value) or []]
         return cls(tuple(sorted(peers, key=lambda p: _addr_key(p.address))),
                    tuple(sorted(set(rib), key=_addr_key)))
+
+
+def peer_from_struct(v) -> PeerStatus:
+    """One org.vc5.Bgp1 Peers struct:
+    (address, group, state, since, established_at, hold_time, keepalive_s, capabilities, families,
+     counters a{st}, last_error, advertised_prefixes, local_address, local_asn, remote_asn, remote_id).
+    A 17-field variant with uptime_s (q/t) after established_at is accepted too.
+    """
+    v = list(v)
+    if len(v) == 17:
+        del v[5]
+    (address, _group, state, since, established_at, hold_time, _keepalive, _caps, _families, ctr,
+     last_error, adj_rib_out, local_address, local_asn, remote_asn, _remote_id) = v
+    ctr = dict(ctr or {})
+    return PeerStatus(
+        address=str(address), state=str(state).upper(), when=int(since or 0),
+        duration_s=0, advertised_routes=int(ctr.get("advertised", 0)),
+        withdrawn_routes=int(ctr.get("withdrawn", 0)), current_routes=len(adj_rib_out or ()),
+        connection_attempts=int(ctr.get("connection_attempts", 0)),
+        successful_connections=int(ctr.get("established", 0)),
+        established_sessions=int(ctr.get("established", 0)), last_error=str(last_error or ""),
+        hold_time=int(hold_time or 0), local_asn=int(local_asn or 0), remote_asn=int(remote_asn or 0),
+        adj_rib_out=tuple(str(p) for p in adj_rib_out or ()), local_ip=str(local_address or ""),
+        updates_sent=int(ctr.get("updates_out", 0)), updates_received=int(ctr.get("updates_in", 0)),
+        established_at=int(established_at or 0))
 
 
 @dataclass(frozen=True)
@@ -189,7 +216,11 @@ class XdpView:
 
     @property
     def latency_ns(self) -> int:
-        return int(self.globals.get("latency", 0))
+        """Mean ns per packet: the loader's `latency` if it gives one, else latency_ns/latency_packets."""
+        if "latency" in self.globals:
+            return int(self.globals["latency"])
+        packets = self.globals.get("latency_packets", 0)
+        return int(self.globals.get("latency_ns", 0) / packets) if packets else 0
 
     @classmethod
     def from_counters(cls, value, interfaces=(), macs=None, started=0.0):
@@ -198,6 +229,23 @@ class XdpView:
         return cls(globals=tree["global"], vips=tree["vips"], services=tree["services"],
                    backends=tree["backends"], macs=frozen(macs), interfaces=tuple(interfaces),
                    started=float(started or 0))
+
+
+def xdp_from_dbus(counters_value, properties: Mapping) -> XdpView:
+    """From GetCounters()'s (a{st} global, a{sa{st}} per VIP, a{sa{st}} per service key,
+    a{sa{sa{st}}} per service key -> backend address) and the loader's properties
+    (Services: backend MACs; Interfaces: names; ProgramInfo: loaded at, µs)."""
+    g, vips, services, backends = (unwrap(counters_value) or [{}, {}, {}, {}])[:4]
+    macs = {}
+    for svc in properties.get("Services") or ():
+        for b in svc[5] if len(svc) > 5 else ():
+            if b[1]:
+                macs[str(b[0])] = str(b[1])
+    interfaces = tuple(str(i[0]) for i in properties.get("Interfaces") or ())
+    info = properties.get("ProgramInfo") or ()
+    loaded_us = int(info[5]) if len(info) > 5 else 0
+    tree = {"global": g or {}, "vips": vips or {}, "services": services or {}, "backends": backends or {}}
+    return XdpView.from_counters(tree, interfaces=interfaces, macs=macs, started=loaded_us / 1e6)
 
 
 def parse_counters(tree: Mapping) -> dict:

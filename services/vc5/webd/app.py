@@ -1,0 +1,141 @@
+"""The aiohttp application: console, vc5-compatible JSON, Prometheus /metrics.
+
+Every handler renders from `reader.current`, one immutable Snapshot, so a
+response never mixes two moments. Rendered bodies are cached per snapshot
+(several browsers polling every 2 s cost one rendering). Responses are
+gzip-compressed when the client accepts it; `/status.json.gz` is always
+gzip (Content-Encoding: gzip), as vc5's console expects.
+
+Paths (vc5:manager.go, spec §1.9): `/` and any other path = static files
+(webroot first, if configured, else the embedded console); `/status.json`,
+`/status.json.gz`, `/config.json`, `/cue.json`, `/lb.json`, `/log/<N>`,
+`/build.json`, `/metrics`, `/prefixes.json` (404 with an explanation: this data
+plane keeps no per-/20 counters, like vc5 HEAD).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import mimetypes
+import os
+
+from aiohttp import web
+
+from . import metrics, render_json
+
+STATIC = importlib.resources.files("vc5.webd").joinpath("static")
+JSON = "application/json"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _accepts_gzip(request: web.Request) -> bool:
+    return "gzip" in request.headers.get("Accept-Encoding", "").lower()
+
+
+class Renderer:
+    """Bodies rendered once per snapshot."""
+
+    def __init__(self, reader):
+        self.reader = reader
+        self._snap = None
+        self._cache: dict = {}
+
+    def get(self, key: str, make):
+        snap = self.reader.current
+        if snap is not self._snap:
+            self._snap, self._cache = snap, {}
+        if key not in self._cache:
+            self._cache[key] = make(snap)
+        return self._cache[key]
+
+
+def _json_response(request, body: bytes, status: int = 200) -> web.Response:
+    resp = web.Response(body=body, status=status, content_type=JSON, headers=NO_STORE)
+    if _accepts_gzip(request):
+        resp.enable_compression()
+    return resp
+
+
+def make_app(reader, webroot: str | None = None) -> web.Application:
+    app = web.Application()
+    render = Renderer(reader)
+
+    def status_body(snap):
+        return render_json.dumps(render_json.status(snap))
+
+    async def status(request):
+        return _json_response(request, render.get("status", status_body))
+
+    async def status_gz(request):
+        body = render.get("status.gz", lambda s: render_json.gzipped(render.get("status", status_body)))
+        return web.Response(body=body, content_type=JSON, headers={"Content-Encoding": "gzip", **NO_STORE})
+
+    async def config(request):
+        snap = reader.current
+        doc = render_json.config(snap)
+        if doc is None:
+            msg = {"error": "no configuration loaded", "detail": snap.config_error or "not read yet"}
+            return _json_response(request, render_json.dumps(msg), status=503)
+        return _json_response(request, render_json.dumps(doc))
+
+    async def cue(request):
+        return _json_response(request, render.get("cue", lambda s: render_json.dumps(render_json.cue(s))))
+
+    async def lb(request):
+        return _json_response(request, render.get("lb", lambda s: render_json.dumps(render_json.lb(s))))
+
+    async def build(request):
+        return _json_response(request, render_json.dumps(render_json.build()))
+
+    async def prefixes(request):
+        return _json_response(request, render_json.dumps(render_json.PREFIXES_ABSENT), status=404)
+
+    async def log(request):
+        try:
+            n = int(request.match_info["n"])
+        except ValueError:
+            raise web.HTTPBadRequest(text="/log/N: N must be an integer (the last index seen; 0 = all)\n")
+        return _json_response(request, render_json.dumps(reader.log.after(n)))
+
+    async def prometheus(request):
+        body = render.get("metrics", metrics.render)
+        resp = web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE, **NO_STORE})
+        if _accepts_gzip(request):
+            resp.enable_compression()
+        return resp
+
+    async def static(request):
+        name = request.match_info.get("path", "") or "index.html"
+        if name.endswith("/"):
+            name += "index.html"
+        parts = [p for p in name.split("/") if p]
+        if any(p in (".", "..") or p.startswith(".") for p in parts):
+            raise web.HTTPNotFound()
+        body = None
+        if webroot:
+            path = os.path.join(webroot, *parts)
+            if os.path.isfile(path):
+                with open(path, "rb") as f:
+                    body = f.read()
+        if body is None:
+            res = STATIC.joinpath(*parts)
+            if not res.is_file():
+                raise web.HTTPNotFound(text=f"no such page: /{name}\n")
+            body = res.read_bytes()
+        ctype = mimetypes.guess_type(parts[-1])[0] or "application/octet-stream"
+        resp = web.Response(body=body, headers={"Content-Type": ctype, "Cache-Control": "no-cache"})
+        if _accepts_gzip(request) and len(body) > 512:
+            resp.enable_compression()
+        return resp
+
+    app.router.add_get("/status.json", status)
+    app.router.add_get("/status.json.gz", status_gz)
+    app.router.add_get("/config.json", config)
+    app.router.add_get("/cue.json", cue)
+    app.router.add_get("/lb.json", lb)
+    app.router.add_get("/build.json", build)
+    app.router.add_get("/prefixes.json", prefixes)
+    app.router.add_get("/log/{n}", log)
+    app.router.add_get("/metrics", prometheus)
+    app.router.add_get("/{path:.*}", static)
+    return app

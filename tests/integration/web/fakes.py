@@ -1,0 +1,220 @@
+"""Tiny fake publishers of org.vc5.Health1, org.vc5.Bgp1 and org.vc5.XdpLoader1 for webd/vc5ctl tests.
+
+They run on their own asyncio loop in a background thread, so the test (in
+the main thread) can start real `vc5-webd` / `vc5ctl` processes and flip
+state while they read. Every `.Manager` call is recorded in `manager_calls`,
+so tests can assert webd never makes one (and vc5ctl makes exactly the
+expected one). The signatures are the shipped XML's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from dbus_next import BusType
+from dbus_next.aio import MessageBus
+from dbus_next.constants import PropertyAccess
+from dbus_next.service import ServiceInterface, dbus_property, method
+
+from vc5.common import names, wire
+from vc5.webd import demo
+
+
+class Health(ServiceInterface):
+    def __init__(self):
+        super().__init__(names.HEALTH_IFACE)
+        self.view = demo.health()
+
+    def set_view(self, view):
+        self.view = view
+        self.emit_properties_changed({"Services": wire.services_to_dbus(view.services),
+                                      "VIPs": wire.vips_to_dbus(view.vips)})
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Services(self) -> "a(sqssssbqsqbbtqa(sqqbbbtsu))":  # noqa: N802,F722,F821
+        return wire.services_to_dbus(self.view.services)
+
+    @dbus_property(access=PropertyAccess.READ)
+    def VIPs(self) -> "a(sbt)":  # noqa: N802,F722,F821
+        return wire.vips_to_dbus(self.view.vips)
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Generation(self) -> "t":  # noqa: N802,F821
+        return 1
+
+    @dbus_property(access=PropertyAccess.READ)
+    def ConfigSource(self) -> "s":  # noqa: N802,F821
+        return ""
+
+
+class HealthManager(ServiceInterface):
+    def __init__(self, calls):
+        super().__init__(names.HEALTH_MANAGER_IFACE)
+        self.calls = calls
+
+    @method()
+    def Reload(self) -> "t":  # noqa: N802,F821
+        self.calls.append(("Health1.Reload",))
+        return 2
+
+    @method()
+    def Drain(self, service: "s", backend: "s") -> "u":  # noqa: N802,F821
+        self.calls.append(("Health1.Drain", service, backend))
+        return 4 if backend.startswith("10.1.100.") else 0
+
+    @method()
+    def Undrain(self, service: "s", backend: "s") -> "u":  # noqa: N802,F821
+        self.calls.append(("Health1.Undrain", service, backend))
+        return 4 if backend.startswith("10.1.100.") else 0
+
+    @method()
+    def SetDebug(self, enabled: "b"):  # noqa: N802,F821
+        self.calls.append(("Health1.SetDebug", enabled))
+
+
+def peers_struct(state="Established"):
+    out = []
+    for addr in ("10.1.100.100", "10.1.100.101"):
+        out.append([addr, "", state, demo.T0, demo.T0 if state == "Established" else 0, 10, 3,
+                    ["mp:ipv4-unicast"], ["ipv4-unicast"],
+                    {"updates_in": 1, "updates_out": 3, "advertised": 2, "withdrawn": 0,
+                     "connection_attempts": 1, "established": 1, "notifications_in": 0,
+                     "notifications_out": 0},
+                    "", ["192.168.101.1/32", "192.168.101.2/32"], "10.1.100.2", 65000, 65000, addr])
+    return out
+
+
+class Bgp(ServiceInterface):
+    def __init__(self):
+        super().__init__(names.BGP_IFACE)
+        self.peers = peers_struct()
+
+    def set_state(self, state):
+        self.peers = peers_struct(state)
+        self.emit_properties_changed({"Peers": self.peers})
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Peers(self) -> "a(sssttqqasasa{st}sassuus)":  # noqa: N802,F722,F821
+        return self.peers
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Advertised(self) -> "as":  # noqa: N802,F722,F821
+        return ["192.168.101.1/32", "192.168.101.2/32"]
+
+
+class BgpManager(ServiceInterface):
+    def __init__(self, calls):
+        super().__init__(names.BGP_MANAGER_IFACE)
+        self.calls = calls
+
+    @method()
+    def Reload(self) -> "t":  # noqa: N802,F821
+        self.calls.append(("Bgp1.Reload",))
+        return 2
+
+    @method()
+    def ResetPeer(self, address: "s"):  # noqa: N802,F821
+        self.calls.append(("Bgp1.ResetPeer", address))
+
+
+class Loader(ServiceInterface):
+    def __init__(self):
+        super().__init__(names.XDP_LOADER_IFACE)
+        self.tick = 0
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Interfaces(self) -> "a(sisubs)":  # noqa: N802,F722,F821
+        return [["eth0", 2, "generic", 42, True, ""]]
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Services(self) -> "a(ssqssa(ssbbssq))":  # noqa: N802,F722,F821
+        out = []
+        for s in demo.health().services:
+            out.append([s.key, s.vip, s.port, s.protocol, "",
+                        [[b.address, demo.MACS[b.address], b.usable, True, "", "eth0", 0]
+                         for b in s.backends]])
+        return out
+
+    @dbus_property(access=PropertyAccess.READ)
+    def ProgramInfo(self) -> "(usssut)":  # noqa: N802,F722,F821
+        return [42, "abcdef", "xdp_vc5", "/sys/fs/bpf/vc5", 1, demo.T0]
+
+    @method()
+    def GetCounters(self) -> "(a{st}a{sa{st}}a{sa{st}}a{sa{sa{st}}})":  # noqa: N802,F722,F821
+        self.tick += 1
+        x = demo.xdp(self.tick)
+        backends = {}
+        for (svc, rip), c in x.backends.items():
+            backends.setdefault(svc, {})[rip] = dict(c)
+        return [dict(x.globals), {k: dict(v) for k, v in x.vips.items()},
+                {k: dict(v) for k, v in x.services.items()}, backends]
+
+
+class LoaderManager(ServiceInterface):
+    def __init__(self, calls):
+        super().__init__(names.XDP_LOADER_MANAGER_IFACE)
+        self.calls = calls
+
+    @method()
+    def Resync(self):  # noqa: N802
+        self.calls.append(("XdpLoader1.Resync",))
+
+
+class Fakes:
+    """`with Fakes(which=("health", "bgp", "xdp")) as f:`; f.run(callable) runs on the fakes' loop."""
+
+    def __init__(self, which=("health", "bgp", "xdp")):
+        self.which = which
+        self.manager_calls = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.buses = {}
+
+    def __enter__(self):
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        return self
+
+    async def _export(self, key, bus_name, path, *ifaces):
+        bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+        for iface in ifaces:
+            bus.export(path, iface)
+        await bus.request_name(bus_name)
+        self.buses[key] = bus
+
+    async def _start(self):
+        if "health" in self.which:
+            self.health = Health()
+            await self._export("health", names.HEALTH_BUS, names.HEALTH_PATH, self.health,
+                               HealthManager(self.manager_calls))
+        if "bgp" in self.which:
+            self.bgp = Bgp()
+            await self._export("bgp", names.BGP_BUS, names.BGP_PATH, self.bgp,
+                               BgpManager(self.manager_calls))
+        if "xdp" in self.which:
+            self.loader = Loader()
+            await self._export("xdp", names.XDP_LOADER_BUS, names.XDP_LOADER_PATH, self.loader,
+                               LoaderManager(self.manager_calls))
+
+    def run(self, fn, *args):
+        """Run fn(*args) on the fakes' loop (D-Bus objects are not thread-safe) and return its result."""
+        async def call():
+            return fn(*args)
+        return asyncio.run_coroutine_threadsafe(call(), self.loop).result(10)
+
+    def stop(self, key):
+        """Drop one daemon off the bus (as if it stopped)."""
+        async def go():
+            self.buses.pop(key).disconnect()
+        asyncio.run_coroutine_threadsafe(go(), self.loop).result(10)
+
+    def __exit__(self, *exc):
+        async def close():
+            for bus in self.buses.values():
+                bus.disconnect()
+        try:
+            asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
