@@ -16,7 +16,7 @@ from vc5.common import names
 ERROR_INVALID_CONFIG = "org.vc5.Bgp1.Error.InvalidConfig"
 ERROR_NOT_FOUND = "org.vc5.Bgp1.Error.NotFound"
 
-PEERS_SIGNATURE = "a(sssttqqasasa{st}sassuus)"
+PEERS_SIGNATURE = "a(ssstttqqasasa{st}sassuus)"
 
 PROPERTIES = ("Peers", "Advertised", "AsNumber", "RouterId", "ShuttingDown", "HealthConnected", "Generation",
               "LastReloadError")

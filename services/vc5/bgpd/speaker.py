@@ -244,7 +244,7 @@ class Speaker:
             neg = s.negotiated
             established = s.established_at if s.state == State.ESTABLISHED else 0.0
             remote_asn = neg.remote_asn if neg else (s.peer.peer_as or 0)
-            out.append((
+            out.append([
                 str(addr), s.peer.group or "", s.state.value, int(s.since * 1e6), int(established * 1e6),
                 int(now - established) if established else 0,
                 neg.hold_time if neg else 0, int(neg.keepalive) if neg else 0,
@@ -255,7 +255,7 @@ class Speaker:
                 str(s.conn.local) if s.conn is not None and s.conn.local is not None else "",
                 s.peer.as_number or self.local.asn, remote_asn,
                 str(neg.remote_id) if neg else "",
-            ))
+            ])
         return out
 
     def advertised(self):
