@@ -294,6 +294,9 @@ services:
     assert any("server 10.9.9.9 is in no vlans/vlans6 prefix" in m for m in msgs)
     nov = load_text("services: [{virtual: 192.0.2.1, servers: [10.1.10.10], policy: {http: }}]")
     assert [w.path for w in nov.warnings] == ["vlans"]
+    no_id = load_text("bgp: {as_number: 65000, peers: [10.1.10.200]}")
+    assert [(w.path, "no BGP router ID" in w.message) for w in no_id.warnings] == [("bgp", True)]
+    assert load_text("address: 10.1.10.100\nbgp: {as_number: 65000, peers: [10.1.10.200]}").warnings == ()
 
 
 def test_yes_no_booleans_and_null_values():

@@ -214,6 +214,9 @@ class BgpCompiler:
                     self.add_peers(peers, gm["peers"][1], join(p, "peers"), params, name, filters)
                 else:
                     r.warn(item, p, "group has no peers")
+        if router_id is None and peers:
+            r.warn(node, "bgp", "no BGP router ID: set the top-level address (vc5's first command-line "
+                                "argument) or bgp.router_id; no session can open without one")
         return Bgp(as_number=top.get("as_number", (0,))[0], router_id=router_id,
                    learn=g.get("learn") or 0, listen=bool(g.get("listen")),
                    peers=tuple(sorted((p for p, _ in peers.values()), key=lambda p: address_key(p.address))),
