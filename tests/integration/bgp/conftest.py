@@ -73,9 +73,13 @@ class HealthPublisher:
     def set(self, states):
         """states: {vip: up} or {vip: (up, since_seconds)}; since defaults to now when up."""
         now = time.time()
+        previous = {v[0]: v for v in self.vips}
         out = []
         for vip, st in sorted(states.items()):
             up, since = st if isinstance(st, tuple) else (st, now)
+            old = previous.get(vip)
+            if not isinstance(st, tuple) and old is not None and old[1] == bool(up):
+                since = old[2] / 1e6            # unchanged state keeps its `since`, as healthd does
             out.append([vip, bool(up), int(since * 1e6)])
 
         async def apply():
@@ -293,3 +297,35 @@ def bgpd_factory(lab, private_bus):
 
 
 __all__ = ["until", "NET4", "NET6"]
+
+
+def bgp_property(health, name):
+    """Read a property of org.vc5.Bgp1 over the private bus (plain Python values)."""
+    from vc5.common import bus as vbus
+    from vc5.common import names
+
+    async def get():
+        reply = await vbus._call(health.bus, names.BGP_BUS, names.BGP_PATH, "org.freedesktop.DBus.Properties",
+                                 "Get", "ss", [names.BGP_IFACE, name])
+        return vbus.unwrap(reply[0])
+    return health._call(get())
+
+
+def bgp_call(health, member, signature="", body=None):
+    """Call org.vc5.Bgp1.Manager.<member>; returns the reply body or raises DBusError."""
+    from vc5.common import bus as vbus
+    from vc5.common import names
+
+    async def call():
+        return await vbus._call(health.bus, names.BGP_BUS, names.BGP_PATH, names.BGP_MANAGER_IFACE, member,
+                                signature, body)
+    return health._call(call())
+
+
+def peer_status(health, address):
+    for p in bgp_property(health, "Peers"):
+        if p[0] == address:
+            return dict(zip(("address", "group", "state", "since", "established_at", "uptime", "hold_time",
+                             "keepalive", "capabilities", "families", "counters", "last_error", "advertised",
+                             "local_address", "local_asn", "remote_asn", "remote_id"), p))
+    return None
