@@ -227,6 +227,8 @@ class Session:
             self.since = time.time()
             reason = data.text if isinstance(data, notification.Notification) else (
                 str(data) if isinstance(data, (BgpError, str)) else "")
+            if not reason and new == State.IDLE:
+                reason = self.last_error
             log.info("peer %s: %s -> %s%s", self.address, old.value, new.value,
                      f" ({reason})" if reason else "")
             if new == State.IDLE and self._stopped:

@@ -6,6 +6,7 @@ states come from a test publisher of org.vc5.Health1 on a private bus.
 """
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -329,3 +330,87 @@ def peer_status(health, address):
                              "keepalive", "capabilities", "families", "counters", "last_error", "advertised",
                              "local_address", "local_asn", "remote_asn", "remote_id"), p))
     return None
+
+
+# ---------------------------------------------------------------- GoBGP
+
+class GoBgp:
+    """gobgpd in a namespace; its gRPC API is on 127.0.0.1:50051 inside that namespace."""
+
+    def __init__(self, ns, tmp, router_id, asn, neighbors):
+        """neighbors: dicts: address, asn, passive (bool, default True), families (list)."""
+        self.ns = ns
+        self.dir = tempfile.mkdtemp(dir=tmp, prefix="gobgp")
+        conf = os.path.join(self.dir, "gobgpd.toml")
+        text = f'[global.config]\n  as = {asn}\n  router-id = "{router_id}"\n'
+        for n in neighbors:
+            text += textwrap.dedent(f"""
+                [[neighbors]]
+                  [neighbors.config]
+                    neighbor-address = "{n['address']}"
+                    peer-as = {n['asn']}
+                  [neighbors.timers.config]
+                    hold-time = 6
+                    keepalive-interval = 2
+                    connect-retry = 1
+                  [neighbors.transport.config]
+                    passive-mode = {'true' if n.get('passive', True) else 'false'}
+                """)
+            for fam in n.get("families", ["ipv4-unicast"]):
+                text += textwrap.dedent(f"""
+                      [[neighbors.afi-safis]]
+                        [neighbors.afi-safis.config]
+                          afi-safi-name = "{fam}"
+                    """)
+        with open(conf, "w") as f:
+            f.write(text)
+        self.logfile = open(os.path.join(self.dir, "gobgpd.log"), "w")
+        self.proc = ns.popen(["gobgpd", "-f", conf, "-p", "--api-hosts", "127.0.0.1:50051"],
+                             stdout=self.logfile, stderr=subprocess.STDOUT)
+        until(lambda: ns.run(["gobgp", "neighbor"], check=False).returncode == 0, 15, interval=0.2,
+              message="gobgpd API up")
+
+    def neighbors(self):
+        return self.ns.run(["gobgp", "neighbor"], check=False).stdout
+
+    def established(self, address):
+        return any(line.split()[:1] == [address] and "Establ" in line
+                   for line in self.neighbors().splitlines())
+
+    def rib(self, family="ipv4"):
+        out = self.ns.run(["gobgp", "global", "rib", "-a", family, "-j"], check=False).stdout.strip()
+        try:
+            return json.loads(out) if out else {}
+        except ValueError:
+            return {}
+
+    def attrs(self, prefix, family="ipv4"):
+        """{type code: attribute dict} of the best path for prefix, or None."""
+        paths = self.rib(family).get(prefix)
+        if not paths:
+            return None
+        return {a["type"]: a for a in paths[0]["attrs"]}
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.logfile.close()
+
+
+@pytest.fixture
+def gobgp_factory(lab):
+    made = []
+
+    def make(**kw):
+        g = GoBgp(lab.router, lab.tmp, f"{NET4}.1", **kw)
+        made.append(g)
+        return g
+
+    yield make
+    for g in made:
+        g.stop()
