@@ -37,6 +37,9 @@ def main():
         lab.start_backends()
         lab.start_router()
         stack.start()
+        print("starting vc5 on both balancers; waiting for backends to pass their checks and for"
+              " the router to learn the VIP over BGP ...", flush=True)
+        stack.wait_advertised(timeout=120)
         print(f"""
 vc5 demo is up.
   console:      http://127.0.0.1:8005/   (also /status.json, /metrics)
