@@ -179,11 +179,17 @@ struct vc5_metrics {
 };
 _Static_assert(sizeof(struct vc5_metrics) == 256, "metrics");
 
+/* One packet in VC5_LATENCY_SAMPLE (a power of 2) is timed. */
+#ifndef VC5_LATENCY_SAMPLE
+#define VC5_LATENCY_SAMPLE 16
+#endif
+
 struct vc5_global {
     struct vc5_metrics m;
-    __u64 latency_ns;            /* sum of (exit - entry) ns */
-    __u64 latency_packets;       /* packets measured */
-    __u64 pad[6];
+    __u64 latency_ns;            /* sum of (exit - entry) ns of the timed packets */
+    __u64 latency_packets;       /* packets timed */
+    __u64 seen;                  /* packets seen while active (picks the timed ones) */
+    __u64 pad[5];
 };
 _Static_assert(sizeof(struct vc5_global) == 320, "global");
 

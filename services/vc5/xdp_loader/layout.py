@@ -117,7 +117,7 @@ class Metrics(ct.Structure):
 
 class Global(ct.Structure):
     _fields_ = [("m", Metrics), ("latency_ns", ct.c_uint64), ("latency_packets", ct.c_uint64),
-                ("pad", ct.c_uint64 * 6)]
+                ("seen", ct.c_uint64), ("pad", ct.c_uint64 * 5)]
 
 
 class Counter(ct.Structure):
