@@ -1,0 +1,269 @@
+"""Sessions over loopback TCP against a scripted peer: negotiation, errors, isolation between peers.
+
+The scripted peer uses vc5-bgpd's own codecs; interoperability with real
+implementations is in tests/integration/bgp (BIRD, GoBGP).
+"""
+
+import asyncio
+import ipaddress as ip
+
+import pytest
+
+from vc5.bgpd import capabilities as caps
+from vc5.bgpd.fsm import State
+from vc5.bgpd.messages import header, keepalive, notification, route_refresh, update
+from vc5.bgpd.messages import open as bgp_open
+from vc5.bgpd.session import Local, check_open, our_capabilities
+from vc5.bgpd.speaker import Speaker
+from vc5.common.wire import VipState
+from vc5.config.model import Bgp, Peer
+
+MARKER = b"\xff" * 16
+VIP = "10.255.0.1"
+
+
+class ScriptedPeer:
+    """A TCP server standing in for a router; one connection at a time."""
+
+    def __init__(self):
+        self.connections = asyncio.Queue()
+
+    async def start(self, host):
+        self.server = await asyncio.start_server(self._accept, host, 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _accept(self, reader, writer):
+        await self.connections.put(Conn(reader, writer))
+
+    async def next(self, timeout=5):
+        return await asyncio.wait_for(self.connections.get(), timeout)
+
+    def close(self):
+        self.server.close()
+
+
+class Conn:
+    def __init__(self, reader, writer):
+        self.reader, self.writer, self.buf = reader, writer, b""
+
+    async def recv(self, timeout=5):
+        """(type, decoded message); None at EOF."""
+        while True:
+            framed = header.frame(self.buf)
+            if framed is not None:
+                msg_type, body, self.buf = framed
+                if msg_type == header.UPDATE:
+                    return msg_type, update.decode(body)
+                if msg_type == header.OPEN:
+                    return msg_type, bgp_open.decode(body)
+                if msg_type == header.NOTIFICATION:
+                    return msg_type, notification.decode(body)
+                return msg_type, body
+            data = await asyncio.wait_for(self.reader.read(65536), timeout)
+            if not data:
+                return None
+            self.buf += data
+
+    async def recv_type(self, wanted, timeout=5):
+        while True:
+            got = await self.recv(timeout)
+            if got is None or got[0] == wanted:
+                return got
+
+    def send(self, raw):
+        self.writer.write(raw)
+
+    async def handshake(self, hold=9, asn=65000, bgp_id="10.0.0.1", four=True):
+        msg_type, their_open = await self.recv()
+        assert msg_type == header.OPEN
+        c = caps.Capabilities(families=(caps.IPV4_UNICAST,), route_refresh=True,
+                              four_octet_as=asn if four else None)
+        self.send(bgp_open.encode(asn, hold, bgp_id, c) + keepalive.encode())
+        assert (await self.recv_type(header.KEEPALIVE))[0] == header.KEEPALIVE
+        return their_open
+
+
+def peer(address, port, **kw):
+    kw.setdefault("as_number", 65001)
+    kw.setdefault("hold_time", 6)
+    return Peer(address=ip.ip_address(address), port=port, **kw)
+
+
+def speaker_for(*peers):
+    bgp = Bgp(as_number=65001, router_id=ip.IPv4Address("10.0.0.2"), peers=tuple(peers))
+    return Speaker(bgp, hold_down=0, retry_min=0.2, retry_max=0.5, learn=0)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+async def wait_for(predicate, timeout=5):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met")
+        await asyncio.sleep(0.01)
+
+
+# ---------------------------------------------------------------- pure checks
+
+def _open(hold=9, asn=65000, bgp_id="10.0.0.1"):
+    return bgp_open.Open(4, asn, hold, ip.IPv4Address(bgp_id), caps.Capabilities(four_octet_as=asn))
+
+
+def test_check_open_negotiates_min_hold_and_keepalive():
+    p = peer("10.0.0.1", 179, hold_time=6)
+    local = Local(65001, ip.IPv4Address("10.0.0.2"))
+    neg = check_open(_open(hold=9), p, local, our_capabilities(p, local))
+    assert (neg.hold_time, neg.keepalive, neg.four_octet) == (6, 2, True)
+    neg = check_open(_open(hold=3), p, local, our_capabilities(p, local))
+    assert (neg.hold_time, neg.keepalive) == (3, 1)
+
+
+@pytest.mark.parametrize("kw,code", [(dict(hold=2), (2, 6)), (dict(hold=0), (2, 6)),
+                                     (dict(bgp_id="10.0.0.2"), (2, 3)), (dict(bgp_id="0.0.0.0"), (2, 3)),
+                                     (dict(asn=65099), (2, 2))])
+def test_check_open_refusals(kw, code):
+    from vc5.bgpd.errors import BgpError
+    p = peer("10.0.0.1", 179, peer_as=65000)
+    local = Local(65001, ip.IPv4Address("10.0.0.2"))
+    with pytest.raises(BgpError) as e:
+        check_open(_open(**kw), p, local, our_capabilities(p, local))
+    assert (e.value.code, e.value.subcode) == code
+
+
+def test_as_trans_in_open_for_large_asn():
+    p = peer("10.0.0.1", 179, as_number=4200000001)
+    c = our_capabilities(p, Local(4200000001, ip.IPv4Address("10.0.0.2")))
+    assert c.four_octet_as == 4200000001
+
+
+# ---------------------------------------------------------------- over TCP
+
+def test_established_advertises_and_negotiates_hold():
+    async def main():
+        fake = await ScriptedPeer().start("127.0.0.1")
+        sp = speaker_for(peer("127.0.0.1", fake.port))
+        sp.start()
+        conn = await fake.next()
+        their_open = await conn.handshake(hold=9)
+        assert their_open.hold_time == 6 and their_open.asn == 65001
+        s = sp.sessions[ip.ip_address("127.0.0.1")]
+        await wait_for(lambda: s.state == State.ESTABLISHED)
+        assert s.negotiated.hold_time == 6 and s.negotiated.keepalive == 2
+        sp.set_vips([VipState(VIP, True, 1)])
+        t, u = await conn.recv_type(header.UPDATE)
+        assert u.nlri == (ip.ip_network(VIP + "/32"),)
+        assert u.attributes.as_path == ((2, (65001,)),)
+        sp.set_vips([VipState(VIP, False, 2)])
+        t, u = await conn.recv_type(header.UPDATE)
+        assert u.withdrawn == (ip.ip_network(VIP + "/32"),)
+        # ROUTE-REFRESH is answered from the Adj-RIB-Out
+        sp.set_vips([VipState(VIP, True, 3)])
+        await conn.recv_type(header.UPDATE)
+        conn.send(route_refresh.encode(1, 1))
+        t, u = await conn.recv_type(header.UPDATE)
+        assert u.nlri == (ip.ip_network(VIP + "/32"),)
+        await sp.shutdown("bye")
+        t, n = await conn.recv_type(header.NOTIFICATION)
+        assert (n.code, n.subcode, n.shutdown_communication) == (6, 2, "bye")
+        fake.close()
+    run(main())
+
+
+def test_hold_time_below_three_gets_notification():
+    async def main():
+        fake = await ScriptedPeer().start("127.0.0.1")
+        sp = speaker_for(peer("127.0.0.1", fake.port))
+        sp.start()
+        conn = await fake.next()
+        await conn.recv()
+        conn.send(bgp_open.encode(65000, 2, "10.0.0.1", caps.Capabilities()))
+        t, n = await conn.recv_type(header.NOTIFICATION)
+        assert (n.code, n.subcode) == (2, 6)
+        s = sp.sessions[ip.ip_address("127.0.0.1")]
+        assert "Unacceptable Hold Time" in s.last_error
+        await sp.shutdown()
+        fake.close()
+    run(main())
+
+
+@pytest.mark.parametrize("garbage,code", [
+    (b"\x00" * 16 + bytes([0, 19, 4]), (1, 1)),
+    (MARKER + bytes([0, 19, 77]), (1, 3)),
+    (update.encode(attributes=bytes([0x40, 1, 1, 7]), nlri_prefixes=[ip.ip_network("10.9.0.0/16")]), (3, 6)),
+    (bgp_open.encode(65000, 9, "10.0.0.1", caps.Capabilities()), (5, 3)),     # OPEN when Established
+])
+def test_malformed_message_resets_only_that_peer(garbage, code):
+    async def main():
+        fa = await ScriptedPeer().start("127.0.0.1")
+        fb = await ScriptedPeer().start("127.0.0.2")
+        sp = speaker_for(peer("127.0.0.1", fa.port), peer("127.0.0.2", fb.port))
+        sp.start()
+        ca, cb = await fa.next(), await fb.next()
+        await ca.handshake(bgp_id="10.0.0.1")
+        await cb.handshake(bgp_id="10.0.0.3")
+        sa, sb = sp.sessions[ip.ip_address("127.0.0.1")], sp.sessions[ip.ip_address("127.0.0.2")]
+        await wait_for(lambda: sa.state == sb.state == State.ESTABLISHED)
+        sp.set_vips([VipState(VIP, True, 1)])
+        await ca.recv_type(header.UPDATE)
+        await cb.recv_type(header.UPDATE)
+        ca.send(garbage)
+        t, n = await ca.recv_type(header.NOTIFICATION)
+        assert (n.code, n.subcode) == code
+        assert await ca.recv() is None                         # connection closed
+        assert sb.state == State.ESTABLISHED
+        sp.set_vips([VipState(VIP, False, 2)])
+        t, u = await cb.recv_type(header.UPDATE)               # B unaffected: gets the withdrawal
+        assert u.withdrawn == (ip.ip_network(VIP + "/32"),)
+        ca2 = await fa.next()                                  # A reconnects after the back-off
+        await ca2.handshake(bgp_id="10.0.0.1")
+        await wait_for(lambda: sa.state == State.ESTABLISHED)
+        assert sa.counters["connection_attempts"] == 2 and sa.counters["established"] == 2
+        await sp.shutdown()
+        fa.close()
+        fb.close()
+    run(main())
+
+
+def test_keepalive_in_open_sent_is_fsm_error():
+    async def main():
+        fake = await ScriptedPeer().start("127.0.0.1")
+        sp = speaker_for(peer("127.0.0.1", fake.port))
+        sp.start()
+        conn = await fake.next()
+        await conn.recv()
+        conn.send(keepalive.encode())
+        t, n = await conn.recv_type(header.NOTIFICATION)
+        assert (n.code, n.subcode) == (5, 1)
+        await sp.shutdown()
+        fake.close()
+    run(main())
+
+
+def test_reconfigure_med_readvertises_without_reset_and_removed_peer_gets_cease():
+    async def main():
+        fake = await ScriptedPeer().start("127.0.0.1")
+        p = peer("127.0.0.1", fake.port, med=5)
+        sp = speaker_for(p)
+        sp.start()
+        conn = await fake.next()
+        await conn.handshake()
+        sp.set_vips([VipState(VIP, True, 1)])
+        t, u = await conn.recv_type(header.UPDATE)
+        assert u.attributes.med == 5
+        bgp = sp.bgp
+        sp.reconfigure(Bgp(as_number=65001, router_id=bgp.router_id,
+                           peers=(peer("127.0.0.1", fake.port, med=9),)))
+        t, u = await conn.recv_type(header.UPDATE)
+        assert u.attributes.med == 9 and u.nlri == (ip.ip_network(VIP + "/32"),)
+        s = sp.sessions[ip.ip_address("127.0.0.1")]
+        assert s.counters["established"] == 1
+        sp.reconfigure(Bgp(as_number=65001, router_id=bgp.router_id, peers=()))
+        t, n = await conn.recv_type(header.NOTIFICATION)
+        assert (n.code, n.subcode) == (6, 3)
+        await sp.shutdown()
+        fake.close()
+    run(main())
