@@ -7,7 +7,6 @@ import json
 from tests.integration.web.fakes import Fakes
 from tests.integration.web.webd_process import Webd, guard_works
 from tests.lib.wait import until
-from vc5.webd import demo
 
 
 def _status(webd):
@@ -43,7 +42,7 @@ def test_webd_serves_and_follows_the_daemons(private_bus):
             in gzip.decompress(body)
 
         # a backend goes down: visible at once (PropertiesChanged), in JSON, metrics and the log
-        fakes.run(fakes.health.set_view, demo.health(flip_down="10.1.100.121"))
+        fakes.run(fakes.health.flip, dict(flip_down="10.1.100.121"))
         until(lambda: not _status(webd)["services"]["192.168.101.1"][0]["destinations"][1]["up"], timeout=10)
         body = webd.get("/metrics")[2]
         assert b'vc5_backend_status{service="192.168.101.1:tcp:80",name="foo",backend="10.1.100.121:80"} 0' \

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 from dbus_next import BusType
 from dbus_next.aio import MessageBus
@@ -21,10 +22,18 @@ from vc5.common import names, wire
 from vc5.webd import demo
 
 
+# Every fake state changed 5m15s before the fakes started (the console shows "5m15s UP").
+T0 = int((time.time() - 315) * 1e6)
+
+
 class Health(ServiceInterface):
     def __init__(self):
         super().__init__(names.HEALTH_IFACE)
-        self.view = demo.health()
+        self.view = demo.health(t0=T0)
+
+    def flip(self, kw):
+        """Publish demo.health(**kw) (kw e.g. {"flip_down": "10.1.100.121"}) as a change."""
+        self.set_view(demo.health(t0=int(time.time() * 1e6), **kw))
 
     def set_view(self, view):
         self.view = view
@@ -76,7 +85,7 @@ class HealthManager(ServiceInterface):
 def peers_struct(state="Established"):
     out = []
     for addr in ("10.1.100.100", "10.1.100.101"):
-        out.append([addr, "", state, demo.T0, demo.T0 if state == "Established" else 0, 10, 3,
+        out.append([addr, "", state, T0, T0 if state == "Established" else 0, 10, 3,
                     ["mp:ipv4-unicast"], ["ipv4-unicast"],
                     {"updates_in": 1, "updates_out": 3, "advertised": 2, "withdrawn": 0,
                      "connection_attempts": 1, "established": 1, "notifications_in": 0,
@@ -138,7 +147,7 @@ class Loader(ServiceInterface):
 
     @dbus_property(access=PropertyAccess.READ)
     def ProgramInfo(self) -> "(usssut)":  # noqa: N802,F722,F821
-        return [42, "abcdef", "xdp_vc5", "/sys/fs/bpf/vc5", 1, demo.T0]
+        return [42, "abcdef", "xdp_vc5", "/sys/fs/bpf/vc5", 1, T0]
 
     @method()
     def GetCounters(self) -> "(a{st}a{sa{st}}a{sa{st}}a{sa{sa{st}}})":  # noqa: N802,F722,F821
