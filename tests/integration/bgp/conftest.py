@@ -5,7 +5,6 @@ namespaces L (a real vc5-bgpd process each), joined by a bridge in R. VIP
 states come from a test publisher of org.vc5.Health1 on a private bus.
 """
 
-import asyncio
 import json
 import os
 import re
@@ -13,13 +12,13 @@ import shutil
 import subprocess
 import tempfile
 import textwrap
-import threading
-import time
 
 import pytest
 
 from tests.lib import netns as nsmod
 from tests.lib.wait import until
+
+from .bus_helpers import HealthPublisher, bgp_call, bgp_property, peer_status
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 PREFIX = "vbgp"
@@ -31,71 +30,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "integration/bgp" in str(item.fspath):
             item.add_marker(pytest.mark.usefixtures("root"))
-
-
-# ---------------------------------------------------------------- Health1 publisher
-
-class HealthPublisher:
-    """org.vc5.Health1 with a VIPs property, on the private bus, run in its own thread."""
-
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.vips = []
-        self.iface = None
-        self.bus = None
-        self._call(self._start())
-
-    def _call(self, coro, timeout=10):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    async def _start(self):
-        from dbus_next.service import PropertyAccess, ServiceInterface, dbus_property
-
-        from vc5.common import bus as vbus
-        from vc5.common import names, wire
-
-        pub = self
-
-        class Health(ServiceInterface):
-            def __init__(self):
-                super().__init__(names.HEALTH_IFACE)
-
-            @dbus_property(access=PropertyAccess.READ)
-            def VIPs(self) -> wire.VIPS_SIGNATURE:  # noqa: N802
-                return pub.vips
-
-        self.bus = await vbus.connect_system_bus()
-        self.iface = Health()
-        self.bus.export(names.HEALTH_PATH, self.iface)
-        await self.bus.request_name(names.HEALTH_BUS)
-
-    def set(self, states):
-        """states: {vip: up} or {vip: (up, since_seconds)}; since defaults to now when up."""
-        now = time.time()
-        previous = {v[0]: v for v in self.vips}
-        out = []
-        for vip, st in sorted(states.items()):
-            up, since = st if isinstance(st, tuple) else (st, now)
-            old = previous.get(vip)
-            if not isinstance(st, tuple) and old is not None and old[1] == bool(up):
-                since = old[2] / 1e6            # unchanged state keeps its `since`, as healthd does
-            out.append([vip, bool(up), int(since * 1e6)])
-
-        async def apply():
-            self.vips = out
-            self.iface.emit_properties_changed({"VIPs": out})
-        self._call(apply())
-
-    def close(self):
-        async def stop():
-            self.bus.disconnect()
-        try:
-            self._call(stop())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(5)
 
 
 @pytest.fixture
@@ -297,39 +231,7 @@ def bgpd_factory(lab, private_bus):
         b.stop()
 
 
-__all__ = ["until", "NET4", "NET6"]
-
-
-def bgp_property(health, name):
-    """Read a property of org.vc5.Bgp1 over the private bus (plain Python values)."""
-    from vc5.common import bus as vbus
-    from vc5.common import names
-
-    async def get():
-        reply = await vbus._call(health.bus, names.BGP_BUS, names.BGP_PATH, "org.freedesktop.DBus.Properties",
-                                 "Get", "ss", [names.BGP_IFACE, name])
-        return vbus.unwrap(reply[0])
-    return health._call(get())
-
-
-def bgp_call(health, member, signature="", body=None):
-    """Call org.vc5.Bgp1.Manager.<member>; returns the reply body or raises DBusError."""
-    from vc5.common import bus as vbus
-    from vc5.common import names
-
-    async def call():
-        return await vbus._call(health.bus, names.BGP_BUS, names.BGP_PATH, names.BGP_MANAGER_IFACE, member,
-                                signature, body)
-    return health._call(call())
-
-
-def peer_status(health, address):
-    for p in bgp_property(health, "Peers"):
-        if p[0] == address:
-            return dict(zip(("address", "group", "state", "since", "established_at", "uptime", "hold_time",
-                             "keepalive", "capabilities", "families", "counters", "last_error", "advertised",
-                             "local_address", "local_asn", "remote_asn", "remote_id"), p))
-    return None
+__all__ = ["until", "NET4", "NET6", "bgp_call", "bgp_property", "peer_status"]
 
 
 # ---------------------------------------------------------------- GoBGP

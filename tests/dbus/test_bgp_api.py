@@ -1,0 +1,144 @@
+"""org.vc5.Bgp1 on a private bus: the live object matches the shipped XML; RIB, reload, reset, signals.
+
+The real vc5-bgpd runs as a subprocess with one passive peer (no network needed);
+a test publisher of org.vc5.Health1 drives the VIP states.
+"""
+
+import os
+import signal
+import subprocess
+
+import pytest
+from dbus_next import DBusError, Message, MessageType
+from dbus_next.introspection import Node
+
+from tests.integration.bgp.bus_helpers import HealthPublisher, bgp_call, bgp_property, peer_status
+from tests.lib.wait import until
+from vc5.common import bus as vbus
+from vc5.common import names
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+XML = os.path.join(REPO, "services", "vc5", "dbus", "org.vc5.Bgp1.xml")
+
+CONFIG = """\
+address: 10.0.0.2
+bgp:
+  as_number: 65001
+  hold_time: 6
+  med: {med}
+  groups:
+    - name: routers
+      passive: true
+      peers: [192.0.2.254]
+"""
+
+
+@pytest.fixture
+def health(private_bus):
+    pub = HealthPublisher()
+    yield pub
+    pub.close()
+
+
+@pytest.fixture
+def bgpd(health, tmp_path):
+    cfg = tmp_path / "vc5.yaml"
+    cfg.write_text(CONFIG.format(med=5))
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "services"))
+    env.pop("NOTIFY_SOCKET", None)
+    proc = subprocess.Popen(["/usr/bin/python3",
+                             "-m", "vc5.bgpd", "--config", str(cfg), "--hold-down", "0.2", "--learn", "0"],
+                            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc.config = cfg
+    try:
+        until(lambda: _owned(health), 15, message="org.vc5.Bgp1 on the bus")
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _owned(health):
+    async def owner():
+        return await vbus.get_name_owner(health.bus, names.BGP_BUS)
+    return health._call(owner())
+
+
+def _introspect(health):
+    async def call():
+        reply = await health.bus.call(Message(destination=names.BGP_BUS, path=names.BGP_PATH,
+                                              interface="org.freedesktop.DBus.Introspectable",
+                                              member="Introspect"))
+        assert reply.message_type == MessageType.METHOD_RETURN
+        return reply.body[0]
+    return health._call(call())
+
+
+def test_live_object_matches_shipped_xml(bgpd, health):
+    live = _introspect(health)
+    vbus.assert_matches_introspection(live, open(XML).read())
+    ifaces = {i.name for i in Node.parse(live).interfaces}
+    assert {names.BGP_IFACE, names.BGP_MANAGER_IFACE} <= ifaces
+
+
+def test_properties_and_advertised_follow_health(bgpd, health):
+    assert bgp_property(health, "AsNumber") == 65001
+    assert bgp_property(health, "RouterId") == "10.0.0.2"
+    assert bgp_property(health, "Generation") == 1
+    until(lambda: bgp_property(health, "HealthConnected"), 5)
+    p = peer_status(health, "192.0.2.254")
+    assert p["state"] == "Active" and p["group"] == "routers" and p["local_asn"] == 65001
+    assert set(p["counters"]) >= {"updates_in", "updates_out", "advertised", "withdrawn",
+                                  "connection_attempts", "established"}
+
+    changes = []
+
+    async def subscribe():
+        def handler(msg):
+            if (msg.message_type == MessageType.SIGNAL and msg.member == "PropertiesChanged"
+                    and msg.path == names.BGP_PATH and msg.body[0] == names.BGP_IFACE):
+                changes.append(vbus.unwrap(msg.body[1]))
+        health.bus.add_message_handler(handler)
+        await vbus._call(health.bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                         "AddMatch", "s", [f"type='signal',path='{names.BGP_PATH}'"])
+    health._call(subscribe())
+
+    health.set({"192.0.2.1": True, "2001:db8::1": True, "192.0.2.2": False})
+    until(lambda: bgp_property(health, "Advertised") == ["192.0.2.1/32", "2001:db8::1/128"], 5)
+    until(lambda: any(c.get("Advertised") == ["192.0.2.1/32", "2001:db8::1/128"] for c in changes), 5,
+          message="PropertiesChanged(Advertised)")
+    health.set({"192.0.2.1": False, "2001:db8::1": True})
+    until(lambda: bgp_property(health, "Advertised") == ["2001:db8::1/128"], 5)
+
+
+def test_reload_validates_first_and_sighup_reloads(bgpd, health):
+    bgpd.config.write_text(CONFIG.format(med="lots"))
+    with pytest.raises(DBusError) as e:
+        bgp_call(health, "Reload")
+    assert e.value.type == "org.vc5.Bgp1.Error.InvalidConfig"
+    assert "bgp.med" in e.value.text and "vc5.yaml" in e.value.text
+    assert "bgp.med" in bgp_property(health, "LastReloadError")
+    assert bgp_property(health, "Generation") == 1
+
+    bgpd.config.write_text(CONFIG.format(med=7))
+    assert bgp_call(health, "Reload") == [2]
+    assert bgp_property(health, "LastReloadError") == ""
+    bgpd.send_signal(signal.SIGHUP)
+    until(lambda: bgp_property(health, "Generation") == 3, 5, message="SIGHUP reload")
+
+
+def test_reset_peer(bgpd, health):
+    with pytest.raises(DBusError) as e:
+        bgp_call(health, "ResetPeer", "s", ["198.51.100.1"])
+    assert e.value.type == "org.vc5.Bgp1.Error.NotFound"
+    assert bgp_call(health, "ResetPeer", "s", ["192.0.2.254"]) == []
+
+
+def test_sigterm_exits_cleanly(bgpd, health):
+    bgpd.send_signal(signal.SIGTERM)
+    assert bgpd.wait(15) == 0
+    until(lambda: _owned(health) is None, 5)
