@@ -94,7 +94,13 @@ def bgp_call(health, member, signature="", body=None):
 
 
 def peer_status(health, address):
-    for p in bgp_property(health, "Peers"):
+    """The Peers entry of `address` as a dict; None if bgpd is not (yet) on the bus or has no such peer."""
+    from dbus_next import DBusError
+    try:
+        peers = bgp_property(health, "Peers")
+    except DBusError:
+        return None
+    for p in peers:
         if p[0] == address:
             return dict(zip(("address", "group", "state", "since", "established_at", "uptime", "hold_time",
                              "keepalive", "capabilities", "families", "counters", "last_error", "advertised",
