@@ -16,6 +16,8 @@ import asyncio
 import logging
 import random
 
+from .checks.runner import Round
+
 log = logging.getLogger("vc5.healthd.scheduler")
 
 
@@ -61,8 +63,10 @@ class Scheduler:
                 self.on_result(key[0], key[1], r)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as e:
+                # A bug in a check must not freeze the backend's state: the round fails, visibly.
                 log.exception("round for %s %s failed", *key)
+                self.on_result(key[0], key[1], Round(False, f"internal error: {e!r}", 0, ""))
             next_at += interval
             now = loop.time()
             if next_at < now:

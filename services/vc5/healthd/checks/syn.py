@@ -125,9 +125,9 @@ def bpf_program(ipv4: bool):
 def attach_filter(sock: socket.socket, prog) -> None:
     arr = (_SockFilter * len(prog))(*[_SockFilter(*i) for i in prog])
     fprog = _SockFprog(len(prog), arr)
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(memoryview(
-        ctypes.string_at(ctypes.addressof(fprog), ctypes.sizeof(fprog)))))
-    sock._vc5_filter = arr   # keep the array alive as long as the socket
+    # The kernel copies the program during setsockopt (sk_attach_filter); `arr` may go after it.
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER,
+                    ctypes.string_at(ctypes.addressof(fprog), ctypes.sizeof(fprog)))
 
 
 class SynChecker:
