@@ -5,6 +5,8 @@ timeouts are failures with a diagnostic. The round diagnostic is vc5's:
 "<type>: <message>" for the first failing check, "OK" when all pass.
 """
 
+import asyncio
+import os
 from dataclasses import dataclass
 
 # vc5 (cue:mon/mon.go, syn.go, dns.go): HTTP(S) client/dial/TLS 2 s; SYN 2 s; DNS 1 s.
@@ -28,14 +30,12 @@ def timeout_for(check, service=None) -> float:
 
 def describe_error(e: BaseException) -> str:
     """A short, stable text for a network error (strerror when there is one)."""
-    import asyncio
     if isinstance(e, (asyncio.TimeoutError, TimeoutError)):
         return "Timeout"
-    strerror = getattr(e, "strerror", None)
-    if strerror:
-        return strerror
-    inner = getattr(e, "os_error", None)
-    if inner is not None and getattr(inner, "strerror", None):
-        return inner.strerror
+    # aiohttp wraps the OSError (os_error); asyncio's own text ("Connect call failed ...") is
+    # replaced by strerror(errno), e.g. "Connection refused".
+    for err in (getattr(e, "os_error", None), e):
+        if isinstance(err, OSError) and err.errno:
+            return os.strerror(err.errno)
     text = str(e).strip()
     return text or type(e).__name__

@@ -9,9 +9,9 @@ closes the half-open connection on the backend.
 
 One raw socket per address family serves every probe: replies are matched to
 waiting probes by (peer address, peer port, our port). A classic BPF filter
-on each socket passes only segments with SYN or RST set to ports 61000-65998,
+on each socket passes only segments with SYN or RST set to ports 61000-65535,
 so the kernel does not copy every TCP packet of the host to us. Source ports
-61000-65998 lie above Linux's default ephemeral range (32768-60999), so no
+61000-65535 lie above Linux's default ephemeral range (32768-60999), so no
 real connection of this host shares them. Needs CAP_NET_RAW.
 """
 
@@ -25,7 +25,9 @@ import struct
 from . import Result
 
 PORT_BASE = 61000
-PORT_COUNT = 4999
+# vc5 uses 61000 + seq % 4999, which overflows uint16 above 65535 and wraps to low ports; we keep to
+# 61000..65535.
+PORT_COUNT = 65536 - PORT_BASE
 WINDOW = 64240
 MSS_OPTION = b"\x02\x04\x05\xb4"          # MSS 1460 (RFC 9293 §3.2): backends see a normal SYN
 FLAG_FIN, FLAG_SYN, FLAG_RST, FLAG_ACK = 0x01, 0x02, 0x04, 0x10
