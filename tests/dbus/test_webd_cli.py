@@ -36,8 +36,8 @@ def vc5ctl(*args, user=None, env_address=None):
         env["DBUS_SYSTEM_BUS_ADDRESS"] = env_address
     cmd = ["/usr/bin/python3", "-m", "vc5.cli", *args]
     if user:
-        cmd = ["runuser", "-u", user, "--", "env", f"DBUS_SYSTEM_BUS_ADDRESS={env['DBUS_SYSTEM_BUS_ADDRESS']}",
-               f"PYTHONPATH={SERVICES}", *cmd]
+        cmd = ["runuser", "-u", user, "--", "env",
+               f"DBUS_SYSTEM_BUS_ADDRESS={env['DBUS_SYSTEM_BUS_ADDRESS']}", f"PYTHONPATH={SERVICES}", *cmd]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -93,7 +93,8 @@ def test_non_root_gets_permission_denied_with_a_hint(root):
     with tempfile.TemporaryDirectory(prefix="vc5pol") as pol:
         reads = "\n".join(f'    <allow send_destination="{n}" send_interface="{i}"/>'
                           for n in NAMES for i in (n, "org.freedesktop.DBus.Properties"))
-        managers = "\n".join(f'    <allow send_destination="{n}" send_interface="{n}.Manager"/>' for n in NAMES)
+        managers = "\n".join(f'    <allow send_destination="{n}" send_interface="{n}.Manager"/>'
+                             for n in NAMES)
         with open(os.path.join(pol, "vc5.conf"), "w") as f:
             f.write(POLICY.format(reads=reads, managers=managers))
         with make_private_bus(policy_dirs=[pol]) as address:
