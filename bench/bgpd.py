@@ -1,0 +1,194 @@
+#!/usr/bin/python3
+"""Benchmark vc5-bgpd against BIRD 2 in network namespaces (needs root).
+
+Prints, for N VIPs (default 10,000):
+  * advertise: time from healthd publishing N VIPs up (already past the
+    hold-down) until BIRD's table holds all N routes from vc5-bgpd;
+  * withdraw: time from publishing them all down until BIRD holds none;
+  * single VIP down -> gone from BIRD's table (median and max of several);
+  * encode only: vc5-bgpd's UPDATE encoding of the N prefixes, in-process;
+  * baseline, same run: the same N routes announced to the same BIRD by a
+    second BIRD (static protocol exported over BGP): enable -> all present,
+    disable -> none.
+
+Usage: sudo /usr/bin/python3 bench/bgpd.py [N]
+"""
+
+import ipaddress
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path[:0] = [REPO, os.path.join(REPO, "services")]
+
+from tests.integration.bgp.bus_helpers import HealthPublisher  # noqa: E402
+from tests.lib import netns  # noqa: E402
+from tests.lib.privatebus import private_bus  # noqa: E402
+from vc5.bgpd import attributes  # noqa: E402
+from vc5.bgpd.messages import update  # noqa: E402
+
+NET = "10.204.0"
+DEADLINE = 300.0
+
+
+def vips(n):
+    base = int(ipaddress.IPv4Address("10.128.0.0"))
+    return [str(ipaddress.IPv4Address(base + i + 1)) for i in range(n)]
+
+
+def birdc(ctl, *cmd):
+    return subprocess.run(["birdc", "-s", ctl, *cmd], capture_output=True, text=True, timeout=30).stdout
+
+
+def count(ctl, proto):
+    out = birdc(ctl, "show", "route", "count", "protocol", proto)
+    m = re.search(r"(\d+) of (\d+) routes", out)
+    return int(m.group(1)) if m else 0
+
+
+def wait(pred, deadline=DEADLINE, interval=0.005, t0=None):
+    """Seconds from t0 (default: now) until pred() holds."""
+    t0 = time.monotonic() if t0 is None else t0
+    while not pred():
+        if time.monotonic() - t0 > deadline:
+            raise SystemExit("benchmark condition not met within deadline")
+        time.sleep(interval)
+    return time.monotonic() - t0
+
+
+def start_bird(ns, tmp, name, conf):
+    d = os.path.join(tmp, name)
+    os.makedirs(d)
+    path = os.path.join(d, "bird.conf")
+    with open(path, "w") as f:
+        f.write(textwrap.dedent(conf))
+    ctl = os.path.join(d, "bird.ctl")
+    ns.run(["bird", "-c", path, "-s", ctl, "-P", os.path.join(d, "pid")])
+    wait(lambda: os.path.exists(ctl), 10)
+    return ctl
+
+
+def encode_only(prefixes):
+    nets = [ipaddress.ip_network(p + "/32") for p in prefixes]
+    attrs = attributes.PathAttributes(as_path=(65001,), next_hop=ipaddress.ip_address(f"{NET}.2"))
+    t0 = time.perf_counter()
+    msgs = update.announce(nets, attrs, True)
+    t1 = time.perf_counter()
+    update.withdraw(nets)
+    t2 = time.perf_counter()
+    return t1 - t0, t2 - t1, len(msgs), sum(map(len, msgs))
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
+    if os.geteuid() != 0:
+        raise SystemExit("needs root (network namespaces)")
+    addrs = vips(n)
+    tmp = tempfile.mkdtemp(prefix="vc5bench")
+    made = []
+    procs = []
+    try:
+        r, lb, src = (netns.Netns.create("vbgb") for _ in range(3))
+        made += [r, lb, src]
+        netns.bridge(r, "br0")
+        r.run(f"ip addr add {NET}.1/24 dev br0")
+        for i, ns in ((2, lb), (3, src)):
+            netns.veth(ns, "eth0", r, f"p{i}")
+            r.run(f"ip link set p{i} master br0")
+            ns.run(f"ip addr add {NET}.{i}/24 dev eth0")
+        statics = "\n".join(f"  route {a}/32 blackhole;" for a in addrs)
+        router = start_bird(r, tmp, "router", f"""
+            router id {NET}.1;
+            protocol device {{ }}
+            protocol direct {{ ipv4; }}
+            protocol bgp lb {{ local as 65000; neighbor {NET}.2 as 65001; passive on; hold time 9;
+              ipv4 {{ import all; export none; }}; }}
+            protocol bgp sender {{ local as 65000; neighbor {NET}.3 as 65002; passive on; hold time 9;
+              ipv4 {{ import all; export none; }}; }}
+            """)
+        sender = start_bird(src, tmp, "sender", f"""
+            router id {NET}.3;
+            protocol device {{ }}
+            protocol static vips {{ disabled yes; ipv4;
+            {statics}
+            }}
+            protocol bgp up {{ local as 65002; neighbor {NET}.1 as 65000; hold time 9; connect retry time 1;
+              ipv4 {{ import none; export where source = RTS_STATIC; next hop self; }}; }}
+            """)
+        with private_bus():
+            health = HealthPublisher()
+            cfg = os.path.join(tmp, "vc5.yaml")
+            with open(cfg, "w") as f:
+                f.write(f"address: {NET}.2\nbgp:\n  as_number: 65001\n  hold_time: 9\n  peers: [{NET}.1]\n")
+            env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "services"))
+            log = open(os.path.join(tmp, "bgpd.log"), "w")
+            procs.append(lb.popen(["/usr/bin/python3", "-m", "vc5.bgpd", "--config", cfg, "--hold-down", "0",
+                                   "--learn", "0", "--retry-min", "0.5"], env=env, stdout=log,
+                                  stderr=subprocess.STDOUT))
+            wait(lambda: "Established" in birdc(router, "show", "protocols", "lb")
+                 and "Established" in birdc(router, "show", "protocols", "sender"), 30)
+
+            old = time.time() - 3600
+            assert count(router, "lb") == 0 and count(router, "sender") == 0
+            t0 = time.monotonic()
+            health.set({a: (True, old) for a in addrs})
+            adv = wait(lambda: count(router, "lb") == n, interval=0.02, t0=t0)
+            t0 = time.monotonic()
+            health.set({a: (False, 0) for a in addrs})
+            wd = wait(lambda: count(router, "lb") == 0, interval=0.02, t0=t0)
+
+            singles = []
+            for i in range(7):
+                a = addrs[i]
+                health.set({a: (True, old)})
+                wait(lambda: a in birdc(router, "show", "route", f"{a}/32"), 30)
+                t0 = time.monotonic()
+                health.set({a: (False, 0)})
+                singles.append(wait(lambda: a not in birdc(router, "show", "route", f"{a}/32"), 30,
+                                    interval=0.002, t0=t0))
+
+            t0 = time.monotonic()
+            birdc(sender, "enable", "vips")
+            b_adv = wait(lambda: count(router, "sender") == n, interval=0.02, t0=t0)
+            t0 = time.monotonic()
+            birdc(sender, "disable", "vips")
+            b_wd = wait(lambda: count(router, "sender") == 0, interval=0.02, t0=t0)
+            health.close()
+
+        enc, wenc, nmsg, nbytes = encode_only(addrs)
+        print(f"vc5-bgpd -> BIRD 2, {n} VIPs (IPv4 /32), namespaces on one host, 2 vCPU")
+        print(f"  advertise all (publish -> all in BIRD)     {adv:8.3f} s")
+        print(f"  withdraw all  (publish -> none in BIRD)    {wd:8.3f} s")
+        med = statistics.median(singles) * 1000
+        print(f"  one VIP down -> gone from BIRD's table     median {med:.1f} ms, "
+              f"max {max(singles) * 1000:.1f} ms ({len(singles)} runs, poll step 2 ms + birdc)")
+        print(f"  encode only: announce {enc * 1000:.1f} ms ({nmsg} UPDATEs, {nbytes} octets), "
+              f"withdraw {wenc * 1000:.1f} ms")
+        print(f"baseline, same run: BIRD 2 (static -> BGP) -> the same BIRD, {n} routes")
+        print(f"  advertise all (enable -> all in BIRD)      {b_adv:8.3f} s")
+        print(f"  withdraw all  (disable -> none in BIRD)    {b_wd:8.3f} s")
+        print("  (all include the D-Bus publish or birdc command, and polling `birdc show route count`)")
+    finally:
+        for p in procs:
+            p.terminate()
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        for ctl in (os.path.join(tmp, "router", "bird.ctl"), os.path.join(tmp, "sender", "bird.ctl")):
+            if os.path.exists(ctl):
+                birdc(ctl, "down")
+        for ns in made:
+            ns.delete()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
