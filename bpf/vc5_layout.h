@@ -18,8 +18,8 @@
 #ifndef VC5_MAX_VIPS
 #define VC5_MAX_VIPS 1024
 #endif
-#ifndef VC5_MAX_BACKEND_STATS
-#define VC5_MAX_BACKEND_STATS 65536
+#ifndef VC5_MAX_PAIRS
+#define VC5_MAX_PAIRS 65536         /* (service, backend) pairs: backends[] and be_stats[] */
 #endif
 #ifndef VC5_FLOWS
 #define VC5_FLOWS 65536
@@ -30,7 +30,7 @@
 
 #define VC5_MAGLEV_SIZE 8192        /* vc5: __u8 hash[8192]; slot = hash & 0x1fff */
 #define VC5_MAGLEV_MASK 0x1fff
-#define VC5_BACKENDS 256            /* be[0] is the service header, be[1..255] backends */
+#define VC5_BACKENDS 256            /* slots 1..255 per service; 0 = none */
 
 /* Flow lifetime (vc5 xvs bpf/layer3.c): valid while time + 120 s >= now;
  * time refreshed by a packet when older than 60 s; a SYN on an entry older
@@ -64,6 +64,10 @@ _Static_assert(sizeof(struct vc5_svc_key) == 20, "svc_key");
 #define VC5_BE_VALID    0x01
 #define VC5_BE_REDIRECT 0x02
 
+/* backends[pair]: one record per (service, backend) pair, shared by the
+ * Maglev path (service -> slot -> pair) and the flow-table hit path (flow ->
+ * pair), which therefore needs no service lookup. Updated in place by user
+ * space only when a field changes (see dataplane.py for the write order). */
 struct vc5_backend {
     struct vc5_addr addr;        /* backend (real server) address */
     struct vc5_addr saddr;       /* our address towards it (tunnels, health-check NAT; later) */
@@ -72,35 +76,52 @@ struct vc5_backend {
     __u16 vlan;                  /* 802.1Q VID on trunks (rewrite: later), 0 = untagged */
     __u8 method;                 /* VC5_METHOD_* */
     __u8 flags;                  /* VC5_BE_* */
-    __u32 cookie;                /* non-zero id of this (service, backend) pair; flows store it */
+    __u32 cookie;                /* non-zero id of this pair; flows store it; 0 = free record */
     __u32 redirect_slot;         /* tx_port key when VC5_BE_REDIRECT */
-    __u32 stats_index;           /* be_stats index */
+    __u32 svc_index;             /* svc_stats index of the service */
     __u16 tunnel_port;           /* FOU/GUE destination port, host order (later) */
-    __u16 pad;
+    __u16 vip_index;             /* vip_stats index of the service's VIP */
 };
 _Static_assert(sizeof(struct vc5_backend) == 64, "backend");
 
 #define VC5_SVC_STICKY 0x01      /* hash over addresses only (32 bytes) */
 
-/* be[0] of a service holds this header instead of a backend. */
 struct vc5_svc_hdr {
     struct vc5_addr vip;
     __u16 port;                  /* host order */
     __u16 proto;
     __u32 flags;                 /* VC5_SVC_* */
     __u32 svc_index;             /* svc_stats index */
-    __u32 nbackends;             /* backends present (informational) */
+    __u32 vip_index;             /* vip_stats index */
+    __u32 nbackends;             /* pair[1..nbackends] are in use */
     __u32 generation;            /* bumped by user space on every update */
-    __u8 pad[28];
+    __u8 pad[24];
 };
-_Static_assert(sizeof(struct vc5_svc_hdr) == sizeof(struct vc5_backend), "svc_hdr");
+_Static_assert(sizeof(struct vc5_svc_hdr) == 64, "svc_hdr");
 
-/* 24 KB: only ever used through the map-value pointer (never copied). */
+/* services value (9280 B): only ever used through the map-value pointer. */
 struct vc5_service {
-    struct vc5_backend be[VC5_BACKENDS];
+    struct vc5_svc_hdr hdr;
+    __u32 pair[VC5_BACKENDS];        /* slot -> backends[] index; slot 0 unused */
     __u8 maglev[VC5_MAGLEV_SIZE];    /* backend slot 1..255, 0 = no backend */
 };
-_Static_assert(sizeof(struct vc5_service) == 24576, "service");
+_Static_assert(sizeof(struct vc5_service) == 9280, "service");
+
+/* vips value: presence = "is a VIP" (it has at least one service). */
+struct vc5_vip {
+    __u32 vip_index;
+    __u32 flags;
+};
+_Static_assert(sizeof(struct vc5_vip) == 8, "vip");
+
+/* vip_filter[0]: bit vc5_fold(address) is set for every VIP. A clear bit
+ * proves "not a VIP" with one array read; a set bit is confirmed by the
+ * service lookup or, failing that, by vips. */
+#define VC5_FILTER_BITS 65536
+struct vc5_vip_filter {
+    __u64 bits[VC5_FILTER_BITS / 64];
+};
+_Static_assert(sizeof(struct vc5_vip_filter) == 8192, "vip_filter");
 
 /* Flow key: vc5's 36-byte fourtuple (the Maglev hash input) + protocol. */
 struct vc5_tuple {
@@ -119,11 +140,9 @@ struct vc5_flow_key {
 _Static_assert(sizeof(struct vc5_flow_key) == 40, "flow_key");
 
 struct vc5_flow {
-    __u64 time;                  /* bpf_ktime_get_ns of creation / last refresh; 0 = none */
-    __u32 cookie;                /* backend cookie at creation */
-    __u8 slot;                   /* backend slot in the service (1..255) */
-    __u8 flags;
-    __u16 pad;
+    __u64 time;                  /* coarse ktime of creation / last refresh; 0 = none */
+    __u32 cookie;                /* the pair's cookie at creation */
+    __u32 pair;                  /* backends[] index */
 };
 _Static_assert(sizeof(struct vc5_flow) == 16, "flow");
 

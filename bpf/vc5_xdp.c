@@ -14,11 +14,15 @@
  *      watchdog -> XDP_PASS everything.
  *   2. Ethernet, zero or one 802.1Q tag (kept as is). Not IPv4/IPv6 -> PASS
  *      (not_ip).
- *   3. Destination not a VIP -> PASS, untouched (not_a_vip).
+ *   3. Destination not a VIP -> PASS, untouched (not_a_vip). The VIP bitmap
+ *      (vip_filter) proves most non-VIP packets with one array read; a
+ *      packet whose bit is set is confirmed by its service (or by vips).
  *   4. For a VIP: length/options/fragment/TTL checks, L4 header checks,
  *      ICMP echo request answered here; every other anomaly -> DROP, counted
- *      under its own err_* metric and `errors`.
- *   5. Service (VIP, port, protocol) -> backend: per-CPU flow table, else
+ *      under its own err_* metric and `errors`. (An anomalous packet that is
+ *      not for a VIP still passes untouched: vips decides.)
+ *   5. Backend: per-CPU flow table hit -> its (service, backend) pair record,
+ *      with no service lookup; else the service (VIP, port, protocol) and its
  *      Maglev slot (16-bit sdbm of the 4-tuple, & 0x1fff).
  *   6. Dispatch on the backend's method (the place where tunnels will go):
  *      L2 DSR rewrites MACs, sets TTL/hop limit to 1, XDP_TX, or
@@ -37,15 +41,19 @@
 BPF_TABLE_PINNED("array", __u32, struct vc5_settings, settings, 1, VC5_PIN_DIR "/settings");
 BPF_TABLE_PINNED("percpu_array", __u32, struct vc5_global, global_stats, 1, VC5_PIN_DIR "/global_stats");
 /* presence = "is a VIP" (it has at least one service); value = its counters */
-BPF_TABLE_PINNED("percpu_hash", struct vc5_addr, struct vc5_metrics, vips, VC5_MAX_VIPS,
-                 VC5_PIN_DIR "/vips");
+/* presence = "is a VIP" (it has at least one service) */
+BPF_TABLE_PINNED("hash", struct vc5_addr, struct vc5_vip, vips, VC5_MAX_VIPS, VC5_PIN_DIR "/vips");
+BPF_TABLE_PINNED("array", __u32, struct vc5_vip_filter, vip_filter, 1, VC5_PIN_DIR "/vip_filter");
+BPF_TABLE_PINNED("percpu_array", __u32, struct vc5_metrics, vip_stats, VC5_MAX_VIPS,
+                 VC5_PIN_DIR "/vip_stats");
 /* NO_PREALLOC: an update installs a new element and frees the old one after
  * an RCU grace period, so a packet sees the whole old or the whole new table. */
 BPF_TABLE_PINNED("hash", struct vc5_svc_key, struct vc5_service, services, VC5_MAX_SERVICES,
                  VC5_PIN_DIR "/services", BPF_F_NO_PREALLOC);
 BPF_TABLE_PINNED("percpu_array", __u32, struct vc5_metrics, svc_stats, VC5_MAX_SERVICES,
                  VC5_PIN_DIR "/svc_stats");
-BPF_TABLE_PINNED("percpu_array", __u32, struct vc5_counter, be_stats, VC5_MAX_BACKEND_STATS,
+BPF_TABLE_PINNED("array", __u32, struct vc5_backend, backends, VC5_MAX_PAIRS, VC5_PIN_DIR "/backends");
+BPF_TABLE_PINNED("percpu_array", __u32, struct vc5_counter, be_stats, VC5_MAX_PAIRS,
                  VC5_PIN_DIR "/be_stats");
 BPF_TABLE_PINNED("lru_percpu_hash", struct vc5_flow_key, struct vc5_flow, flows, VC5_FLOWS,
                  VC5_PIN_DIR "/flows");
@@ -116,34 +124,65 @@ static __always_inline __u32 vc5_sdbm(struct vc5_tuple *t, int sticky)
     return h & 0xffff;
 }
 
-/* Backend for this packet, or NULL with *err set.
+/* Fold of a 16-byte address to the vip_filter bit (user space: layout.vip_fold).
+ * Words as loaded on this little-endian CPU; an IPv4 address is w[3] alone. */
+static __always_inline __u32 vc5_fold(__u32 x)
+{
+    return (x ^ (x >> 16)) & (VC5_FILTER_BITS - 1);
+}
+
+static __always_inline int vc5_maybe_vip(__u32 x)
+{
+    __u32 zero = 0;
+    struct vc5_vip_filter *vf = vip_filter.lookup(&zero);
+    if (!vf)
+        return 1;
+    __u32 bit = vc5_fold(x);
+    return (vf->bits[(bit >> 6) & (VC5_FILTER_BITS / 64 - 1)] >> (bit & 63)) & 1;
+}
+
+/* Slow path for a packet that will not be balanced: not a VIP -> PASS
+ * untouched; a VIP -> DROP, err counted globally and for the VIP. */
+static __always_inline int vc5_refuse(struct vc5_global *g, struct vc5_addr *daddr, int err)
+{
+    struct vc5_vip *v = vips.lookup(daddr);
+    if (!v) {
+        g->m.c[VC5_M_NOT_A_VIP]++;
+        return XDP_PASS;
+    }
+    __u32 vi = v->vip_index;
+    return vc5_err(g, vip_stats.lookup(&vi), NULL, err);
+}
+
+/* Backend record for this packet (and its index in *pair), or NULL with *err
+ * set and, when the service is known, *hdr pointing at its header.
  *
  * Flow table (per CPU): an entry is valid while time + 120 s >= now and is
  * refreshed by a packet when older than 60 s; a SYN on an entry older than
  * 60 s re-selects. TCP entries are stored on the first packet without
  * SYN/RST/FIN (a SYN flood cannot fill the table), UDP on the first packet.
- * An entry keeps its backend while that backend is present in the service
- * (VALID, same cookie), even when it is no longer in the Maglev table
- * (drained or unhealthy). When the backend was removed from the service
- * the entry is dropped and the packet re-selected through Maglev (for TCP
- * the new backend answers the stray segment with a RST, so the client
- * learns at once instead of timing out as with vc5's err_backend_invalid). */
-static __always_inline struct vc5_backend *vc5_select(struct vc5_service *s, struct vc5_flow_key *fk,
-                                                      __u8 tcpflags, __u64 now, int *new_flow, int *err)
+ * An entry keeps its backend while the pair record is present (VALID, same
+ * cookie), even when the backend is no longer in the Maglev table (drained
+ * or unhealthy). When the backend was removed from the service (record
+ * freed or reused with another cookie) the packet is re-selected through
+ * Maglev (for TCP the new backend answers the stray segment with a RST, so
+ * the client learns at once instead of timing out as with vc5's
+ * err_backend_invalid). */
+static __always_inline struct vc5_backend *vc5_select(struct vc5_flow_key *fk, __u8 tcpflags, __u64 now,
+                                                      __u32 *pair, int *new_flow, int *err,
+                                                      struct vc5_svc_hdr **hdr)
 {
-    struct vc5_svc_hdr *hdr = (struct vc5_svc_hdr *)&s->be[0];
     struct vc5_backend *b;
     int stale = 0;
-    __u8 slot;
 
     struct vc5_flow *f = flows.lookup(fk);
     if (f) {
         __u64 age = now - f->time;  /* time 0 (never set on this CPU) or in the future: huge */
         stale = 1;
         if (age <= VC5_FLOW_TTL_NS && !((tcpflags & VC5_TCP_SYN) && age > VC5_FLOW_REFRESH_NS)) {
-            slot = f->slot;
-            b = &s->be[slot];
-            if (slot != 0 && f->cookie != 0 && b->cookie == f->cookie && (b->flags & VC5_BE_VALID)) {
+            *pair = f->pair;
+            b = backends.lookup(pair);
+            if (b && f->cookie != 0 && b->cookie == f->cookie && (b->flags & VC5_BE_VALID)) {
                 if (age > VC5_FLOW_REFRESH_NS)
                     f->time = now;
                 return b;
@@ -151,20 +190,28 @@ static __always_inline struct vc5_backend *vc5_select(struct vc5_service *s, str
         }
     }
 
-    __u32 h = vc5_sdbm(&fk->t, hdr->flags & VC5_SVC_STICKY);
-    slot = s->maglev[h & VC5_MAGLEV_MASK];
+    struct vc5_svc_key sk = { .vip = fk->t.daddr, .port = VC5_NTOHS(fk->t.dport), .proto = fk->proto };
+    struct vc5_service *s = services.lookup(&sk);
+    if (!s) {
+        *err = VC5_M_ERR_SERVICE_NOT_FOUND;
+        return NULL;
+    }
+    *hdr = &s->hdr;
+    __u32 h = vc5_sdbm(&fk->t, s->hdr.flags & VC5_SVC_STICKY);
+    __u8 slot = s->maglev[h & VC5_MAGLEV_MASK];
     if (slot == 0) {
         *err = VC5_M_ERR_NO_BACKEND;
         return NULL;
     }
-    b = &s->be[slot];
-    if (!(b->flags & VC5_BE_VALID) || b->cookie == 0) {
+    *pair = s->pair[slot];
+    b = backends.lookup(pair);
+    if (!b || !(b->flags & VC5_BE_VALID) || b->cookie == 0) {
         *err = VC5_M_ERR_BACKEND_INVALID;
         return NULL;
     }
     if (fk->proto == VC5_IPPROTO_UDP ||
         (fk->proto == VC5_IPPROTO_TCP && !(tcpflags & (VC5_TCP_SYN | VC5_TCP_RST | VC5_TCP_FIN)))) {
-        struct vc5_flow nf = { .time = now, .cookie = b->cookie, .slot = slot };
+        struct vc5_flow nf = { .time = now, .cookie = b->cookie, .pair = *pair };
         flows.update(fk, &nf);
         *new_flow = 1;
     } else if (stale) {
@@ -173,13 +220,39 @@ static __always_inline struct vc5_backend *vc5_select(struct vc5_service *s, str
     return b;
 }
 
+/* Backend selection for a TCP/UDP packet to a possible VIP; returns the
+ * record, or NULL with the verdict in *action (refused or dropped). */
+static __always_inline struct vc5_backend *vc5_balance(struct vc5_global *g, struct vc5_flow_key *fk,
+                                                       __u8 tcpflags, __u64 now, __u32 *pair, int *new_flow,
+                                                       int *action)
+{
+    struct vc5_svc_hdr *hdr = NULL;
+    int err = VC5_M_ERR_INTERNAL;
+    struct vc5_backend *b = vc5_select(fk, tcpflags, now, pair, new_flow, &err, &hdr);
+    if (b)
+        return b;
+    if (!hdr) {
+        *action = vc5_refuse(g, &fk->t.daddr, err);   /* no such service: a VIP at all? */
+        return NULL;
+    }
+    __u32 vi = hdr->vip_index, si = hdr->svc_index;
+    *action = vc5_err(g, vip_stats.lookup(&vi), svc_stats.lookup(&si), err);
+    return NULL;
+}
+
 /* L2 DSR: Ethernet destination = backend, source = our MAC on its interface;
  * the IP destination stays the VIP (the caller has set TTL/hop limit). */
-static __always_inline int vc5_forward(struct vc5_ethhdr *eth, struct vc5_backend *b, int tagged,
-                                       struct vc5_global *g, struct vc5_metrics *vm, struct vc5_metrics *sm,
-                                       __u64 octets, __u8 tcpflags, int new_flow)
+static __always_inline int vc5_forward(struct vc5_ethhdr *eth, struct vc5_backend *b, __u32 pair, int tagged,
+                                       struct vc5_global *g, __u64 octets, __u8 tcpflags, int new_flow)
 {
     int action = XDP_TX;
+    __u32 vi = b->vip_index, si = b->svc_index;
+    struct vc5_metrics *vm = vip_stats.lookup(&vi);
+    struct vc5_metrics *sm = svc_stats.lookup(&si);
+
+    /* Dispatch on the forwarding method: tunnels (IPIP/GRE/FOU/GUE) go here. */
+    if (b->method != VC5_METHOD_L2)
+        return vc5_err(g, vm, sm, VC5_M_ERR_TUNNEL_UNSUPPORTED);
 
     __builtin_memcpy(eth->h_dest, b->h_dest, 6);
     __builtin_memcpy(eth->h_source, b->h_source, 6);
@@ -191,11 +264,11 @@ static __always_inline int vc5_forward(struct vc5_ethhdr *eth, struct vc5_backen
             return vc5_err(g, vm, sm, VC5_M_ERR_INTERNAL);
     }
     vc5_count(&g->m, octets, tcpflags, new_flow);
-    vc5_count(vm, octets, tcpflags, new_flow);
+    if (vm)
+        vc5_count(vm, octets, tcpflags, new_flow);
     if (sm)
         vc5_count(sm, octets, tcpflags, new_flow);
-    __u32 bi = b->stats_index;
-    struct vc5_counter *bc = be_stats.lookup(&bi);
+    struct vc5_counter *bc = be_stats.lookup(&pair);
     if (bc) {
         bc->c[VC5_B_PACKETS]++;
         bc->c[VC5_B_OCTETS] += octets;
@@ -220,18 +293,6 @@ static __always_inline void vc5_swap_macs(struct vc5_ethhdr *eth)
     __builtin_memcpy(eth->h_source, tmp, 6);
 }
 
-/* The service for (VIP, destination port, protocol) and its counters. */
-static __always_inline struct vc5_service *vc5_service(struct vc5_flow_key *fk, struct vc5_metrics **sm)
-{
-    struct vc5_svc_key sk = { .vip = fk->t.daddr, .port = VC5_NTOHS(fk->t.dport), .proto = fk->proto };
-    struct vc5_service *s = services.lookup(&sk);
-    if (s) {
-        __u32 si = ((struct vc5_svc_hdr *)&s->be[0])->svc_index;
-        *sm = svc_stats.lookup(&si);
-    }
-    return s;
-}
-
 /* L4 ports and TCP flags into fk / *tcpflags; an err_* metric, or -1 if fine.
  * l4len: bytes of the IP payload (from the IP header, <= bytes in the frame). */
 static __always_inline int vc5_ports(void *l4, void *data_end, __u32 l4len, __u8 proto,
@@ -254,84 +315,95 @@ static __always_inline int vc5_ports(void *l4, void *data_end, __u32 l4len, __u8
     return -1;
 }
 
+/* ICMP echo request to a VIP (which has >= 1 service): the counters; the
+ * caller rewrites the packet. Returns 0 when the address is not a VIP. */
+static __always_inline int vc5_echo_for_vip(struct vc5_global *g, struct vc5_addr *daddr)
+{
+    struct vc5_vip *v = vips.lookup(daddr);
+    if (!v)
+        return 0;
+    __u32 vi = v->vip_index;
+    struct vc5_metrics *vm = vip_stats.lookup(&vi);
+    g->m.c[VC5_M_ICMP_ECHO_REQUEST]++;
+    if (vm)
+        vm->c[VC5_M_ICMP_ECHO_REQUEST]++;
+    return 1;
+}
+
 static __always_inline int vc5_ipv4(void *data, void *data_end, struct vc5_ethhdr *eth, struct vc5_iphdr *ip,
                                     int tagged, struct vc5_global *g, __u64 now)
 {
     if ((void *)(ip + 1) > data_end || (ip->ver_ihl >> 4) != 4)
         return vc5_err(g, NULL, NULL, VC5_M_ERR_MALFORMED);
+    if (!vc5_maybe_vip(ip->daddr)) {
+        g->m.c[VC5_M_NOT_A_VIP]++;
+        return XDP_PASS;
+    }
 
     struct vc5_flow_key fk = {};
     fk.t.saddr.w[3] = ip->saddr;
     fk.t.daddr.w[3] = ip->daddr;
     fk.proto = ip->protocol;
 
-    struct vc5_metrics *vm = vips.lookup(&fk.t.daddr);
-    if (!vm) {
-        g->m.c[VC5_M_NOT_A_VIP]++;
-        return XDP_PASS;
-    }
-
     /* IP total length against the frame: never more; less only while the
      * frame may carry Ethernet padding (<= 64 bytes), as vc5 (vmxnet3 guard). */
     __u32 avail = data_end - (void *)ip;
     __u32 tot = VC5_NTOHS(ip->tot_len);
     if (tot > avail || tot < sizeof(*ip) || (tot != avail && data_end - data > 64))
-        return vc5_err(g, vm, NULL, VC5_M_ERR_TOT_LEN);
+        return vc5_refuse(g, &fk.t.daddr, VC5_M_ERR_TOT_LEN);
     if (ip->ver_ihl != 0x45)    /* IPv4 options */
-        return vc5_err(g, vm, NULL, VC5_M_ERR_MALFORMED);
+        return vc5_refuse(g, &fk.t.daddr, VC5_M_ERR_MALFORMED);
     if (ip->frag_off & VC5_HTONS(VC5_IP_MF_OFFSET))
-        return vc5_err(g, vm, NULL, VC5_M_ERR_FRAGMENTED);
+        return vc5_refuse(g, &fk.t.daddr, VC5_M_ERR_FRAGMENTED);
     if (ip->ttl <= 1)
-        return vc5_err(g, vm, NULL, VC5_M_ERR_EXPIRED);
+        return vc5_refuse(g, &fk.t.daddr, VC5_M_ERR_EXPIRED);
 
     void *l4 = ip + 1;
     __u32 l4len = tot - sizeof(*ip);
     __u8 tcpflags = 0;
 
     if (ip->protocol == VC5_IPPROTO_ICMP) {
-        /* Echo request to a VIP (which has >= 1 service): answer it here. */
         struct vc5_icmphdr *ic = l4;
         if ((void *)(ic + 1) > data_end || l4len < sizeof(*ic))
-            return vc5_err(g, vm, NULL, VC5_M_ERR_ICMP_HEADER);
+            return vc5_refuse(g, &fk.t.daddr, VC5_M_ERR_ICMP_HEADER);
         if (ic->type != VC5_ICMP_ECHO_REQUEST || ic->code != 0)
-            return vc5_err(g, vm, NULL, VC5_M_ERR_ICMP_UNSUPPORTED);
+            return vc5_refuse(g, &fk.t.daddr, VC5_M_ERR_ICMP_UNSUPPORTED);
+        if (!vc5_echo_for_vip(g, &fk.t.daddr)) {
+            g->m.c[VC5_M_NOT_A_VIP]++;
+            return XDP_PASS;
+        }
+        /* Echo reply from the VIP: MACs and addresses swapped (a swap keeps
+         * the header sum), TTL 64, type 0, checksums patched (RFC 1624). */
         vc5_swap_macs(eth);
         __u32 a = ip->saddr;
         ip->saddr = ip->daddr;
-        ip->daddr = a;                              /* a swap keeps the header sum */
+        ip->daddr = a;
         __u16 old = *(__u16 *)&ip->ttl;
         ip->ttl = 64;
         vc5_csum_replace2(&ip->check, old, *(__u16 *)&ip->ttl);
         old = *(__u16 *)ic;
         ic->type = VC5_ICMP_ECHO_REPLY;
         vc5_csum_replace2(&ic->checksum, old, *(__u16 *)ic);
-        g->m.c[VC5_M_ICMP_ECHO_REQUEST]++;
-        vm->c[VC5_M_ICMP_ECHO_REQUEST]++;
         return XDP_TX;
     }
     if (ip->protocol != VC5_IPPROTO_TCP && ip->protocol != VC5_IPPROTO_UDP)
-        return vc5_err(g, vm, NULL, VC5_M_ERR_L4_UNSUPPORTED);
+        return vc5_refuse(g, &fk.t.daddr, VC5_M_ERR_L4_UNSUPPORTED);
     int e = vc5_ports(l4, data_end, l4len, ip->protocol, &fk, &tcpflags);
     if (e >= 0)
-        return vc5_err(g, vm, NULL, e);
+        return vc5_refuse(g, &fk.t.daddr, e);
 
-    struct vc5_metrics *sm = NULL;
-    struct vc5_service *s = vc5_service(&fk, &sm);
-    if (!s)
-        return vc5_err(g, vm, NULL, VC5_M_ERR_SERVICE_NOT_FOUND);
-    int new_flow = 0, err = VC5_M_ERR_INTERNAL;
-    struct vc5_backend *b = vc5_select(s, &fk, tcpflags, now, &new_flow, &err);
+    __u32 pair = 0;
+    int new_flow = 0, action = XDP_DROP;
+    struct vc5_backend *b = vc5_balance(g, &fk, tcpflags, now, &pair, &new_flow, &action);
     if (!b)
-        return vc5_err(g, vm, sm, err);
-
-    /* Dispatch on the forwarding method: tunnels (IPIP/GRE/FOU/GUE) go here. */
-    if (b->method != VC5_METHOD_L2)
-        return vc5_err(g, vm, sm, VC5_M_ERR_TUNNEL_UNSUPPORTED);
+        return action;
     /* L2 DSR: TTL 1 as vc5 HEAD (the frame must not be routed on). */
-    __u16 old = *(__u16 *)&ip->ttl;
-    ip->ttl = 1;
-    vc5_csum_replace2(&ip->check, old, *(__u16 *)&ip->ttl);
-    return vc5_forward(eth, b, tagged, g, vm, sm, tot, tcpflags, new_flow);
+    if (b->method == VC5_METHOD_L2) {
+        __u16 old = *(__u16 *)&ip->ttl;
+        ip->ttl = 1;
+        vc5_csum_replace2(&ip->check, old, *(__u16 *)&ip->ttl);
+    }
+    return vc5_forward(eth, b, pair, tagged, g, tot, tcpflags, new_flow);
 }
 
 static __always_inline int vc5_ipv6(void *data, void *data_end, struct vc5_ethhdr *eth, struct vc5_ipv6hdr *ip6,
@@ -344,9 +416,7 @@ static __always_inline int vc5_ipv6(void *data, void *data_end, struct vc5_ethhd
     __builtin_memcpy(&fk.t.saddr, ip6->saddr, 16);
     __builtin_memcpy(&fk.t.daddr, ip6->daddr, 16);
     fk.proto = ip6->nexthdr;
-
-    struct vc5_metrics *vm = vips.lookup(&fk.t.daddr);
-    if (!vm) {
+    if (!vc5_maybe_vip(fk.t.daddr.w[0] ^ fk.t.daddr.w[1] ^ fk.t.daddr.w[2] ^ fk.t.daddr.w[3])) {
         g->m.c[VC5_M_NOT_A_VIP]++;
         return XDP_PASS;
     }
@@ -355,9 +425,9 @@ static __always_inline int vc5_ipv6(void *data, void *data_end, struct vc5_ethhd
     __u32 l4len = VC5_NTOHS(ip6->payload_len);
     __u32 tot = l4len + sizeof(*ip6);
     if (tot > avail || (tot != avail && data_end - data > 64))
-        return vc5_err(g, vm, NULL, VC5_M_ERR_TOT_LEN);
+        return vc5_refuse(g, &fk.t.daddr, VC5_M_ERR_TOT_LEN);
     if (ip6->hop_limit <= 1)
-        return vc5_err(g, vm, NULL, VC5_M_ERR_EXPIRED);
+        return vc5_refuse(g, &fk.t.daddr, VC5_M_ERR_EXPIRED);
 
     void *l4 = ip6 + 1;
     __u8 tcpflags = 0;
@@ -365,9 +435,13 @@ static __always_inline int vc5_ipv6(void *data, void *data_end, struct vc5_ethhd
     if (ip6->nexthdr == VC5_IPPROTO_ICMPV6) {
         struct vc5_icmphdr *ic = l4;
         if ((void *)(ic + 1) > data_end || l4len < sizeof(*ic))
-            return vc5_err(g, vm, NULL, VC5_M_ERR_ICMP_HEADER);
+            return vc5_refuse(g, &fk.t.daddr, VC5_M_ERR_ICMP_HEADER);
         if (ic->type != VC5_ICMPV6_ECHO_REQUEST || ic->code != 0)
-            return vc5_err(g, vm, NULL, VC5_M_ERR_ICMP_UNSUPPORTED);
+            return vc5_refuse(g, &fk.t.daddr, VC5_M_ERR_ICMP_UNSUPPORTED);
+        if (!vc5_echo_for_vip(g, &fk.t.daddr)) {
+            g->m.c[VC5_M_NOT_A_VIP]++;
+            return XDP_PASS;
+        }
         vc5_swap_macs(eth);
         /* Swapping source and destination keeps the pseudo-header sum
          * (RFC 4443 section 2.3), so only the type word needs patching. */
@@ -377,33 +451,25 @@ static __always_inline int vc5_ipv6(void *data, void *data_end, struct vc5_ethhd
         __u16 old = *(__u16 *)ic;
         ic->type = VC5_ICMPV6_ECHO_REPLY;
         vc5_csum_replace2(&ic->checksum, old, *(__u16 *)ic);
-        g->m.c[VC5_M_ICMP_ECHO_REQUEST]++;
-        vm->c[VC5_M_ICMP_ECHO_REQUEST]++;
         return XDP_TX;
     }
     if (ip6->nexthdr == VC5_IPPROTO_FRAG6)
-        return vc5_err(g, vm, NULL, VC5_M_ERR_FRAGMENTED);
+        return vc5_refuse(g, &fk.t.daddr, VC5_M_ERR_FRAGMENTED);
     /* Extension headers are not parsed (as vc5). */
     if (ip6->nexthdr != VC5_IPPROTO_TCP && ip6->nexthdr != VC5_IPPROTO_UDP)
-        return vc5_err(g, vm, NULL, VC5_M_ERR_L4_UNSUPPORTED);
+        return vc5_refuse(g, &fk.t.daddr, VC5_M_ERR_L4_UNSUPPORTED);
     int e = vc5_ports(l4, data_end, l4len, ip6->nexthdr, &fk, &tcpflags);
     if (e >= 0)
-        return vc5_err(g, vm, NULL, e);
+        return vc5_refuse(g, &fk.t.daddr, e);
 
-    struct vc5_metrics *sm = NULL;
-    struct vc5_service *s = vc5_service(&fk, &sm);
-    if (!s)
-        return vc5_err(g, vm, NULL, VC5_M_ERR_SERVICE_NOT_FOUND);
-    int new_flow = 0, err = VC5_M_ERR_INTERNAL;
-    struct vc5_backend *b = vc5_select(s, &fk, tcpflags, now, &new_flow, &err);
+    __u32 pair = 0;
+    int new_flow = 0, action = XDP_DROP;
+    struct vc5_backend *b = vc5_balance(g, &fk, tcpflags, now, &pair, &new_flow, &action);
     if (!b)
-        return vc5_err(g, vm, sm, err);
-
-    /* Dispatch on the forwarding method: tunnels (IPIP/GRE/FOU/GUE) go here. */
-    if (b->method != VC5_METHOD_L2)
-        return vc5_err(g, vm, sm, VC5_M_ERR_TUNNEL_UNSUPPORTED);
-    ip6->hop_limit = 1;
-    return vc5_forward(eth, b, tagged, g, vm, sm, tot, tcpflags, new_flow);
+        return action;
+    if (b->method == VC5_METHOD_L2)
+        ip6->hop_limit = 1;
+    return vc5_forward(eth, b, pair, tagged, g, tot, tcpflags, new_flow);
 }
 
 static __always_inline int vc5_process(struct xdp_md *ctx, struct vc5_global *g, __u64 now)

@@ -1,12 +1,15 @@
 """What is not balanced: passed to the kernel untouched, or dropped and
 counted under its own vc5 err_* name (and `errors`)."""
 
+import ipaddress
+
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP
 from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
+from vc5.xdp_loader import layout
 from vc5.xdp_loader.dataplane import BackendSpec, ServiceKey, ServiceSpec
 from vc5.xdp_loader.testrun import XDP_DROP, XDP_PASS, test_run
 
@@ -197,3 +200,30 @@ def test_removed_vip_passes_again(clean):
     clean.remove_service(vip, 80, "tcp")
     assert run(clean, tcp(vip, 80)).action == XDP_PASS
     assert vip not in clean.counters()["vips"]
+
+
+def _colliding(vip: str) -> str:
+    """Another address with the same vip_filter bit as vip."""
+    raw = bytearray(ipaddress.ip_address(vip).packed)
+    if len(raw) == 4:
+        raw[0] ^= 0x0F                   # x = a | b<<8 | c<<16 | d<<24: a and c fold together
+        raw[2] ^= 0x0F
+    else:
+        raw[0] ^= 0x0F                   # bytes 0 and 4 are the same byte of two XORed words
+        raw[4] ^= 0x0F
+    other = str(ipaddress.ip_address(bytes(raw)))
+    assert other != vip and layout.vip_fold(other) == layout.vip_fold(vip)
+    return other
+
+
+@pytest.mark.parametrize("vip", [VIP4, VIP6])
+def test_address_sharing_a_vip_filter_bit_still_passes_untouched(svc, vip):
+    other = _colliding(vip)
+    src = CLIENT4 if vip == VIP4 else CLIENT6
+    echo = ether() / IP(src=src, dst=other) / ICMP() if vip == VIP4 else \
+        ether() / IPv6(src=src, dst=other) / ICMPv6EchoRequest()
+    for pkt in (tcp(other, 80), udp(other, 53), tcp(other, 80, ttl=1), tcp(other, 8080), echo):
+        d = Delta(svc)
+        r = run(svc, pkt)
+        assert r.action == XDP_PASS and r.data == bytes(pkt), pkt.summary()
+        assert d.global_()["not_a_vip"] == 1 and d.global_()["errors"] == 0

@@ -54,6 +54,19 @@ def test_restarted_loader_reuses_flows_counters_and_services(clean, one_cpu):
     assert os.path.exists(f"{clean.pin_dir}/flows")          # close() without unpin keeps the maps
 
 
+def test_restart_frees_backend_records_no_service_references(clean):
+    """A loader that died between two writes may leave a record behind: the
+    next one frees it, so no flow can keep using it."""
+    orphan = layout.MAX_PAIRS - 1
+    rec = layout.Backend(cookie=1234, flags=layout.BE_VALID)
+    clean.maps["backends"].update(layout.U32(orphan), rec)
+    second = DataPlane(pin_dir=clean.pin_dir, flows=clean.flows_size, watchdog=False)
+    try:
+        assert second.maps["backends"].lookup(layout.U32(orphan)).cookie == 0
+    finally:
+        second.close()
+
+
 def test_different_flow_table_size_is_refused(dp):
     with pytest.raises(LayoutError, match=r"'flows'.*max_entries is 4096, expected 8192"):
         DataPlane(pin_dir=dp.pin_dir, flows=8192, watchdog=False)

@@ -19,7 +19,7 @@ it attaches `xdp_fd` to interfaces itself (this module never touches links).
         BackendSpec("10.1.0.10", mac="02:00:00:00:00:10", src_mac="02:00:00:00:00:01",
                     usable=True, valid=True, weight=1, redirect_slot=None, vlan=0)]))
         # builds the Maglev table (vc5.maglev, vc5-compatible) from the usable
-        # backends and replaces the whole service with ONE hash-map update:
+        # backends and replaces the whole table with ONE hash-map update:
         # a packet sees the old or the new table, never a mix.
     dp.remove_service("192.0.2.1", 80, "tcp")
     dp.services()                # [ServiceKey(vip, port, protocol)]
@@ -37,13 +37,17 @@ Backend states (BackendSpec):
     their next packet (for TCP the new backend answers with a RST, so the
     client learns at once; vc5 drops them with err_backend_invalid). Its
     counters are deleted, as in vc5.
-A backend keeps its slot in the service (and its flows) across updates as
-long as it stays present; each (service, backend) pair carries a random
-non-zero cookie that the flow entries store.
+Each (service, backend) pair has a record (backends[pair]) with a random
+non-zero cookie; flow entries store (pair, cookie), so a flow-table hit needs
+no service lookup. A backend keeps its pair (and its flows) across updates
+as long as it stays in the service, even if its MAC changes; the record is
+then rewritten in place (a packet racing that write may see a mix of the old
+and new MAC: at worst one frame lost, never another backend).
 
 Errors: ValueError (bad spec, naming service and backend), LayoutError (pinned
 map mismatch), program.ProgramError (compile/verify), OSError (map syscalls).
-Methods are thread-safe (one lock) and fast (a set_service is ~0.1-1 ms).
+Methods are thread-safe (one lock). set_service costs ~2-6 ms, nearly all of
+it building the Maglev table in Python (bench/dataplane.py).
 """
 
 from __future__ import annotations
@@ -132,17 +136,18 @@ def service_key(vip, port, protocol) -> ServiceKey:
 
 
 @dataclass
-class _BackendState:
-    slot: int
+class _PairState:
+    pair: int          # backends[] / be_stats[] index
     cookie: int
-    stats_index: int
+    record: bytes      # the record as last written (rewritten only when it changes)
 
 
 @dataclass
 class _ServiceState:
     svc_index: int
+    vip_index: int
     generation: int
-    backends: dict[str, _BackendState]
+    backends: dict[str, _PairState]
 
 
 class DataPlane:
@@ -176,6 +181,7 @@ class DataPlane:
             raise
         self.set_watchdog(watchdog_s if watchdog else None)
         self._services: dict[ServiceKey, _ServiceState] = {}
+        self._vips: dict[str, int] = {}      # VIP -> vip_index
         self._recover()
 
     # -- settings ---------------------------------------------------------
@@ -229,92 +235,100 @@ class DataPlane:
             return sorted(self._services, key=lambda k: (k.vip, k.port, k.protocol))
 
     def set_service(self, spec: ServiceSpec) -> None:
-        """Create or replace one service (atomically, one map update)."""
+        """Create or replace one service.
+
+        Everything is computed first (no side effect on error); then, in this
+        order: VIP (vips, vip_filter), records of new pairs, changed records
+        of kept pairs (in place), the service value (ONE hash update: a
+        packet sees the whole old or the whole new table), and last the
+        records of removed pairs are freed (their flows re-select)."""
         from .. import maglev  # vc5-compatible table builder
 
         key = service_key(spec.vip, spec.port, spec.protocol)
         backends = self._validate(key, spec.backends)
         with self._lock:
             old = self._services.get(key)
-            new_indices: list[int] = []
-            try:
-                svc_index = old.svc_index if old else self._alloc_svc_index()
-                if not old:
-                    self.maps["svc_stats"].update(layout.U32(svc_index), self.maps["svc_stats"].zero())
-                states: dict[str, _BackendState] = {}
-                used_slots = {b.slot for a, b in (old.backends.items() if old else ()) if a in backends}
-                for address in backends:
-                    prev = old.backends.get(address) if old else None
-                    if prev:
-                        states[address] = prev
-                        continue
-                    slot = min(set(range(1, layout.BACKEND_SLOTS)) - used_slots)
-                    used_slots.add(slot)
-                    stats_index = self._alloc_stats_index(exclude=new_indices)
-                    new_indices.append(stats_index)
-                    self.maps["be_stats"].update(layout.U32(stats_index), self.maps["be_stats"].zero())
-                    states[address] = _BackendState(slot, self._new_cookie(states), stats_index)
+            new_vip = key.vip not in self._vips
+            vip_index = self._vips[key.vip] if not new_vip else _lowest_free(
+                set(self._vips.values()), layout.MAX_VIPS, "VIPs")
+            svc_index = old.svc_index if old else _lowest_free(
+                {st.svc_index for st in self._services.values()}, layout.MAX_SERVICES, "services")
+            used_pairs = self._used_pairs()
+            cookies = {p.cookie for st in self._services.values() for p in st.backends.values()}
+            states: dict[str, _PairState] = {}
+            fresh: list[_PairState] = []
+            changed: list[_PairState] = []
+            in_table = []
+            for address, b in backends.items():
+                prev = old.backends.get(address) if old else None
+                if prev:
+                    pair, cookie = prev.pair, prev.cookie
+                else:
+                    pair = _lowest_free(used_pairs, layout.MAX_PAIRS, "(service, backend) pairs")
+                    used_pairs.add(pair)
+                    cookie = _new_cookie(cookies)
+                    cookies.add(cookie)
+                st = _PairState(pair, cookie, bytes(_record(b, address, cookie, svc_index, vip_index)))
+                states[address] = st
+                if not prev:
+                    fresh.append(st)
+                elif prev.record != st.record:
+                    changed.append(st)
+                if b.valid and b.usable and b.weight > 0:
+                    in_table.append(address)
 
-                value = layout.Service()
-                hdr = value.header()
-                hdr.vip = layout.addr16(key.vip)
-                hdr.port = key.port
-                hdr.proto = layout.PROTOCOLS[key.protocol]
-                hdr.flags = layout.SVC_STICKY if spec.sticky else 0
-                hdr.svc_index = svc_index
-                hdr.nbackends = len(backends)
-                hdr.generation = (old.generation + 1 if old else 1) & 0xffffffff
-                in_table = []
-                for address, b in backends.items():
-                    st = states[address]
-                    rec = value.be[st.slot]
-                    rec.addr = layout.addr16(address)
-                    if b.src_address:
-                        rec.saddr = layout.addr16(b.src_address)
-                    ct.memmove(rec.h_dest, layout.mac_bytes(b.mac), 6)
-                    ct.memmove(rec.h_source, layout.mac_bytes(b.src_mac), 6)
-                    rec.vlan = b.vlan
-                    rec.method = METHODS[b.method]
-                    rec.flags = ((layout.BE_VALID if b.valid else 0)
-                                 | (layout.BE_REDIRECT if b.redirect_slot is not None else 0))
-                    rec.cookie = st.cookie
-                    rec.redirect_slot = b.redirect_slot or 0
-                    rec.stats_index = st.stats_index
-                    rec.tunnel_port = b.tunnel_port
-                    if b.valid and b.usable and b.weight > 0:
-                        in_table.append(address)
-                if in_table:
-                    weights = [backends[a].weight for a in in_table]
-                    ordered, table = maglev.backend_table(
-                        in_table, layout.MAGLEV_SIZE, None if len(set(weights)) == 1 else weights)
-                    slot_of = bytes(states[str(a)].slot for a in ordered)
-                    ct.memmove(value.maglev, bytes(slot_of[i] for i in table), layout.MAGLEV_SIZE)
+            value = layout.Service()
+            hdr = value.hdr
+            hdr.vip = layout.addr16(key.vip)
+            hdr.port = key.port
+            hdr.proto = layout.PROTOCOLS[key.protocol]
+            hdr.flags = layout.SVC_STICKY if spec.sticky else 0
+            hdr.svc_index = svc_index
+            hdr.vip_index = vip_index
+            hdr.nbackends = len(states)
+            hdr.generation = (old.generation + 1 if old else 1) & 0xffffffff
+            slot_of = {}
+            for slot, (address, st) in enumerate(states.items(), start=1):
+                value.pair[slot] = st.pair
+                slot_of[address] = slot
+            if in_table:
+                weights = [backends[a].weight for a in in_table]
+                ordered, table = maglev.backend_table(
+                    in_table, layout.MAGLEV_SIZE, None if len(set(weights)) == 1 else weights)
+                slots = bytes(slot_of[str(a)] for a in ordered)
+                ct.memmove(value.maglev, bytes(slots[i] for i in table), layout.MAGLEV_SIZE)
 
-                vips = self.maps["vips"]
-                vip = layout.addr16(key.vip)
-                if vips.lookup(vip) is None:
-                    vips.update(vip, vips.zero(), layout.BPF_NOEXIST)
-                skey = self._svc_key(key)
-                self.maps["services"].update(skey, value)
-            except BaseException:
-                # Nothing half-applied: the service map was not touched (it is the last step).
-                if not old:
-                    self._services.pop(key, None)
-                raise
-            removed = [st for a, st in old.backends.items() if a not in backends] if old else []
-            self._services[key] = _ServiceState(svc_index, hdr.generation, states)
-            for st in removed:
-                self.maps["be_stats"].update(layout.U32(st.stats_index), self.maps["be_stats"].zero())
+            if new_vip:
+                self.maps["vip_stats"].update(layout.U32(vip_index), self.maps["vip_stats"].zero())
+                self.maps["vips"].update(layout.addr16(key.vip), layout.Vip(vip_index))
+                self._vips[key.vip] = vip_index
+                self._write_filter()
+            if not old:
+                self.maps["svc_stats"].update(layout.U32(svc_index), self.maps["svc_stats"].zero())
+            for st in fresh:
+                self.maps["be_stats"].update(layout.U32(st.pair), self.maps["be_stats"].zero())
+            for st in fresh + changed:
+                self.maps["backends"].update(layout.U32(st.pair), layout.Backend.from_buffer_copy(st.record))
+            self.maps["services"].update(self._svc_key(key), value)
+            self._services[key] = _ServiceState(svc_index, vip_index, hdr.generation, states)
+            for address, st in (old.backends.items() if old else ()):
+                if address not in states:
+                    self.maps["backends"].update(layout.U32(st.pair), layout.Backend())
 
     def remove_service(self, vip, port, protocol) -> bool:
+        """Remove a service; its VIP goes when its last service goes."""
         key = service_key(vip, port, protocol)
         with self._lock:
             st = self._services.pop(key, None)
             if st is None:
                 return False
             self.maps["services"].delete(self._svc_key(key))
+            for p in st.backends.values():
+                self.maps["backends"].update(layout.U32(p.pair), layout.Backend())
             if not any(k.vip == key.vip for k in self._services):
                 self.maps["vips"].delete(layout.addr16(key.vip))
+                del self._vips[key.vip]
+                self._write_filter()
             return True
 
     # -- counters ---------------------------------------------------------
@@ -330,15 +344,14 @@ class DataPlane:
             g, lat_ns, lat_packets = ctr.sum_global(self.maps["global_stats"].lookup(layout.U32(0)))
             out = {"global": g, "latency": {"ns": lat_ns, "packets": lat_packets},
                    "vips": {}, "services": {}, "backends": {}}
-            for vip in sorted({k.vip for k in self._services}):
-                v = self.maps["vips"].lookup(layout.addr16(vip))
-                out["vips"][vip] = ctr.sum_metrics(v) if v is not None else ctr.zero_metrics()
+            for vip, vip_index in sorted(self._vips.items()):
+                out["vips"][vip] = ctr.sum_metrics(self.maps["vip_stats"].lookup(layout.U32(vip_index)))
             for key, st in self._services.items():
                 svc = self.maps["svc_stats"].lookup(layout.U32(st.svc_index))
                 out["services"][key] = ctr.sum_metrics(svc)
                 for address, b in st.backends.items():
                     out["backends"][BackendKey(key, address)] = ctr.sum_counter(
-                        self.maps["be_stats"].lookup(layout.U32(b.stats_index)))
+                        self.maps["be_stats"].lookup(layout.U32(b.pair)))
             return out
 
     def latency_ns(self) -> float:
@@ -407,45 +420,80 @@ class DataPlane:
             out[address] = b
         return out
 
-    def _alloc_svc_index(self) -> int:
-        used = {s.svc_index for s in self._services.values()}
-        for i in range(layout.MAX_SERVICES):
-            if i not in used:
-                return i
-        raise ValueError(f"more than {layout.MAX_SERVICES} services")
+    def _used_pairs(self) -> set[int]:
+        return {p.pair for st in self._services.values() for p in st.backends.values()}
 
-    def _alloc_stats_index(self, exclude: Sequence[int] = ()) -> int:
-        used = {b.stats_index for s in self._services.values() for b in s.backends.values()}
-        used.update(exclude)
-        for i in range(layout.MAX_BACKEND_STATS):
-            if i not in used:
-                return i
-        raise ValueError(f"more than {layout.MAX_BACKEND_STATS} (service, backend) pairs")
-
-    def _new_cookie(self, pending: dict[str, _BackendState]) -> int:
-        used = {b.cookie for s in self._services.values() for b in s.backends.values()}
-        used.update(b.cookie for b in pending.values())
-        while True:
-            c = int.from_bytes(os.urandom(4), "little")
-            if c and c not in used:
-                return c
+    def _write_filter(self) -> None:
+        """vip_filter from the current VIPs (one in-place array update; a bit
+        that does not change is rewritten with its own value)."""
+        f = layout.VipFilter()
+        for vip in self._vips:
+            bit = layout.vip_fold(vip)
+            f.bits[bit >> 6] |= 1 << (bit & 63)
+        self.maps["vip_filter"].update(layout.U32(0), f)
 
     def _recover(self) -> None:
-        """Rebuild allocation state from the pinned services map (restart)."""
+        """Rebuild the allocation state from the pinned maps (restart), and
+        free any backend record that no service references (left behind by
+        a crash between two writes), so no flow can keep using it."""
+        self._vips = {}
+        for k in self.maps["vips"].keys():
+            v = self.maps["vips"].lookup(k)
+            if v is not None:
+                self._vips[str(layout.addr_from16(k))] = v.vip_index
         services = self.maps["services"]
+        records = self.maps["backends"]
         for k in services.keys():
             value = services.lookup(k)
             if value is None:
                 continue
-            hdr = value.header()
+            hdr = value.hdr
             key = ServiceKey(str(layout.addr_from16(k.vip)), k.port, layout.PROTOCOL_NAMES.get(k.proto, "?"))
             backends = {}
-            for slot in range(1, layout.BACKEND_SLOTS):
-                rec = value.be[slot]
-                if rec.cookie:
-                    address = str(layout.addr_from16(rec.addr))
-                    backends[address] = _BackendState(slot, rec.cookie, rec.stats_index)
-            self._services[key] = _ServiceState(hdr.svc_index, hdr.generation, backends)
+            for slot in range(1, min(hdr.nbackends, layout.MAX_BACKENDS) + 1):
+                pair = value.pair[slot]
+                rec = records.lookup(layout.U32(pair))
+                if rec is not None and rec.cookie:
+                    backends[str(layout.addr_from16(rec.addr))] = _PairState(pair, rec.cookie, bytes(rec))
+            self._services[key] = _ServiceState(hdr.svc_index, hdr.vip_index, hdr.generation, backends)
+        referenced = self._used_pairs()
+        for index, rec in enumerate(records.lookup_all()):
+            if rec is not None and rec.cookie and index not in referenced:
+                records.update(layout.U32(index), layout.Backend())
+        self._write_filter()
+
+
+def _lowest_free(used: set[int], limit: int, what: str) -> int:
+    for i in range(limit):
+        if i not in used:
+            return i
+    raise ValueError(f"more than {limit} {what}")
+
+
+def _new_cookie(used: set[int]) -> int:
+    while True:
+        c = int.from_bytes(os.urandom(4), "little")
+        if c and c not in used:
+            return c
+
+
+def _record(b: BackendSpec, address: str, cookie: int, svc_index: int, vip_index: int) -> layout.Backend:
+    rec = layout.Backend()
+    rec.addr = layout.addr16(address)
+    if b.src_address:
+        rec.saddr = layout.addr16(b.src_address)
+    ct.memmove(rec.h_dest, layout.mac_bytes(b.mac), 6)
+    ct.memmove(rec.h_source, layout.mac_bytes(b.src_mac), 6)
+    rec.vlan = b.vlan
+    rec.method = METHODS[b.method]
+    rec.flags = ((layout.BE_VALID if b.valid else 0)
+                 | (layout.BE_REDIRECT if b.redirect_slot is not None else 0))
+    rec.cookie = cookie
+    rec.redirect_slot = b.redirect_slot or 0
+    rec.svc_index = svc_index
+    rec.tunnel_port = b.tunnel_port
+    rec.vip_index = vip_index
+    return rec
 
 
 def _require_bpffs(path: str) -> None:

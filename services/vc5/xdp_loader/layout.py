@@ -22,17 +22,18 @@ import ctypes as ct
 import errno
 import ipaddress
 import os
+import struct
 from dataclasses import dataclass
 
 #: Pin directory suffix: /sys/fs/bpf/vc5/v<LAYOUT_VERSION>
 LAYOUT_VERSION = 1
 
 MAGLEV_SIZE = 8192          # vc5: __u8 hash[8192], slot = hash & 0x1fff
-BACKEND_SLOTS = 256         # be[0] = service header, be[1..255] = backends
+BACKEND_SLOTS = 256         # slots 1..255 per service (0 = no backend)
 MAX_BACKENDS = BACKEND_SLOTS - 1
 MAX_SERVICES = 1024
 MAX_VIPS = 1024
-MAX_BACKEND_STATS = 65536
+MAX_PAIRS = 65536           # (service, backend) pairs: backends[] records and be_stats[]
 REDIRECT_SLOTS = 4096       # tx_port keys: any number below this (vc5 keys it by VLAN id)
 DEFAULT_FLOWS = 65536       # flow table entries (LRU, each with a value per CPU)
 
@@ -43,6 +44,8 @@ METHOD_L2, METHOD_IPIP, METHOD_GRE, METHOD_FOU, METHOD_GUE = range(5)
 BE_VALID = 0x01
 BE_REDIRECT = 0x02
 SVC_STICKY = 0x01
+
+FILTER_BITS = 65536         # vip_filter bitmap
 
 PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
 PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
@@ -69,24 +72,30 @@ class SvcKey(ct.Structure):
 
 
 class Backend(ct.Structure):
+    """backends[pair]: one record per (service, backend) pair."""
     _fields_ = [("addr", Addr), ("saddr", Addr), ("h_dest", ct.c_uint8 * 6), ("h_source", ct.c_uint8 * 6),
                 ("vlan", ct.c_uint16), ("method", ct.c_uint8), ("flags", ct.c_uint8),
-                ("cookie", ct.c_uint32), ("redirect_slot", ct.c_uint32), ("stats_index", ct.c_uint32),
-                ("tunnel_port", ct.c_uint16), ("pad", ct.c_uint16)]
+                ("cookie", ct.c_uint32), ("redirect_slot", ct.c_uint32), ("svc_index", ct.c_uint32),
+                ("tunnel_port", ct.c_uint16), ("vip_index", ct.c_uint16)]
 
 
 class SvcHdr(ct.Structure):
     _fields_ = [("vip", Addr), ("port", ct.c_uint16), ("proto", ct.c_uint16), ("flags", ct.c_uint32),
-                ("svc_index", ct.c_uint32), ("nbackends", ct.c_uint32), ("generation", ct.c_uint32),
-                ("pad", ct.c_uint8 * 28)]
+                ("svc_index", ct.c_uint32), ("vip_index", ct.c_uint32), ("nbackends", ct.c_uint32),
+                ("generation", ct.c_uint32), ("pad", ct.c_uint8 * 24)]
 
 
 class Service(ct.Structure):
-    """be[0] is the header (read it with `header()`), be[1..255] backends."""
-    _fields_ = [("be", Backend * BACKEND_SLOTS), ("maglev", ct.c_uint8 * MAGLEV_SIZE)]
+    """pair[slot] -> backends[] index (slot 1..nbackends); maglev[i] -> slot, 0 = none."""
+    _fields_ = [("hdr", SvcHdr), ("pair", ct.c_uint32 * BACKEND_SLOTS), ("maglev", ct.c_uint8 * MAGLEV_SIZE)]
 
-    def header(self) -> SvcHdr:
-        return SvcHdr.from_buffer(self, 0)
+
+class Vip(ct.Structure):
+    _fields_ = [("vip_index", ct.c_uint32), ("flags", ct.c_uint32)]
+
+
+class VipFilter(ct.Structure):
+    _fields_ = [("bits", ct.c_uint64 * (FILTER_BITS // 64))]
 
 
 class Tuple(ct.Structure):
@@ -98,8 +107,7 @@ class FlowKey(ct.Structure):
 
 
 class Flow(ct.Structure):
-    _fields_ = [("time", ct.c_uint64), ("cookie", ct.c_uint32), ("slot", ct.c_uint8),
-                ("flags", ct.c_uint8), ("pad", ct.c_uint16)]
+    _fields_ = [("time", ct.c_uint64), ("cookie", ct.c_uint32), ("pair", ct.c_uint32)]
 
 
 class Settings(ct.Structure):
@@ -127,8 +135,8 @@ class Counter(ct.Structure):
 U32 = ct.c_uint32
 IfIndex = ct.c_int32
 
-_SIZES = {Addr: 16, SvcKey: 20, Backend: 64, SvcHdr: 64, Service: 24576, Tuple: 36, FlowKey: 40,
-          Flow: 16, Settings: 64, Metrics: 256, Global: 320, Counter: 64}
+_SIZES = {Addr: 16, SvcKey: 20, Backend: 64, SvcHdr: 64, Service: 9280, Vip: 8, VipFilter: 8192,
+          Tuple: 36, FlowKey: 40, Flow: 16, Settings: 64, Metrics: 256, Global: 320, Counter: 64}
 for _t, _n in _SIZES.items():
     assert ct.sizeof(_t) == _n, f"{_t.__name__} is {ct.sizeof(_t)} bytes, the C struct {_n}"
 
@@ -156,10 +164,13 @@ def map_specs(flows: int = DEFAULT_FLOWS) -> dict[str, MapSpec]:
     specs = [
         MapSpec("settings", BPF_MAP_TYPE_ARRAY, U32, Settings, 1),
         MapSpec("global_stats", BPF_MAP_TYPE_PERCPU_ARRAY, U32, Global, 1),
-        MapSpec("vips", BPF_MAP_TYPE_PERCPU_HASH, Addr, Metrics, MAX_VIPS),
+        MapSpec("vips", BPF_MAP_TYPE_HASH, Addr, Vip, MAX_VIPS),
+        MapSpec("vip_filter", BPF_MAP_TYPE_ARRAY, U32, VipFilter, 1),
+        MapSpec("vip_stats", BPF_MAP_TYPE_PERCPU_ARRAY, U32, Metrics, MAX_VIPS),
         MapSpec("services", BPF_MAP_TYPE_HASH, SvcKey, Service, MAX_SERVICES, BPF_F_NO_PREALLOC),
         MapSpec("svc_stats", BPF_MAP_TYPE_PERCPU_ARRAY, U32, Metrics, MAX_SERVICES),
-        MapSpec("be_stats", BPF_MAP_TYPE_PERCPU_ARRAY, U32, Counter, MAX_BACKEND_STATS),
+        MapSpec("backends", BPF_MAP_TYPE_ARRAY, U32, Backend, MAX_PAIRS),
+        MapSpec("be_stats", BPF_MAP_TYPE_PERCPU_ARRAY, U32, Counter, MAX_PAIRS),
         MapSpec("flows", BPF_MAP_TYPE_LRU_PERCPU_HASH, FlowKey, Flow, flows),
         # bcc creates DEVMAPs read-only for programs (BPF_F_RDONLY_PROG)
         MapSpec("tx_port", BPF_MAP_TYPE_DEVMAP, U32, IfIndex, REDIRECT_SLOTS, BPF_F_RDONLY_PROG),
@@ -215,6 +226,8 @@ _libbpf.bpf_map_lookup_elem.argtypes = [ct.c_int, ct.c_void_p, ct.c_void_p]
 _libbpf.bpf_map_update_elem.argtypes = [ct.c_int, ct.c_void_p, ct.c_void_p, ct.c_uint64]
 _libbpf.bpf_map_delete_elem.argtypes = [ct.c_int, ct.c_void_p]
 _libbpf.bpf_map_get_next_key.argtypes = [ct.c_int, ct.c_void_p, ct.c_void_p]
+_libbpf.bpf_map_lookup_batch.argtypes = [ct.c_int, ct.c_void_p, ct.c_void_p, ct.c_void_p, ct.c_void_p,
+                                         ct.POINTER(ct.c_uint32), ct.c_void_p]
 
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 
@@ -271,6 +284,21 @@ class MapHandle:
             out.append(nxt)
             prev = nxt
 
+    def lookup_all(self) -> list:
+        """Every value of an ARRAY map in index order, in one batched syscall."""
+        n = self.spec.max_entries
+        keys = (ct.c_uint32 * n)()
+        values = (self.value_type * n)()
+        count = ct.c_uint32(n)
+        token = ct.c_uint32()
+        rc = _libbpf.bpf_map_lookup_batch(self.fd, None, ct.byref(token), keys, values, ct.byref(count), None)
+        if rc < 0 and -rc != errno.ENOENT:
+            self._fail("lookup_batch", rc)
+        out = [None] * n
+        for i in range(count.value):
+            out[keys[i]] = values[i]
+        return out
+
     def zero(self):
         """A zeroed value of this map's value type (per-CPU: all CPUs)."""
         return self.value_type()
@@ -283,6 +311,14 @@ def addr16(address) -> Addr:
     a = Addr()
     ct.memmove(a.b, raw, 16)
     return a
+
+
+def vip_fold(address) -> int:
+    """The vip_filter bit of an address (bpf/vc5_xdp.c vc5_fold): XOR of the
+    four 32-bit words as a little-endian CPU loads them, folded to 16 bits."""
+    w = struct.unpack("<4I", bytes(addr16(address).b))
+    x = w[0] ^ w[1] ^ w[2] ^ w[3]
+    return (x ^ (x >> 16)) & (FILTER_BITS - 1)
 
 
 def addr_from16(a: Addr) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

@@ -58,7 +58,7 @@ def cflags(pin_dir: str, flows: int = layout.DEFAULT_FLOWS) -> list[str]:
         f"-DVC5_FLOWS={int(flows)}",
         f"-DVC5_MAX_SERVICES={layout.MAX_SERVICES}",
         f"-DVC5_MAX_VIPS={layout.MAX_VIPS}",
-        f"-DVC5_MAX_BACKEND_STATS={layout.MAX_BACKEND_STATS}",
+        f"-DVC5_MAX_PAIRS={layout.MAX_PAIRS}",
         f"-DVC5_REDIRECT_SLOTS={layout.REDIRECT_SLOTS}",
     ]
 
