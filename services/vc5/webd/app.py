@@ -52,7 +52,7 @@ class Renderer:
 def _json_response(request, body: bytes, status: int = 200) -> web.Response:
     resp = web.Response(body=body, status=status, content_type=JSON, headers=NO_STORE)
     if _accepts_gzip(request):
-        resp.enable_compression()
+        resp.enable_compression(web.ContentCoding.gzip)
     return resp
 
 
@@ -101,7 +101,7 @@ def make_app(reader, webroot: str | None = None) -> web.Application:
         body = render.get("metrics", metrics.render)
         resp = web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE, **NO_STORE})
         if _accepts_gzip(request):
-            resp.enable_compression()
+            resp.enable_compression(web.ContentCoding.gzip)
         return resp
 
     async def static(request):
@@ -125,7 +125,7 @@ def make_app(reader, webroot: str | None = None) -> web.Application:
         ctype = mimetypes.guess_type(parts[-1])[0] or "application/octet-stream"
         resp = web.Response(body=body, headers={"Content-Type": ctype, "Cache-Control": "no-cache"})
         if _accepts_gzip(request) and len(body) > 512:
-            resp.enable_compression()
+            resp.enable_compression(web.ContentCoding.gzip)
         return resp
 
     app.router.add_get("/status.json", status)
