@@ -154,3 +154,18 @@ def test_absent_data_plane_has_no_xvs_and_daemon_up_zero():
     assert "xvs_" not in body
     assert 'vc5_daemon_up{daemon="org.vc5.XdpLoader1"} 0' in body
     assert 'vc5_daemon_up{daemon="org.vc5.Health1"} 1' in body
+
+
+def test_grafana_dashboard_uses_only_exported_metrics():
+    import json
+    import os
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "etc", "grafana", "vc5-dashboard.json")
+    with open(path) as f:
+        dash = json.load(f)
+    exported = {n for n, _, _, _ in samples(text())}
+    used = set()
+    for p in dash["panels"]:
+        for t in p.get("targets", []):
+            used |= set(re.findall(r"\b((?:vc5|xvs)_[a-z0-9_]+)\b", t["expr"]))
+    used.discard("xvs_global_err_")        # the prefix of a regex matcher: xvs_global_err_.*
+    assert len(used) > 20 and used <= exported, sorted(used - exported)
