@@ -98,8 +98,14 @@ class Daemon:
         await self._stop.wait()
         sd.notify_stopping()
         sd.notify_status("withdrawing routes")
-        log.info("stopping: graceful shutdown")
-        await self.speaker.shutdown(self.args.shutdown_reason)
+        if self.speaker.bgp.graceful_restart:
+            # RFC 4724: peers keep our routes while we restart; a stop looks the same to them
+            # (they drop the routes when the restart time ends without us).
+            log.info("stopping: graceful restart (routes kept by peers as stale)")
+            await self.speaker.shutdown(graceful_restart=True)
+        else:
+            log.info("stopping: graceful shutdown")
+            await self.speaker.shutdown(self.args.shutdown_reason)
         if self.bus is not None:
             self.bus.disconnect()
         return 0

@@ -58,7 +58,8 @@ def our_capabilities(peer, local: Local) -> Capabilities:
     families = policy.offered_families(peer)
     gr = None
     if local.graceful_restart:
-        gr = (local.restart_time, tuple((afi, safi, False) for afi, safi in families))
+        # F bit set: the XDP data plane keeps forwarding while bgpd restarts (RFC 4724 §3)
+        gr = (local.restart_time, tuple((afi, safi, True) for afi, safi in families))
     return Capabilities(families=families, route_refresh=True, four_octet_as=peer.as_number or local.asn,
                         graceful_restart=gr)
 
@@ -138,6 +139,8 @@ class Session:
         self._stop_notification = (CEASE, ADMINISTRATIVE_SHUTDOWN, b"")
         self._ours = our_capabilities(peer, local)
         self._closed = asyncio.Event()
+        self._last_writer = None
+        self._eor_pending = False         # RFC 4724: End-of-RIB still to send after the initial update
 
     # ------------------------------------------------------------ public
 
@@ -180,10 +183,19 @@ class Session:
             self.post(Event.START_PASSIVE)
         self.post(Event.TCP_CONNECTED, self._new_connection(reader, writer))
 
+    def abort(self, reason):
+        """Close TCP without NOTIFICATION or withdrawals (RFC 4724 §4: the peer keeps our routes as stale)."""
+        self._stopped = True
+        self._cancel_timer("retry")
+        if self.conn is not None:
+            self.post(Event.TCP_FAILS, reason, self.conn.number)
+        else:
+            self.post(Event.STOP)
+
     async def wait_closed(self, timeout=5.0):
-        if self.conn is None:
+        writer = self.conn.writer if self.conn is not None else self._last_writer
+        if writer is None:
             return
-        writer = self.conn.writer
         try:
             await asyncio.wait_for(writer.wait_closed(), timeout)
         except (asyncio.TimeoutError, OSError, ConnectionError):
@@ -389,6 +401,7 @@ class Session:
         self.established_at = time.time()
         self.retry_delay = self.retry_min
         self.last_error = ""
+        self._eor_pending = self.local.graceful_restart
 
     def _do_sync_rib(self, event, data, old):
         desired = self.speaker.adj_rib_out_for(self)
@@ -411,8 +424,10 @@ class Session:
         if out:
             self._send(b"".join(out))
             self.speaker.adj_rib_out_changed(self)
-        if event == Event.KEEPALIVE and old == State.OPEN_CONFIRM and self.local.graceful_restart:
-            # RFC 4724 §2: End-of-RIB marks the end of the initial update
+        if self._eor_pending and self.speaker.rib_ready:
+            # RFC 4724 §2: End-of-RIB marks the end of the initial update; only once the RIB is known
+            # (healthd's VIPs received, learn delay over), or the peer would flush routes still valid.
+            self._eor_pending = False
             self._send(b"".join(update.end_of_rib(afi, safi) for afi, safi in self.negotiated.families))
 
     def _do_resend_rib(self, event, data, old):
@@ -447,8 +462,10 @@ class Session:
             self._connect_task.cancel()
             self._connect_task = None
         if self.conn is not None:
+            self._last_writer = self.conn.writer
             self.conn.close()
         self.conn = None
+        self._eor_pending = False
         self.negotiated = None
         self.facts = None
         self.established_at = 0.0

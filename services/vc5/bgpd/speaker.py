@@ -57,6 +57,8 @@ class Speaker:
         self.graceful = False             # routes carry GRACEFUL_SHUTDOWN
         self.listeners = []               # callables(kind, *args): "peers", "rib", "peer_state"
         self.servers = []
+        self.health_seen = False          # set_vips() called at least once
+        self._ready_announced = False
         self._wake = None
 
     @staticmethod
@@ -104,13 +106,31 @@ class Speaker:
             return
         session.incoming(reader, writer)
 
-    async def shutdown(self, reason="vc5-bgpd stopping"):
-        """GRACEFUL_SHUTDOWN (RFC 8326), withdraw all, then Cease/Administrative Shutdown (RFC 9003)."""
+    @property
+    def rib_ready(self) -> bool:
+        """The RIB reflects healthd's view: VIPs received and the learn delay is over."""
+        return self.health_seen and self.clock() >= self.learn_until
+
+    async def shutdown(self, reason="vc5-bgpd stopping", graceful_restart=False):
+        """GRACEFUL_SHUTDOWN (RFC 8326), withdraw all, then Cease/Administrative Shutdown (RFC 9003).
+
+        With `graceful_restart` (RFC 4724) nothing is withdrawn: the TCP sessions are closed and
+        peers keep our routes as stale until we are back and send End-of-RIB (or restart time ends).
+        """
         self.shutting_down = True
         if self._wake is not None:
             self._wake.cancel()
         for server in self.servers:
             server.close()
+        if graceful_restart:
+            log.info("graceful restart: closing sessions without withdrawing")
+            for s in self.sessions.values():
+                await s.drain(2.0)
+                s.abort("closed for graceful restart")
+            for s in self.sessions.values():
+                await s.wait_closed(2.0)
+                s.cancel_all()
+            return
         if self.bgp.graceful_shutdown > 0 and self.rib:
             log.info("graceful shutdown: advertising with GRACEFUL_SHUTDOWN for %.1f s",
                      self.bgp.graceful_shutdown)
@@ -135,6 +155,7 @@ class Speaker:
         """VIP states from healthd (VipState-like: vip, up, since)."""
         now = self.clock()
         self.vips = tuple(vips)
+        self.health_seen = True
         for v in self.vips:
             if v.up:
                 self.first_seen_up.setdefault(v.vip, now)
@@ -150,10 +171,15 @@ class Speaker:
         if self._wake is not None:
             self._wake.cancel()
             self._wake = None
+        if now < self.learn_until:
+            wake = self.learn_until if wake is None else min(wake, self.learn_until)
         if wake is not None:
             # wake just after the deadline: advertisement needs "more than" the hold-down
             self._wake = asyncio.get_running_loop().call_later(max(0.0, wake - now) + 0.01, self.recompute)
-        if new != self.rib:
+        became_ready = self.rib_ready and not self._ready_announced
+        if became_ready:
+            self._ready_announced = True
+        if new != self.rib or became_ready:
             added, removed = new - self.rib, self.rib - new
             self.rib = new
             for p in sorted(removed, key=str):

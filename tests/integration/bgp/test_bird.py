@@ -210,3 +210,23 @@ def test_tcp_md5_wrong_password_never_establishes(lab, bird_factory, bgpd_factor
     assert bird.state("lb") != "Established"
     assert peer_status(health, f"{NET4}.1")["counters"]["established"] == 0
     assert bgpd.proc.poll() is None
+
+
+def test_graceful_restart_keeps_routes_across_a_restart(lab, bird_factory, bgpd_factory, health):
+    lb = lab.add_speaker()
+    bird = bird_factory(asn=65000, neighbors=[dict(name="lb", address=lb.address4, asn=65001,
+                                                   extra="graceful restart on;")])
+    conf = yaml_for(lb, [f"{NET4}.1"], "graceful_restart: true")
+    first = bgpd_factory(lb, conf)
+    health.set({VIP: True, "10.255.0.2": True})
+    until(lambda: bird.route(f"{VIP}/32") and bird.route("10.255.0.2/32"), 20, message="advertised")
+    assert "graceful-restart" in peer_status(health, f"{NET4}.1")["capabilities"]
+    first.signal(signal.SIGTERM)
+    assert first.proc.wait(20) == 0
+    until(lambda: "Established" not in bird.cli("show", "protocols", "lb"), 10)
+    assert bird.route(f"{VIP}/32"), "route kept (stale) while the speaker restarts"
+    health.set({VIP: True, "10.255.0.2": False})         # changed while bgpd was away
+    bgpd_factory(lb, conf)
+    until(lambda: bird.state("lb") == "Established", 20, message="back")
+    until(lambda: not bird.route("10.255.0.2/32"), 10, message="stale route flushed after End-of-RIB")
+    assert bird.route(f"{VIP}/32")
