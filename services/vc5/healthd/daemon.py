@@ -89,6 +89,7 @@ class Daemon:
         self.scheduler = Scheduler(self.runner, self.on_result)
         self._apply(cfg)
         self.published["ProbePath"] = self.path.describe()
+        self.path.on_change = self._probe_path_changed
         self._flush()
         self.bus.export(names.HEALTH_PATH, self.health)
         self.bus.export(names.HEALTH_PATH, self.manager)
@@ -206,6 +207,12 @@ class Daemon:
         if not service or len(pairs) != 1:
             raise KeyError(f"name exactly one backend of one service (got {len(pairs)} matches)")
         return [list(e) for e in self.probes.get(pairs[0], ())]
+
+    def _probe_path_changed(self) -> None:
+        self.published["ProbePath"] = self.path.describe()
+        vlog.event(log, vlog.NOTICE, f"probe path is now {self.path.describe()}")
+        self._changed(("ProbePath",))
+        self._schedule_flush()
 
     def set_debug(self, enabled) -> None:
         self.debug = bool(enabled)

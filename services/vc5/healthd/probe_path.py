@@ -17,9 +17,11 @@ Modes:
   * "auto" (default): "loader" if xdp-loader publishes ProbeAddresses, else "direct".
 """
 
+import asyncio
 import logging
 
 from vc5.common import names
+from vc5.common.bus import watch_properties
 
 log = logging.getLogger("vc5.healthd.probe_path")
 
@@ -28,12 +30,20 @@ PROPERTY = "ProbeAddresses"
 
 
 class ProbePath:
-    """Resolver (vip, backend) -> address to connect to, or None if there is none yet."""
+    """Resolver (vip, backend) -> address to connect to, or None if there is none yet.
 
-    def __init__(self, mode: str = "direct", addresses=()):
+    `requested` is what the operator asked for (auto | direct | loader); `mode`
+    is what is in force (direct | loader). In auto mode it follows xdp-loader:
+    loader while the loader publishes ProbeAddresses, direct otherwise.
+    `on_change()` is called whenever `mode` changes.
+    """
+
+    def __init__(self, mode: str = "direct", addresses=(), requested=None):
         if mode not in ("direct", "loader"):
             raise ValueError(f"probe path mode {mode!r}: expected direct or loader")
         self.mode = mode
+        self.requested = requested or mode
+        self.on_change = None
         self._map = {}
         self.update(addresses)
 
@@ -48,6 +58,25 @@ class ProbePath:
 
     def describe(self) -> str:
         return self.mode
+
+    def loader_properties(self, props) -> None:
+        """xdp-loader's org.vc5.XdpLoader1 properties (from vc5.common.bus.watch_properties)."""
+        if PROPERTY in props:
+            self.update(props[PROPERTY])
+            self._set_mode("loader")
+        elif self.requested == "auto":
+            self._set_mode("direct")
+
+    def _set_mode(self, mode):
+        if mode == self.mode:
+            return
+        self.mode = mode
+        if mode == "loader":
+            log.info("probe path: loader (%d probe addresses from %s)", len(self._map), names.XDP_LOADER_BUS)
+        else:
+            _warn_direct()
+        if self.on_change is not None:
+            self.on_change()
 
 
 def missing_target_diagnostic(vip, backend) -> str:
@@ -69,39 +98,46 @@ def dsr_hint(on_vip_passed: bool, on_own_address_passed: bool, vip, backend):
             "and make the service listen on the VIP (or on any address)")
 
 
-async def open_probe_path(bus, mode: str) -> ProbePath:
-    """Build the resolver for `mode`; in loader mode keep it updated from PropertiesChanged."""
+async def open_probe_path(bus, mode: str, first_wait: float = 2.0) -> ProbePath:
+    """The resolver for `mode`, kept up to date from xdp-loader (auto, loader) across its restarts.
+
+    If xdp-loader is on the bus at start, its properties are awaited (up to
+    `first_wait` s) so that the first rounds already use the right path. While
+    the loader is away the last probe addresses are kept (its pinned maps, and
+    so the NAT path, outlive it).
+    """
     if mode not in MODES:
         raise ValueError(f"probe path mode {mode!r}: expected one of {', '.join(MODES)}")
+    path = ProbePath("loader" if mode == "loader" else "direct", requested=mode)
     if mode == "direct" or bus is None:
-        if mode == "loader":
-            log.warning("probe path 'loader' asked for but no bus: probing backends directly")
-        return _direct()
-    try:
-        intro = await bus.introspect(names.XDP_LOADER_BUS, names.XDP_LOADER_PATH)
-        obj = bus.get_proxy_object(names.XDP_LOADER_BUS, names.XDP_LOADER_PATH, intro)
-        iface = obj.get_interface(names.XDP_LOADER_IFACE)
-        props = obj.get_interface("org.freedesktop.DBus.Properties")
-        value = await props.call_get(names.XDP_LOADER_IFACE, PROPERTY)
-    except Exception as e:   # absent loader or no such property
-        if mode == "loader":
-            log.warning("probe path 'loader': %s has no %s yet (%s); every round fails until it does",
-                        names.XDP_LOADER_BUS, PROPERTY, e)
-            return ProbePath("loader")
-        return _direct()
-    path = ProbePath("loader", value.value)
+        _warn_direct()
+        return path
+    first = asyncio.Event()
 
-    def changed(interface, changed_props, invalidated):
-        if interface == names.XDP_LOADER_IFACE and PROPERTY in changed_props:
-            path.update(changed_props[PROPERTY].value)
+    def changed(props):
+        path.loader_properties(props)
+        first.set()
 
-    props.on_properties_changed(changed)
-    del iface
-    log.info("probe path: loader (%d probe addresses from %s)", len(path._map), names.XDP_LOADER_BUS)
+    def vanished():
+        log.warning("%s left the bus; keeping its last %d probe addresses", names.XDP_LOADER_BUS,
+                    len(path._map))
+
+    watch = await watch_properties(bus, names.XDP_LOADER_BUS, names.XDP_LOADER_PATH, names.XDP_LOADER_IFACE,
+                                   changed, on_vanished=vanished)
+    path.watch = watch
+    if watch.owner is not None:
+        try:
+            await asyncio.wait_for(first.wait(), first_wait)
+        except asyncio.TimeoutError:
+            pass
+    if path.mode == "direct":
+        _warn_direct()
+    elif PROPERTY not in watch.properties:
+        log.warning("probe path 'loader': %s publishes no %s yet; rounds fail until it does",
+                    names.XDP_LOADER_BUS, PROPERTY)
     return path
 
 
-def _direct() -> ProbePath:
+def _warn_direct():
     log.warning("probe path: direct - probes go to each backend's own address, not to the VIP on it; "
                 "a backend without the VIP on its loopback still passes")
-    return ProbePath("direct")
