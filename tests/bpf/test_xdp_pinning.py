@@ -32,8 +32,10 @@ def test_restarted_loader_reuses_flows_counters_and_services(clean, one_cpu):
     key = ServiceKey(vip, 80, "tcp")
     before = clean.counters()
 
-    second = DataPlane(pin_dir=clean.pin_dir, flows=clean.flows_size, watchdog=False)
+    # in-process build this time (the session's data plane was built in a child)
+    second = DataPlane(pin_dir=clean.pin_dir, flows=clean.flows_size, watchdog=False, compile_in_child=False)
     try:
+        assert second.xdp_function is not None and second.xdp_function.fd == second.xdp_fd
         for name in clean.specs:
             assert map_id(second.maps[name].fd) == map_id(clean.maps[name].fd), name
         assert second.services() == [key]
@@ -65,6 +67,10 @@ def test_restart_frees_backend_records_no_service_references(clean):
         assert second.maps["backends"].lookup(layout.U32(orphan)).cookie == 0
     finally:
         second.close()
+
+
+def test_program_pins_are_not_left_behind(dp):
+    assert sorted(os.listdir(dp.pin_dir)) == sorted(dp.specs)
 
 
 def test_different_flow_table_size_is_refused(dp):

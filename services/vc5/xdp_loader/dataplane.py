@@ -5,12 +5,14 @@ it attaches `xdp_fd` to interfaces itself (this module never touches links).
     from vc5.xdp_loader.dataplane import DataPlane, ServiceSpec, BackendSpec
 
     dp = DataPlane(pin_dir=default_pin_dir(), flows=65536, watchdog=True)
-        # compiles bpf/vc5_xdp.c (~0.6 s), creates or re-uses the maps pinned
-        # in pin_dir, refuses (LayoutError) a pinned map whose type/key/value/
-        # max_entries/flags differ, loads and verifies "xdp_main".
+        # compiles bpf/vc5_xdp.c (~0.6 s, in a child process unless
+        # compile_in_child=False: bcc/LLVM would add ~120 MB of RSS here),
+        # creates or re-uses the maps pinned in pin_dir, refuses (LayoutError)
+        # a pinned map whose type/key/value/max_entries/flags differ, loads
+        # and verifies "xdp_main" and "xdp_pass".
         # A restarted loader gets the same flows, counters, services, settings.
     dp.xdp_fd          # program fd to attach (libbpf bpf_xdp_attach, pyroute2 ...)
-    dp.xdp_function    # the same as a bcc function object, for BPF.attach_xdp(dev, fn, flags)
+    dp.xdp_function    # bcc function object for BPF.attach_xdp (compile_in_child=False only)
     dp.pass_fd         # fd of "xdp_pass" (always XDP_PASS: for veth peers in native mode)
     dp.set_active(True)          # False (the state of fresh maps): XDP_PASS everything
     dp.refresh_watchdog()        # call at least every watchdog/2 s; if user space stays
@@ -154,35 +156,56 @@ class DataPlane:
     """See the module docstring. One instance per process and pin directory."""
 
     def __init__(self, pin_dir: str | None = None, flows: int = layout.DEFAULT_FLOWS,
-                 watchdog: bool = True, watchdog_s: float = WATCHDOG_S):
+                 watchdog: bool = True, watchdog_s: float = WATCHDOG_S, compile_in_child: bool = True):
         self.pin_dir = (pin_dir or default_pin_dir()).rstrip("/")
         self.flows_size = int(flows)
         self._lock = threading.RLock()
         self._bpf = None
+        self._own_fds: list[int] = []
         _require_bpffs(self.pin_dir)
         os.makedirs(self.pin_dir, exist_ok=True)
         self.ncpus = layout.possible_cpus()
         self.specs = layout.map_specs(self.flows_size)
-        self._bpf = program.compile(self.pin_dir, self.flows_size)
+        #: name -> layout.MapHandle (for tests and tools; the API above is the contract)
+        self.maps: dict[str, layout.MapHandle] = {}
+        #: bcc function objects (in-process build only; None otherwise)
+        self.xdp_function = self.pass_function = None
         try:
-            #: name -> layout.MapHandle (for tests and tools; the API above is the contract)
-            self.maps = {}
-            for name, spec in self.specs.items():
-                fd = self._bpf.get_table(name.encode()).map_fd
-                layout.check_pinned_layout(spec, fd, f"{self.pin_dir}/{name}")
-                self.maps[name] = layout.MapHandle(spec, fd, self.ncpus)
-            self.xdp_function = program.load_xdp(self._bpf, program.XDP_MAIN)
-            self.xdp_fd = self.xdp_function.fd
-            self.pass_function = program.load_xdp(self._bpf, program.XDP_PASS)
-            self.pass_fd = self.pass_function.fd
+            if compile_in_child:
+                # bcc/LLVM never enter this process: the child compiles, checks, loads, pins.
+                progs = program.build_in_child(self.pin_dir, self.flows_size)
+                self._own_fds.extend(progs.values())
+                self.xdp_fd, self.pass_fd = progs[program.XDP_MAIN], progs[program.XDP_PASS]
+                for name, spec in self.specs.items():
+                    fd = program.obj_get(f"{self.pin_dir}/{name}")
+                    self._own_fds.append(fd)
+                    layout.check_pinned_layout(spec, fd, f"{self.pin_dir}/{name}")
+                    self.maps[name] = layout.MapHandle(spec, fd, self.ncpus)
+            else:
+                self._bpf = program.compile(self.pin_dir, self.flows_size)
+                for name, spec in self.specs.items():
+                    fd = self._bpf.get_table(name.encode()).map_fd
+                    layout.check_pinned_layout(spec, fd, f"{self.pin_dir}/{name}")
+                    self.maps[name] = layout.MapHandle(spec, fd, self.ncpus)
+                self.xdp_function = program.load_xdp(self._bpf, program.XDP_MAIN)
+                self.xdp_fd = self.xdp_function.fd
+                self.pass_function = program.load_xdp(self._bpf, program.XDP_PASS)
+                self.pass_fd = self.pass_function.fd
         except BaseException:
-            self._bpf.cleanup()
-            self._bpf = None
+            self._release()
             raise
         self.set_watchdog(watchdog_s if watchdog else None)
         self._services: dict[ServiceKey, _ServiceState] = {}
         self._vips: dict[str, int] = {}      # VIP -> vip_index
         self._recover()
+
+    def _release(self) -> None:
+        if self._bpf is not None:
+            self._bpf.cleanup()
+            self._bpf = None
+        for fd in self._own_fds:
+            os.close(fd)
+        self._own_fds = []
 
     # -- settings ---------------------------------------------------------
 
@@ -365,9 +388,7 @@ class DataPlane:
         """Release our fds (an attached program keeps running, with its maps).
         unpin=True also removes the pinned maps and the pin directory."""
         with self._lock:
-            if self._bpf is not None:
-                self._bpf.cleanup()
-                self._bpf = None
+            self._release()
             if unpin:
                 for name in self.specs:
                     try:
