@@ -90,8 +90,12 @@ class Daemon:
             await vbus.watch_properties(self.bus, names.HEALTH_BUS, names.HEALTH_PATH, names.HEALTH_IFACE,
                                         self._on_health, on_vanished=self._on_health_vanished)
 
+        if not sockets and any(p.passive for p in bgp.peers):
+            log.warning("passive peers are configured but there is no listening socket "
+                        "(vc5-bgpd.socket, --listen or bgp.listen): they can never connect")
         self.speaker.start()
         await self.speaker.serve(sockets)
+        watchdog = asyncio.ensure_future(sd.watchdog())
         sd.notify_ready(self._status())
         log.info("vc5-bgpd ready: AS %s, router ID %s, %d peer(s), listening on %d socket(s)",
                  self.speaker.local.asn, self.speaker.local.router_id, len(bgp.peers), len(sockets))
@@ -106,6 +110,7 @@ class Daemon:
         else:
             log.info("stopping: graceful shutdown")
             await self.speaker.shutdown(self.args.shutdown_reason)
+        watchdog.cancel()
         if self.bus is not None:
             self.bus.disconnect()
         return 0
