@@ -249,10 +249,14 @@ static __always_inline int vc5_forward(struct vc5_ethhdr *eth, struct vc5_backen
     __u32 vi = b->vip_index, si = b->svc_index;
     struct vc5_metrics *vm = vip_stats.lookup(&vi);
     struct vc5_metrics *sm = svc_stats.lookup(&si);
+    struct vc5_counter *bc = be_stats.lookup(&pair);
 
     /* Dispatch on the forwarding method: tunnels (IPIP/GRE/FOU/GUE) go here. */
-    if (b->method != VC5_METHOD_L2)
+    if (b->method != VC5_METHOD_L2) {
+        if (bc)
+            bc->c[VC5_B_ERRORS]++;
         return vc5_err(g, vm, sm, VC5_M_ERR_TUNNEL_UNSUPPORTED);
+    }
 
     __builtin_memcpy(eth->h_dest, b->h_dest, 6);
     __builtin_memcpy(eth->h_source, b->h_source, 6);
@@ -260,15 +264,17 @@ static __always_inline int vc5_forward(struct vc5_ethhdr *eth, struct vc5_backen
      * b->vlan comes with trunk support). Untagged, several NICs: redirect. */
     if (!tagged && (b->flags & VC5_BE_REDIRECT)) {
         action = tx_port.redirect_map(b->redirect_slot, 0);
-        if (action != XDP_REDIRECT)
+        if (action != XDP_REDIRECT) {   /* no interface in that slot */
+            if (bc)
+                bc->c[VC5_B_ERRORS]++;
             return vc5_err(g, vm, sm, VC5_M_ERR_INTERNAL);
+        }
     }
     vc5_count(&g->m, octets, tcpflags, new_flow);
     if (vm)
         vc5_count(vm, octets, tcpflags, new_flow);
     if (sm)
         vc5_count(sm, octets, tcpflags, new_flow);
-    struct vc5_counter *bc = be_stats.lookup(&pair);
     if (bc) {
         bc->c[VC5_B_PACKETS]++;
         bc->c[VC5_B_OCTETS] += octets;

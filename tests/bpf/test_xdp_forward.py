@@ -109,6 +109,7 @@ def test_redirect_through_devmap_for_a_backend_with_a_slot(clean):
         d = Delta(clean)
         assert test_run(clean.xdp_fd, bytes(pkt)).verdict == "XDP_DROP"
         assert d.global_()["err_internal"] == 1
+        assert clean.counters()["backends"][BackendKey(ServiceKey(vip, 80, "tcp"), "10.6.0.1")]["errors"] == 1
     finally:
         clean.clear_redirect(7)
 

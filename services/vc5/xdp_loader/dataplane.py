@@ -321,18 +321,30 @@ class DataPlane:
                 slots = bytes(slot_of[str(a)] for a in ordered)
                 ct.memmove(value.maglev, bytes(slots[i] for i in table), layout.MAGLEV_SIZE)
 
-            if new_vip:
-                self.maps["vip_stats"].update(layout.U32(vip_index), self.maps["vip_stats"].zero())
-                self.maps["vips"].update(layout.addr16(key.vip), layout.Vip(vip_index))
-                self._vips[key.vip] = vip_index
-                self._write_filter()
-            if not old:
-                self.maps["svc_stats"].update(layout.U32(svc_index), self.maps["svc_stats"].zero())
-            for st in fresh:
-                self.maps["be_stats"].update(layout.U32(st.pair), self.maps["be_stats"].zero())
-            for st in fresh + changed:
-                self.maps["backends"].update(layout.U32(st.pair), layout.Backend.from_buffer_copy(st.record))
-            self.maps["services"].update(self._svc_key(key), value)
+            try:
+                if new_vip:
+                    self.maps["vip_stats"].update(layout.U32(vip_index), self.maps["vip_stats"].zero())
+                    self.maps["vips"].update(layout.addr16(key.vip), layout.Vip(vip_index))
+                    self._vips[key.vip] = vip_index
+                    self._write_filter()
+                if not old:
+                    self.maps["svc_stats"].update(layout.U32(svc_index), self.maps["svc_stats"].zero())
+                for st in fresh:
+                    self.maps["be_stats"].update(layout.U32(st.pair), self.maps["be_stats"].zero())
+                for st in fresh + changed:
+                    rec = layout.Backend.from_buffer_copy(st.record)
+                    self.maps["backends"].update(layout.U32(st.pair), rec)
+                self.maps["services"].update(self._svc_key(key), value)
+            except OSError:
+                # Undo what no service references (records of kept pairs may have been
+                # rewritten: they carry the new values, which is what was asked for).
+                for st in fresh:
+                    self.maps["backends"].update(layout.U32(st.pair), layout.Backend())
+                if new_vip and not old:
+                    self.maps["vips"].delete(layout.addr16(key.vip))
+                    self._vips.pop(key.vip, None)
+                    self._write_filter()
+                raise
             self._services[key] = _ServiceState(svc_index, vip_index, hdr.generation, states)
             for address, st in (old.backends.items() if old else ()):
                 if address not in states:
@@ -437,7 +449,10 @@ class DataPlane:
             if not 0 <= b.vlan <= 4094 or not 0 <= b.tunnel_port <= 65535 or b.weight < 0:
                 raise ValueError(f"{where}: vlan, tunnel_port or weight out of range")
             if b.src_address is not None:
-                ipaddress.ip_address(b.src_address)
+                try:
+                    ipaddress.ip_address(b.src_address)
+                except ValueError:
+                    raise ValueError(f"{where}: src_address {b.src_address!r} is not an IP address") from None
             out[address] = b
         return out
 
