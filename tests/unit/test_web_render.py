@@ -180,3 +180,19 @@ def test_events_narrate_transitions_in_vc5_words():
     assert "VIP 192.168.101.2 went down" in texts   # bind needs 2 of 3: one down, one drained
     assert list(events.diff(None, a)) == []
     assert list(events.diff(a, a)) == []
+
+
+def test_bgp_peer_structs_as_bgpd_publishes_them():
+    from vc5.webd.snapshot import BgpView
+    ctr = {"updates_in": 1, "updates_out": 7, "advertised": 3, "withdrawn": 1, "connection_attempts": 4,
+           "established": 2}
+    struct = ["10.0.0.9", "", "Established", demo.T0, demo.T0 + 5_000_000, 310, 9, 3, ["4-octet-as"],
+              ["ipv4-unicast"], ctr, "", ["192.0.2.1/32"], "10.0.0.1", 65000, 65001, "10.0.0.9"]
+    for value in (struct, struct[:5] + struct[6:]):          # with and without uptime_s
+        [p] = BgpView.from_dbus([value], ["192.0.2.1/32"]).peers
+        assert (p.address, p.state, p.hold_time, p.remote_asn, p.local_ip) == (
+            "10.0.0.9", "ESTABLISHED", 9, 65001, "10.0.0.1")
+        assert (p.updates_sent, p.advertised_routes, p.connection_attempts, p.current_routes) == (7, 3, 4, 1)
+        snap, _ = take(None, BgpView.from_dbus([value], ["192.0.2.1/32"]), None, now=NOW)
+        assert render_json.status(snap)["bgp"]["10.0.0.9"]["duration_s"] == 315
+        assert render_json.status(snap)["rib"] == ["192.0.2.1"]

@@ -18,6 +18,18 @@ from vc5.common import names
 from .snapshot import Snapshot
 
 NOTICE, WARNING, ERR, INFO = 5, 4, 3, 6
+
+
+def transition_level(kind: str, up: bool) -> int:
+    """Level of a healthd Transition line: a VIP going down is an error, a service change is
+    INFO, the rest NOTICE (vc5: backends NOTICE, VIPs at their priority's level)."""
+    if kind.startswith("vip"):
+        return NOTICE if up else ERR
+    if kind == "service":
+        return INFO
+    return NOTICE
+
+
 DAEMONS = ((names.HEALTH_BUS, "health", "vc5-healthd"), (names.BGP_BUS, "bgp", "vc5-bgpd"),
            (names.XDP_LOADER_BUS, "xdp", "vc5-xdp-loader"))
 
@@ -31,8 +43,13 @@ def _backends(snap: Snapshot) -> dict:
     return out
 
 
-def diff(old: Optional[Snapshot], new: Snapshot) -> Iterator[Tuple[int, str]]:
-    """(level, text) for each transition from old to new; nothing for the first snapshot."""
+def diff(old: Optional[Snapshot], new: Snapshot, health_signals: bool = False) -> Iterator[Tuple[int, str]]:
+    """(level, text) for each transition from old to new; nothing for the first snapshot.
+
+    `health_signals`: healthd's own Transition signals are being logged, so
+    backend and VIP up/down lines are left to them (healthd sees every flap,
+    a 2-s diff does not).
+    """
     if old is None:
         return
     for bus, attr, unit in DAEMONS:
@@ -46,7 +63,7 @@ def diff(old: Optional[Snapshot], new: Snapshot) -> Iterator[Tuple[int, str]]:
         before = _backends(old)
         for key, b in _backends(new).items():
             prev = before.get(key)
-            if prev is not None and prev.up != b.up:
+            if prev is not None and prev.up != b.up and not health_signals:
                 word = "up" if b.up else "down"
                 extra = f" ({b.diagnostic})" if b.diagnostic and not b.up else ""
                 yield NOTICE, f"Backend {key[1]} for service {key[0]} went {word}{extra}"
@@ -56,7 +73,7 @@ def diff(old: Optional[Snapshot], new: Snapshot) -> Iterator[Tuple[int, str]]:
         vips = {v.vip: v for v in old.health.vips}
         for v in new.health.vips:
             prev = vips.get(v.vip)
-            if prev is not None and prev.up != v.up:
+            if prev is not None and prev.up != v.up and not health_signals:
                 yield (NOTICE if v.up else ERR), f"VIP {v.vip} went {'up' if v.up else 'down'}"
         if old.health.generation and new.health.generation != old.health.generation:
             yield NOTICE, f"Configuration generation {new.health.generation} loaded by vc5-healthd"

@@ -70,6 +70,7 @@ class BusReader:
         self.bus = None
         self._watches = []
         self._sampler: asyncio.Task | None = None
+        self.health_signals = False          # healthd's Transition signals are subscribed
         self.changed = asyncio.Event()      # set on every new snapshot (tests wait on it)
 
     # ------------------------------------------------------------ lifecycle
@@ -77,6 +78,15 @@ class BusReader:
     async def start(self, bus) -> None:
         self.bus = bus
         self.log.add("Initialised", level=1)
+        # healthd's own log lines for every transition (signal Transition(kind, vip, port, protocol,
+        # backend, up, text)); subscribed before the property watch so none falls in between.
+        bus.add_message_handler(self._on_message)
+        rule = (f"type='signal',sender='{names.HEALTH_BUS}',path='{names.HEALTH_PATH}',"
+                f"interface='{names.HEALTH_IFACE}',member='Transition'")
+        await bus.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+                               interface="org.freedesktop.DBus", member="AddMatch", signature="s",
+                               body=[rule]))
+        self.health_signals = True
         self._watches = [
             await vbus.watch_properties(bus, names.HEALTH_BUS, names.HEALTH_PATH, names.HEALTH_IFACE,
                                         self._on_health, on_vanished=self._health_gone, raw=True),
@@ -108,6 +118,12 @@ class BusReader:
         self._publish(self.current)
 
     # ------------------------------------------------------------ property callbacks
+
+    def _on_message(self, msg) -> None:
+        if (msg.message_type == MessageType.SIGNAL and msg.interface == names.HEALTH_IFACE
+                and msg.member == "Transition" and msg.signature == "ssqssbs"):
+            kind, up, text = msg.body[0], msg.body[5], msg.body[6]
+            self.log.add(text, level=events.transition_level(kind, up))
 
     async def _on_health(self, props: dict) -> None:
         try:
@@ -199,7 +215,7 @@ class BusReader:
     def _publish(self, snap: Snapshot) -> None:
         old, self.current = self.current, snap
         if old is not snap:
-            for level, text in events.diff(old, snap):
+            for level, text in events.diff(old, snap, self.health_signals):
                 self.log.add(text, level=level)
         self.changed.set()
         self.changed = asyncio.Event()

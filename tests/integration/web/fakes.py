@@ -16,7 +16,7 @@ import time
 from dbus_next import BusType
 from dbus_next.aio import MessageBus
 from dbus_next.constants import PropertyAccess
-from dbus_next.service import ServiceInterface, dbus_property, method
+from dbus_next.service import ServiceInterface, dbus_property, method, signal
 
 from vc5.common import names, wire
 from vc5.webd import demo
@@ -32,8 +32,20 @@ class Health(ServiceInterface):
         self.view = demo.health(t0=T0)
 
     def flip(self, kw):
-        """Publish demo.health(**kw) (kw e.g. {"flip_down": "10.1.100.121"}) as a change."""
+        """Publish demo.health(**kw) (kw e.g. {"flip_down": "10.1.100.121"}) as a change, with
+        a Transition signal per backend that went up or down, as healthd does."""
+        old = {(s.key, b.address): b for s in self.view.services for b in s.backends}
         self.set_view(demo.health(t0=int(time.time() * 1e6), **kw))
+        for s in self.view.services:
+            for b in s.backends:
+                if old[(s.key, b.address)].up != b.up:
+                    word = "up" if b.up else "down"
+                    self.Transition("backend", s.vip, s.port, s.protocol, f"{b.address}:{b.port}", b.up,
+                                    f"Backend {b.address}:{b.port} for service {s.key} went {word}")
+
+    @signal()
+    def Transition(self, kind, vip, port, protocol, backend, up, text) -> "ssqssbs":  # noqa: N802,F821
+        return [kind, vip, port, protocol, backend, up, text]
 
     def set_view(self, view):
         self.view = view
@@ -85,7 +97,8 @@ class HealthManager(ServiceInterface):
 def peers_struct(state="Established"):
     out = []
     for addr in ("10.1.100.100", "10.1.100.101"):
-        out.append([addr, "", state, T0, T0 if state == "Established" else 0, 10, 3,
+        up = state == "Established"
+        out.append([addr, "", state, T0, T0 if up else 0, int(time.time() - T0 / 1e6) if up else 0, 10, 3,
                     ["mp:ipv4-unicast"], ["ipv4-unicast"],
                     {"updates_in": 1, "updates_out": 3, "advertised": 2, "withdrawn": 0,
                      "connection_attempts": 1, "established": 1, "notifications_in": 0,
@@ -104,7 +117,7 @@ class Bgp(ServiceInterface):
         self.emit_properties_changed({"Peers": self.peers})
 
     @dbus_property(access=PropertyAccess.READ)
-    def Peers(self) -> "a(sssttqqasasa{st}sassuus)":  # noqa: N802,F722,F821
+    def Peers(self) -> "a(ssstttqqasasa{st}sassuus)":  # noqa: N802,F722,F821
         return self.peers
 
     @dbus_property(access=PropertyAccess.READ)
