@@ -43,6 +43,7 @@ class PlannedBackend:
     ifname: str = ""
     ifindex: int = 0
     redirect: bool = False     # leave through the devmap (several untagged NICs) instead of XDP_TX
+    redirect_slot: int = 0     # devmap key when redirecting: the VLAN id (as vc5 keys redirect_map)
     valid: bool = False        # present in the service: pinned flows may use it
     in_table: bool = False     # in the Maglev table: new flows may pick it
     reason: str = ""           # why not in the table ("" when in it)
@@ -102,7 +103,8 @@ def plan_backend(service, state, view, redirect_ifindexes=(), untagged=False) ->
                                              "connected backend")
     where = dict(lb_mac=vlan.lb_mac, lb_ip=str(vlan.lb_ip), vlan=0 if untagged else vlan.vlan,
                  ifname=vlan.ifname, ifindex=vlan.ifindex,
-                 redirect=len(redirect_ifindexes) > 1 and vlan.ifindex in redirect_ifindexes)
+                 redirect=len(redirect_ifindexes) > 1 and vlan.ifindex in redirect_ifindexes,
+                 redirect_slot=vlan.vlan)
     mac = view.mac_of(address)
     if not mac:
         why = f"MAC unknown (no neighbour entry for {address} on {vlan.ifname})"
