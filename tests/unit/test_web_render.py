@@ -196,3 +196,11 @@ def test_bgp_peer_structs_as_bgpd_publishes_them():
         snap, _ = take(None, BgpView.from_dbus([value], ["192.0.2.1/32"]), None, now=NOW)
         assert render_json.status(snap)["bgp"]["10.0.0.9"]["duration_s"] == 315
         assert render_json.status(snap)["rib"] == ["192.0.2.1"]
+
+
+def test_latency_from_the_loaders_counter_names():
+    from vc5.webd.snapshot import XdpView
+    assert XdpView.from_counters({"global": {"latency_ns": 137}}).latency_ns == 137  # loader: mean
+    assert XdpView.from_counters({"global": {"latency_ns": 1000, "latency_packets": 8}}).latency_ns == 125
+    assert XdpView.from_counters({"global": {"latency": 429}}).latency_ns == 429
+    assert XdpView.from_counters({"global": {"latency_ns": 5, "latency_packets": 0}}).latency_ns == 0

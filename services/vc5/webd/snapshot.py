@@ -216,11 +216,14 @@ class XdpView:
 
     @property
     def latency_ns(self) -> int:
-        """Mean ns per packet: the loader's `latency` if it gives one, else latency_ns/latency_packets."""
-        if "latency" in self.globals:
-            return int(self.globals["latency"])
-        packets = self.globals.get("latency_packets", 0)
-        return int(self.globals.get("latency_ns", 0) / packets) if packets else 0
+        """Mean ns per packet. xdp-loader publishes the mean as global `latency_ns`; a total
+        `latency_ns` with `latency_packets`, or vc5's `latency`, are understood too."""
+        g = self.globals
+        if "latency" in g:
+            return int(g["latency"])
+        if "latency_packets" in g:
+            return int(g.get("latency_ns", 0) / g["latency_packets"]) if g["latency_packets"] else 0
+        return int(g.get("latency_ns", 0))
 
     @classmethod
     def from_counters(cls, value, interfaces=(), macs=None, started=0.0):
