@@ -71,3 +71,29 @@ def test_webd_with_nothing_on_the_bus(private_bus):
         with Fakes(which=("health",)) as fakes:
             until(lambda: _status(webd)["services"], timeout=10)
             assert fakes.manager_calls == []
+
+
+def test_sighup_rereads_the_configuration(private_bus, tmp_path):
+    import signal
+    conf = tmp_path / "vc5.yaml"
+    conf.write_text("services: [\n")                       # broken: /config.json says why
+    with Webd("--interval", "0.5", "--config", str(conf)) as webd:
+        until(lambda: _status(webd), timeout=10)
+        try:
+            webd.get("/config.json")
+            raise AssertionError("a broken configuration was served")
+        except OSError as e:
+            assert getattr(e, "code", None) == 503
+        conf.write_text("vlans:\n  10: 10.1.10.0/24\nservices:\n  - name: foo\n    virtual: [192.0.2.1]\n"
+                        "    servers: [10.1.10.10]\n    policy:\n      http:\n")
+        webd.proc.send_signal(signal.SIGHUP)
+        doc = until(lambda: _config(webd), timeout=10, message="SIGHUP did not re-read the configuration")
+        assert "192.0.2.1:80:tcp" in doc["services"]
+        assert webd.proc.poll() is None
+
+
+def _config(webd):
+    try:
+        return webd.json("/config.json")
+    except OSError:
+        return None
