@@ -154,8 +154,7 @@ class Daemon:
                     vlog.event(log, logging.ERROR, f"configuration {self.args.config} refused; keeping "
                                f"generation {self.generation}:\n{e}", message_id=msgids.CONFIG_REJECTED)
                     return False, str(e)
-                self.speaker.learn_until = self.speaker.started + self._learn(cfg, bgp)
-                self.speaker.reconfigure(bgp)
+                self.speaker.reconfigure(bgp, learn=self._learn(cfg, bgp))
                 self.generation += 1
                 self.last_reload_error = ""
                 self._mark("Generation", "LastReloadError", "AsNumber", "RouterId", "Peers")

@@ -200,16 +200,17 @@ class Speaker:
 
     # ------------------------------------------------------------ reconfiguration
 
-    def reconfigure(self, bgp):
-        """Apply a new (already validated) bgp section; only what changed is touched."""
+    def reconfigure(self, bgp, learn=None):
+        """Apply a new (already validated) bgp section; only what changed is touched.
+
+        `learn` (seconds after start) replaces the learn delay when given."""
         if bgp.router_id is None and bgp.peers:
             raise ValueError("bgp: no router ID (set bgp.router_id or the top-level address)")
         old_local = self.local
         self.local = self._local(bgp)
-        learn_changed = bgp.learn != self.bgp.learn
         self.bgp = bgp
-        if learn_changed:
-            self.learn_until = self.started + max(bgp.learn, 0)
+        if learn is not None:
+            self.learn_until = self.started + max(learn, 0)
         new = {p.address: p for p in bgp.peers}
         for addr in [a for a in self.sessions if a not in new]:
             s = self.sessions.pop(addr)

@@ -180,7 +180,7 @@ def bird_factory(lab):
 # ---------------------------------------------------------------- vc5-bgpd
 
 class Bgpd:
-    def __init__(self, ns, tmp, yaml_text, args=()):
+    def __init__(self, ns, tmp, yaml_text, args=(), wrapper=()):
         self.ns = ns
         fd, self.config = tempfile.mkstemp(dir=tmp, suffix=".yaml")
         with os.fdopen(fd, "w") as f:
@@ -190,7 +190,7 @@ class Bgpd:
         env.pop("NOTIFY_SOCKET", None)
         env.pop("INVOCATION_ID", None)
         self.out = open(self.logfile, "w")
-        self.proc = ns.popen(["/usr/bin/python3", "-m", "vc5.bgpd", "--config", self.config,
+        self.proc = ns.popen([*wrapper, "/usr/bin/python3", "-m", "vc5.bgpd", "--config", self.config,
                               "--hold-down", "0.3", "--learn", "0", "--retry-min", "0.5", "--retry-max", "2",
                               *args], env=env, stdout=self.out, stderr=subprocess.STDOUT, cwd=REPO)
 
@@ -221,8 +221,8 @@ class Bgpd:
 def bgpd_factory(lab, private_bus):
     made = []
 
-    def make(ns, yaml_text, args=()):
-        b = Bgpd(ns, lab.tmp, yaml_text, args)
+    def make(ns, yaml_text, args=(), wrapper=()):
+        b = Bgpd(ns, lab.tmp, yaml_text, args, wrapper)
         made.append(b)
         return b
 

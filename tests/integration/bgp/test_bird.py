@@ -230,3 +230,28 @@ def test_graceful_restart_keeps_routes_across_a_restart(lab, bird_factory, bgpd_
     until(lambda: bird.state("lb") == "Established", 20, message="back")
     until(lambda: not bird.route("10.255.0.2/32"), 10, message="stale route flushed after End-of-RIB")
     assert bird.route(f"{VIP}/32")
+
+
+def test_socket_activation_dual_stack_listener(lab, bird_factory, bgpd_factory, health):
+    """As vc5-bgpd.socket: one [::]:179 socket handed over (LISTEN_FDS); an IPv4 peer arrives v4-mapped."""
+    lb = lab.add_speaker()
+    bird = bird_factory(asn=65000, neighbors=[dict(name="lb", address=lb.address4, asn=65001, passive=False)])
+    health.set({VIP: True})
+    bgpd = bgpd_factory(lb, f"""
+        address: {lb.address4}
+        bgp:
+          as_number: 65001
+          hold_time: 6
+          groups:
+            - name: r
+              passive: true
+              peers: [{NET4}.1]
+        """, wrapper=["systemd-socket-activate", "-l", "179", "-E", "PYTHONPATH", "-E", "PYTHONUNBUFFERED",
+                      "-E", "DBUS_SYSTEM_BUS_ADDRESS"])
+    try:
+        until(lambda: bird.state("lb") == "Established", 20)
+    except AssertionError:
+        raise AssertionError(f"no session over the activated socket; vc5-bgpd said:\n{bgpd.log()}")
+    until(lambda: bird.route(f"{VIP}/32"), 10)
+    st = until(lambda: peer_status(health, f"{NET4}.1"), 5)
+    assert st["local_address"] == lb.address4
