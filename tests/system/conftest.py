@@ -1,0 +1,126 @@
+"""System tier: the .debs, installed with apt into a booted systemd container.
+
+Session fixtures:
+  debs     - the six .debs, built ONCE per session with dpkg-buildpackage from
+             a copy of the work tree (or taken from $VC5_DEB_DIR, e.g. dist/
+             after `make deb`), plus lintian's verdict on them;
+  machine  - one booted container (tests/system/container.py) with the .debs
+             installed by `apt install`, exactly as a user would.
+
+Tests that need a service skip with "service not built yet" while
+services/vc5/<service>/__main__.py does not exist.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from tests.system.container import Container
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PACKAGES = ("python3-vc5", "vc5-xdp-loader", "vc5-healthd", "vc5-bgpd", "vc5-webd", "vc5")
+CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def service_built(pkg: str) -> bool:
+    """True when the service's entry point exists in the tree (services are written in parallel)."""
+    return os.path.exists(os.path.join(REPO, "services", "vc5", pkg, "__main__.py"))
+
+
+def needs_service(pkg: str):
+    return pytest.mark.skipif(not service_built(pkg), reason=f"service not built yet (services/vc5/{pkg})")
+
+
+class Debs:
+    def __init__(self, directory: str, changes: str | None, lintian: str, build_seconds: float):
+        self.dir = directory
+        self.files = sorted(glob.glob(os.path.join(directory, "*.deb")))
+        self.changes = changes
+        self.lintian = lintian
+        self.build_seconds = build_seconds
+
+
+def _tree_files() -> list[str]:
+    """The files of the work tree that git knows or would add (not ignored), as CI's checkout has."""
+    out = subprocess.run(["git", "-C", REPO, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                         check=True, capture_output=True).stdout
+    # Build leftovers of someone's local `dpkg-buildpackage` are not part of a checkout.
+    skip = ("build/", ".pybuild/", "dist/", ".hypothesis/", "bench/out/")
+    return [p for p in out.decode().split("\0")
+            if p and not p.startswith(skip) and ".egg-info/" not in p
+            and os.path.isfile(os.path.join(REPO, p))]
+
+
+def _build(tmp: str) -> tuple[str, float]:
+    src = os.path.join(tmp, "vc5")
+    for rel in _tree_files():
+        dest = os.path.join(src, rel)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.copy2(os.path.join(REPO, rel), dest)
+    t0 = time.monotonic()
+    # Debian's Python only: pybuild runs python3.X from PATH (environment-facts: two Pythons).
+    r = subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, capture_output=True, text=True,
+                       env={"PATH": CLEAN_PATH, "LANG": "C.UTF-8", "HOME": tmp}, timeout=300)
+    seconds = time.monotonic() - t0
+    if r.returncode != 0:
+        pytest.fail(f"dpkg-buildpackage failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return tmp, seconds
+
+
+@pytest.fixture(scope="session")
+def debs(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("needs root (dpkg-buildpackage is fine, but the container tier is root-only)")
+    for tool in ("dpkg-buildpackage", "systemd-nspawn"):
+        if shutil.which(tool, path=CLEAN_PATH) is None:
+            pytest.skip(f"{tool} not installed (make deps installs it)")
+    given = os.environ.get("VC5_DEB_DIR")
+    if given:
+        directory, seconds = os.path.abspath(given), 0.0
+    else:
+        directory, seconds = _build(str(tmp_path_factory.mktemp("debs")))
+    changes = (glob.glob(os.path.join(directory, "vc5_*.changes")) or [None])[0]
+    lintian = ""
+    if changes and shutil.which("lintian", path=CLEAN_PATH):
+        lintian = subprocess.run(["lintian", "-I", "--pedantic", changes], capture_output=True, text=True,
+                                 env={"PATH": CLEAN_PATH, "LANG": "C.UTF-8"}, timeout=300).stdout
+    d = Debs(directory, changes, lintian, seconds)
+    names = {os.path.basename(f).split("_")[0] for f in d.files}
+    missing = set(PACKAGES) - names
+    assert not missing, f"no .deb for {sorted(missing)} in {directory}"
+    return d
+
+
+@pytest.fixture(scope="session")
+def machine(debs):
+    """A booted container with every vc5 package installed by apt (fresh install)."""
+    c = Container("vc5sys")
+    try:
+        c.start()
+        for f in debs.files:
+            c.put(f, f"/root/debs/{os.path.basename(f)}")
+        # The host's Docker-style policy-rc.d (exit 101) would stop maintainer scripts from
+        # starting units; remove it inside the container only (the change stays in the overlay).
+        c.run("rm -f /usr/sbin/policy-rc.d", check=True)
+        # The container boots the host's enabled services; the test tools among them
+        # (nginx, bird, gobgpd, ...) would hold ports 80/179 that vc5's sockets need.
+        c.run("for port in 80 179; do ss -Htlnp \"sport = :$port\" | grep -o 'pid=[0-9]*' | cut -d= -f2; "
+              "done | sort -u | while read pid; do systemctl stop \"$(ps -o unit= -p $pid)\"; done")
+        busy = c.run("ss -Htlnp '( sport = :80 or sport = :179 )'").stdout
+        assert not busy.strip(), f"ports 80/179 still taken in the container:\n{busy}"
+        t0 = time.monotonic()
+        r = c.run("DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
+                  "/root/debs/*.deb", timeout=300)
+        c.install_seconds = time.monotonic() - t0
+        c.install_log = r.stdout + r.stderr
+        c.install_rc = r.returncode
+        print(f"\ncontainer {c.name}: boot {c.boot_seconds:.1f} s, apt install {c.install_seconds:.1f} s")
+        yield c
+    finally:
+        c.stop()
