@@ -12,7 +12,8 @@ NETWORK = {1: ipaddress.IPv4Network, 2: ipaddress.IPv6Network}
 
 
 def encode_prefix(net) -> bytes:
-    net = ipaddress.ip_network(net)
+    if not isinstance(net, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        net = ipaddress.ip_network(net)
     n = (net.prefixlen + 7) // 8
     return bytes([net.prefixlen]) + net.network_address.packed[:n]
 

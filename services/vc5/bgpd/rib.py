@@ -5,9 +5,11 @@ continuously for more than the hold-down (vc5: 5 s) and not before the learn
 delay after start; a VIP that goes down leaves the RIB at once (no damping).
 """
 
+import functools
 import ipaddress
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def vip_prefix(vip: str):
     """'192.0.2.1' -> 192.0.2.1/32, '2001:db8::1' -> 2001:db8::1/128 (host routes only)."""
     addr = ipaddress.ip_address(vip)

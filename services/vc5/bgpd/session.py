@@ -16,6 +16,8 @@ import socket
 import time
 from dataclasses import dataclass
 
+from vc5.common import log as vlog
+
 from . import capabilities as caps_mod
 from . import md5, messages, policy
 from .capabilities import Capabilities
@@ -366,13 +368,18 @@ class Session:
             return
         self.counters["notifications_out"] += 1
         self.last_error = reason
-        log.warning("peer %s: %s", self.address, reason)
+        self._log_error(reason)
         self._send(notification.encode(code, subcode, payload))
+
+    def _log_error(self, text):
+        """A protocol error sent or received, in words, with the peer as a journald field (VC5_PEER)."""
+        vlog.event(log, logging.WARNING, f"peer {self.address}: {text}", peer=str(self.address),
+                   group=self.peer.group)
 
     def _do_send_fsm_error(self, event, data, old):
         self.counters["notifications_out"] += 1
         self.last_error = f"sent NOTIFICATION FSM error: unexpected {event.value} in {old.value}"
-        log.warning("peer %s: %s", self.address, self.last_error)
+        self._log_error(self.last_error)
         self._send(notification.encode(FSM_ERROR, FSM_ERROR_SUBCODE.get(old, 0)))
 
     def _do_start_hold_large(self, event, data, old):
@@ -453,7 +460,7 @@ class Session:
         if isinstance(data, notification.Notification):
             self.counters["notifications_in"] += 1
             self.last_error = "received " + data.text
-            log.warning("peer %s: %s", self.address, self.last_error)
+            self._log_error(self.last_error)
         elif isinstance(data, str) and event == Event.TCP_FAILS:
             self.last_error = data
         for name in ("hold", "keepalive"):

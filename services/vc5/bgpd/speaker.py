@@ -182,12 +182,19 @@ class Speaker:
         if new != self.rib or became_ready:
             added, removed = new - self.rib, self.rib - new
             self.rib = new
-            for p in sorted(removed, key=str):
-                log.info("withdrawing %s", p)
-            for p in sorted(added, key=str):
-                log.info("advertising %s", p)
-            self._all_rib_changed()
+            self._all_rib_changed()           # send first, log after: logging 10,000 lines takes time
+            self._log_changes("withdrawing", removed)
+            self._log_changes("advertising", added)
             self._notify("rib")
+
+    @staticmethod
+    def _log_changes(verb, prefixes, detail=32):
+        if len(prefixes) > detail:
+            shown = ", ".join(str(p) for p in sorted(prefixes, key=_prefix_key)[:detail])
+            log.info("%s %d prefixes: %s, ...", verb, len(prefixes), shown)
+            return
+        for p in sorted(prefixes, key=_prefix_key):
+            log.info("%s %s", verb, p)
 
     def _all_rib_changed(self):
         for s in list(self.sessions.values()):
@@ -278,7 +285,7 @@ class Speaker:
                 list(neg.capabilities.names()) if neg else [],
                 [policy_family_name(f) for f in neg.families] if neg else [],
                 s.counters.as_dict(), s.last_error,
-                sorted((str(p) for p in s.adj_rib_out), key=_prefix_key),
+                [str(p) for p in sorted(s.adj_rib_out, key=_prefix_key)],
                 str(s.conn.local) if s.conn is not None and s.conn.local is not None else "",
                 s.peer.as_number or self.local.asn, remote_asn,
                 str(neg.remote_id) if neg else "",
@@ -286,11 +293,11 @@ class Speaker:
         return out
 
     def advertised(self):
-        return sorted((str(p) for p in self.rib), key=_prefix_key)
+        return [str(p) for p in sorted(self.rib, key=_prefix_key)]
 
 
 def _prefix_key(text):
-    n = ipaddress.ip_network(text)
+    n = text if not isinstance(text, str) else ipaddress.ip_network(text)
     return (n.version, n)
 
 

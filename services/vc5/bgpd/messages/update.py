@@ -48,7 +48,7 @@ def _chunks(prefixes, room: int):
     """Split prefixes into runs whose encoding fits in `room` octets."""
     run, size = [], 0
     for p in prefixes:
-        n = len(nlri.encode_prefix(p))
+        n = 1 + (p.prefixlen + 7) // 8
         if run and size + n > room:
             yield run
             run, size = [], 0
