@@ -15,9 +15,11 @@ plane keeps no per-/20 counters, like vc5 HEAD).
 
 from __future__ import annotations
 
+import asyncio
 import importlib.resources
 import mimetypes
 import os
+import threading
 
 from aiohttp import web
 
@@ -33,20 +35,34 @@ def _accepts_gzip(request: web.Request) -> bool:
 
 
 class Renderer:
-    """Bodies rendered once per snapshot."""
+    """Bodies rendered once per snapshot, off the event loop.
+
+    Rendering is pure Python over an immutable Snapshot; with thousands of
+    backends /metrics takes on the order of a second, so it runs in a worker
+    thread (`render()`), keeping the loop free for the bus and other clients.
+    One lock: concurrent requests for the same body wait for one rendering.
+    """
 
     def __init__(self, reader):
         self.reader = reader
         self._snap = None
         self._cache: dict = {}
+        self._lock = threading.Lock()
 
     def get(self, key: str, make):
-        snap = self.reader.current
+        with self._lock:
+            return self.cached(self.reader.current, key, make)
+
+    def cached(self, snap, key: str, make):
+        """Body `key` of `snap` (caller holds the lock; `make` may call this for another key)."""
         if snap is not self._snap:
             self._snap, self._cache = snap, {}
         if key not in self._cache:
             self._cache[key] = make(snap)
         return self._cache[key]
+
+    async def render(self, key: str, make):
+        return await asyncio.to_thread(self.get, key, make)
 
 
 def _json_response(request, body: bytes, status: int = 200) -> web.Response:
@@ -64,10 +80,11 @@ def make_app(reader, webroot: str | None = None) -> web.Application:
         return render_json.dumps(render_json.status(snap))
 
     async def status(request):
-        return _json_response(request, render.get("status", status_body))
+        return _json_response(request, await render.render("status", status_body))
 
     async def status_gz(request):
-        body = render.get("status.gz", lambda s: render_json.gzipped(render.get("status", status_body)))
+        body = await render.render("status.gz",
+                                   lambda s: render_json.gzipped(render.cached(s, "status", status_body)))
         return web.Response(body=body, content_type=JSON, headers={"Content-Encoding": "gzip", **NO_STORE})
 
     async def config(request):
@@ -79,10 +96,12 @@ def make_app(reader, webroot: str | None = None) -> web.Application:
         return _json_response(request, render_json.dumps(doc))
 
     async def cue(request):
-        return _json_response(request, render.get("cue", lambda s: render_json.dumps(render_json.cue(s))))
+        body = await render.render("cue", lambda s: render_json.dumps(render_json.cue(s)))
+        return _json_response(request, body)
 
     async def lb(request):
-        return _json_response(request, render.get("lb", lambda s: render_json.dumps(render_json.lb(s))))
+        body = await render.render("lb", lambda s: render_json.dumps(render_json.lb(s)))
+        return _json_response(request, body)
 
     async def build(request):
         return _json_response(request, render_json.dumps(render_json.build()))
@@ -98,7 +117,7 @@ def make_app(reader, webroot: str | None = None) -> web.Application:
         return _json_response(request, render_json.dumps(reader.log.after(n)))
 
     async def prometheus(request):
-        body = render.get("metrics", metrics.render)
+        body = await render.render("metrics", metrics.render)
         resp = web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE, **NO_STORE})
         if _accepts_gzip(request):
             resp.enable_compression(web.ContentCoding.gzip)

@@ -77,7 +77,8 @@ class Family:
     def add(self, values, value) -> None:
         # ints stay ints: u64 counters above 2**53 would lose precision as floats.
         value = int(value) if isinstance(value, bool) else value
-        self.metric.add_sample(self.metric.name, dict(zip(self.labels, (str(v) for v in values))), value)
+        labels = dict(zip(self.labels, [v if isinstance(v, str) else str(v) for v in values]))
+        self.metric.add_sample(self.metric.name, labels, value)
 
 
 def _updown(up: bool) -> str:
@@ -318,15 +319,24 @@ def _escape_help(text: str) -> str:
 
 
 def exposition(metrics) -> bytes:
-    """Text format 0.0.4 with exact family names; labels in the family's declared order."""
+    """Text format 0.0.4 with exact family names; labels in the family's declared order.
+
+    Label sets repeat across families (a backend appears in ~30), so each
+    rendered `{...}` is cached for the duration of one exposition.
+    """
     out = []
+    rendered: dict = {}
     for m in metrics:
         out.append(f"# HELP {m.name} {_escape_help(m.documentation)}\n")
         out.append(f"# TYPE {m.name} {m.type}\n")
         for s in m.samples:
             labels = ""
             if s.labels:
-                labels = "{" + ",".join(f'{k}="{_escape_label(v)}"' for k, v in s.labels.items()) + "}"
+                key = tuple(s.labels.items())
+                labels = rendered.get(key)
+                if labels is None:
+                    labels = rendered[key] = "{" + ",".join(
+                        f'{k}="{_escape_label(v)}"' for k, v in key) + "}"
             value = str(s.value) if isinstance(s.value, int) else floatToGoString(s.value)
             out.append(f"{s.name}{labels} {value}\n")
     return "".join(out).encode()
