@@ -267,3 +267,30 @@ def test_reconfigure_med_readvertises_without_reset_and_removed_peer_gets_cease(
         await sp.shutdown()
         fake.close()
     run(main())
+
+
+def test_keepalives_every_third_of_hold_and_hold_expiry_notification():
+    async def main():
+        fake = await ScriptedPeer().start("127.0.0.1")
+        sp = speaker_for(peer("127.0.0.1", fake.port, hold_time=3))
+        sp.start()
+        conn = await fake.next()
+        await conn.handshake(hold=90)                   # negotiated: min(3, 90) = 3, keepalive 1 s
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        keepalives = 0
+        while True:                                     # we stay silent: our hold timer must expire
+            got = await conn.recv(timeout=10)
+            if got[0] == header.KEEPALIVE:
+                keepalives += 1
+            elif got[0] == header.NOTIFICATION:
+                break
+        assert (got[1].code, got[1].subcode) == (4, 0)
+        assert keepalives >= 2
+        assert loop.time() - start >= 2.5
+        s = sp.sessions[ip.ip_address("127.0.0.1")]
+        await wait_for(lambda: s.state != State.ESTABLISHED)
+        assert "hold timer expired" in s.last_error
+        await sp.shutdown()
+        fake.close()
+    run(main())
