@@ -6,6 +6,7 @@ implementations is in tests/integration/bgp (BIRD, GoBGP).
 
 import asyncio
 import ipaddress as ip
+import time
 
 import pytest
 
@@ -291,6 +292,30 @@ def test_keepalives_every_third_of_hold_and_hold_expiry_notification():
         s = sp.sessions[ip.ip_address("127.0.0.1")]
         await wait_for(lambda: s.state != State.ESTABLISHED)
         assert "hold timer expired" in s.last_error
+        await sp.shutdown()
+        fake.close()
+    run(main())
+
+
+def test_hold_down_delays_advertisement_but_not_withdrawal():
+    async def main():
+        fake = await ScriptedPeer().start("127.0.0.1")
+        bgp = Bgp(as_number=65001, router_id=ip.IPv4Address("10.0.0.2"),
+                  peers=(peer("127.0.0.1", fake.port),))
+        sp = Speaker(bgp, hold_down=0.8, retry_min=0.2, learn=0)
+        sp.start()
+        conn = await fake.next()
+        await conn.handshake()
+        up_at = time.time()
+        sp.set_vips([VipState(VIP, True, int(up_at * 1e6))])
+        assert sp.advertised() == []
+        t, u = await conn.recv_type(header.UPDATE)
+        assert time.time() - up_at > 0.8                     # more than the hold-down, as vc5
+        assert u.nlri == (ip.ip_network(VIP + "/32"),)
+        sp.set_vips([VipState(VIP, False, int(time.time() * 1e6))])
+        assert sp.advertised() == []                         # out of the RIB at once, no timer involved
+        t, u = await conn.recv_type(header.UPDATE)
+        assert u.withdrawn == (ip.ip_network(VIP + "/32"),)
         await sp.shutdown()
         fake.close()
     run(main())

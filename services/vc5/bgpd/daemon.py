@@ -139,6 +139,8 @@ class Daemon:
 
     async def reload(self):
         """(ok, text). Validate first; nothing is applied unless the whole bgp section is valid."""
+        if self.speaker.shutting_down:
+            return False, "vc5-bgpd is shutting down"
         async with self._reload_lock:
             sd.notify_reloading()
             try:

@@ -156,11 +156,9 @@ class Speaker:
         now = self.clock()
         self.vips = tuple(vips)
         self.health_seen = True
-        for v in self.vips:
-            if v.up:
-                self.first_seen_up.setdefault(v.vip, now)
-            else:
-                self.first_seen_up.pop(v.vip, None)
+        # when each VIP was first seen up (used only when healthd gives no `since`); VIPs that are
+        # down or gone from healthd's list are forgotten
+        self.first_seen_up = {v.vip: self.first_seen_up.get(v.vip, now) for v in self.vips if v.up}
         self.recompute()
 
     def recompute(self):
