@@ -1,0 +1,1 @@
+"""Helpers for the XDP loader's integration tests (topology, backend servers, client, a stand-in healthd)."""
