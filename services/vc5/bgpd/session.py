@@ -12,6 +12,7 @@ import asyncio
 import collections
 import ipaddress
 import logging
+import random
 import socket
 import time
 from dataclasses import dataclass
@@ -483,7 +484,8 @@ class Session:
     def _do_start_connect_retry(self, event, data, old):
         if self._stopped:
             return
-        delay = self.retry_delay
+        # RFC 4271 §10: jitter (0.75..1) so that two speakers retrying do not stay in step
+        delay = self.retry_delay * random.uniform(0.75, 1.0)
         self.retry_delay = min(self.retry_max, self.retry_delay * 2)
         self._start_timer("retry", delay, self._retry_expired)
 
