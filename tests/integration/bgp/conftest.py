@@ -84,8 +84,9 @@ def lab(root):
 # ---------------------------------------------------------------- BIRD
 
 class Bird:
-    def __init__(self, ns, tmp, router_id, asn, neighbors):
-        """neighbors: list of dicts: name, address, asn, passive (bool), extra (str), v6 (bool), mp (bool)."""
+    def __init__(self, ns, tmp, router_id, asn, neighbors, extra=""):
+        """neighbors: list of dicts: name, address, asn, passive (bool), extra (str), v6 (bool), mp (bool).
+        extra: more global configuration (e.g. a kernel protocol)."""
         self.ns, self.dir = ns, tempfile.mkdtemp(dir=tmp, prefix="bird")
         self.ctl = os.path.join(self.dir, "bird.ctl")
         self.conf = os.path.join(self.dir, "bird.conf")
@@ -113,7 +114,7 @@ class Bird:
                 router id {router_id};
                 protocol device {{ }}
                 protocol direct {{ ipv4; ipv6; }}
-                """) + "\n".join(protos) + "\n")
+                """) + textwrap.dedent(extra) + "\n".join(protos) + "\n")
         subprocess.run(["bird", "-p", "-c", self.conf], check=True, capture_output=True)
         ns.run(["bird", "-c", self.conf, "-s", self.ctl, "-P", os.path.join(self.dir, "bird.pid")])
         until(lambda: os.path.exists(self.ctl), 10, message="bird control socket")

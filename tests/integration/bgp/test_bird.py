@@ -117,7 +117,9 @@ def test_ipv6_over_ipv6_session_and_multiprotocol_over_ipv4(lab, bird_factory, b
 def test_ecmp_two_speakers_give_two_paths(lab, bird_factory, bgpd_factory, health):
     lb1, lb2 = lab.add_speaker(), lab.add_speaker()
     bird = bird_factory(asn=65000, neighbors=[dict(name="lb1", address=lb1.address4, asn=65001),
-                                              dict(name="lb2", address=lb2.address4, asn=65001)])
+                                              dict(name="lb2", address=lb2.address4, asn=65001)],
+                        extra="protocol kernel { ipv4 { export where source = RTS_BGP; }; "
+                              "merge paths on; }\n")
     for lb in (lb1, lb2):
         bgpd_factory(lb, yaml_for(lb, [f"{NET4}.1"]))
     until(lambda: bird.state("lb1") == "Established" and bird.state("lb2") == "Established", 20)
@@ -125,6 +127,16 @@ def test_ecmp_two_speakers_give_two_paths(lab, bird_factory, bgpd_factory, healt
     route = until(lambda: "lb1" in bird.route(f"{VIP}/32") and "lb2" in bird.route(f"{VIP}/32")
                   and bird.route(f"{VIP}/32"), 10, message="two paths")
     assert f"via {lb1.address4}" in route and f"via {lb2.address4}" in route
+    # the router's kernel forwards over both balancers (ECMP)
+    def kernel_route():
+        return lab.router.run(["ip", "route", "show", f"{VIP}/32"]).stdout
+
+    kernel = until(lambda: kernel_route().count("nexthop via") == 2 and kernel_route(), 10,
+                   message="ECMP route in the router's kernel")
+    assert lb1.address4 in kernel and lb2.address4 in kernel
+    health.set({VIP: False})
+    until(lambda: not kernel_route().strip(), 5,
+          message="ECMP route removed from the kernel")
 
 
 def test_reload_changes_attributes_removes_peer_and_refuses_bad_config(
