@@ -127,6 +127,7 @@ def test_ecmp_two_speakers_give_two_paths(lab, bird_factory, bgpd_factory, healt
     route = until(lambda: "lb1" in bird.route(f"{VIP}/32") and "lb2" in bird.route(f"{VIP}/32")
                   and bird.route(f"{VIP}/32"), 10, message="two paths")
     assert f"via {lb1.address4}" in route and f"via {lb2.address4}" in route
+
     # the router's kernel forwards over both balancers (ECMP)
     def kernel_route():
         return lab.router.run(["ip", "route", "show", f"{VIP}/32"]).stdout
