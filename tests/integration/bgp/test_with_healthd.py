@@ -1,6 +1,5 @@
 """The real pair: vc5-healthd publishes VIP states, vc5-bgpd advertises them to BIRD (one vc5.yaml)."""
 
-
 from tests.integration.health.healthd_proc import Healthd
 from tests.lib.wait import until
 
