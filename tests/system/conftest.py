@@ -57,12 +57,29 @@ def _tree_files() -> list[str]:
             and os.path.isfile(os.path.join(REPO, p))]
 
 
-def _build(tmp: str) -> tuple[str, float]:
+UPGRADE_VERSION = "0.1.0+systest1"
+
+
+def _bump_version(src: str, version: str) -> None:
+    """Prepend a changelog entry: the same tree, packaged as a newer version (the upgrade test)."""
+    path = os.path.join(src, "debian", "changelog")
+    with open(path) as f:
+        old = f.read()
+    entry = (f"vc5 ({version}) unstable; urgency=medium\n\n  * System test upgrade build.\n\n"
+             " -- vc5 engineers <vc5@example.org>  Fri, 27 Nov 2026 12:00:00 +0000\n\n")
+    with open(path, "w") as f:
+        f.write(entry + old)
+
+
+def _build(tmp: str, version: str | None = None) -> tuple[str, float]:
+    """Copy the tree to tmp/vc5 and build there; the .debs land in tmp."""
     src = os.path.join(tmp, "vc5")
     for rel in _tree_files():
         dest = os.path.join(src, rel)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         shutil.copy2(os.path.join(REPO, rel), dest)
+    if version:
+        _bump_version(src, version)
     t0 = time.monotonic()
     # Debian's Python only: pybuild runs python3.X from PATH (environment-facts: two Pythons).
     r = subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, capture_output=True, text=True,
@@ -95,6 +112,15 @@ def debs(tmp_path_factory):
     missing = set(PACKAGES) - names
     assert not missing, f"no .deb for {sorted(missing)} in {directory}"
     return d
+
+
+@pytest.fixture(scope="session")
+def upgrade_debs(debs, tmp_path_factory):
+    """The same tree packaged as UPGRADE_VERSION: what `apt upgrade` would bring."""
+    directory, _ = _build(str(tmp_path_factory.mktemp("debs-upgrade")), UPGRADE_VERSION)
+    files = sorted(glob.glob(os.path.join(directory, "*.deb")))
+    assert len(files) == len(PACKAGES), files
+    return files
 
 
 @pytest.fixture(scope="session")

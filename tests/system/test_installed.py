@@ -11,13 +11,12 @@ import json
 import os
 import re
 import shlex
-import time
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from tests.lib.wait import until
-from tests.system.conftest import REPO, needs_service, service_built
+from tests.system.conftest import REPO, UPGRADE_VERSION, needs_service, service_built
 
 BUSES = {
     "org.vc5.XdpLoader1": ("/org/vc5/XdpLoader1", "vc5-xdp-loader", "xdp_loader"),
@@ -126,6 +125,35 @@ def journal_since(machine, unit, since_usec, output="cat"):
 
 def now_usec(machine) -> int:
     return int(sh(machine, "date +%s%6N", check=True).stdout.strip())
+
+
+# Samples whether XDP is attached to the loader's interface every 10 ms until
+# /tmp/sampler.stop exists (at most 3000 samples), one 1/0 per line.
+SAMPLER = (f"rm -f /tmp/sampler.stop; n=0; while [ ! -e /tmp/sampler.stop ] && [ $n -lt 3000 ]; do "
+           f"ip -j link show dev {LOADER_IFACE} | grep -c '\"xdp\"'; n=$((n+1)); sleep 0.01; done")
+
+
+def while_sampling_xdp(machine, cmd, timeout=300):
+    """Run cmd while sampling XDP attachment; return (result, samples)."""
+    r = sh(machine, f"( {SAMPLER} ) > /tmp/xdp-samples 2>/dev/null & sampler=$!; {cmd}; rc=$?; "
+                    "touch /tmp/sampler.stop; wait $sampler; exit $rc", timeout=timeout)
+    samples = sh(machine, "cat /tmp/xdp-samples", check=True).stdout.split()
+    return r, samples
+
+
+HTTP_GET = """
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=20) as r:
+    sys.stdout.write(f"{r.status}\\n" + r.read().decode(errors="replace"))
+"""
+
+
+def http_get(machine, url):
+    """(status, body) of a GET from inside the container (Debian's Python, no curl needed)."""
+    r = sh(machine, f"/usr/bin/python3 -c {shlex.quote(HTTP_GET)} {shlex.quote(url)}")
+    assert r.returncode == 0, r.stderr
+    status, _, body = r.stdout.partition("\n")
+    return int(status), body
 
 
 def xdp_prog_id(machine, dev=LOADER_IFACE) -> int:
@@ -374,12 +402,26 @@ def test_bgpd_runs_owns_its_name_and_matches_its_xml(configured):
 @needs_service("webd")
 def test_console_answers_on_port_80_by_socket_activation(configured):
     m = configured
-    code = sh(m, "curl -s -o /dev/null -w '%{http_code}' --max-time 20 http://127.0.0.1/").stdout
-    assert code == "200", code
+    # Nothing has connected yet: only the socket is up.
+    assert active(m, "vc5-webd.service") == "inactive"
+    status, _ = http_get(m, "http://127.0.0.1/")
+    assert status == 200
     assert active(m, "vc5-webd.service") == "active"
     assert show(m, "vc5-webd.service", "User") == "_vc5-web"
-    metrics = sh(m, "curl -s --max-time 20 http://127.0.0.1/metrics").stdout
-    assert "# TYPE" in metrics
+    status, metrics = http_get(m, "http://[::1]/metrics")
+    assert status == 200 and "# TYPE" in metrics
+
+
+@needs_service("healthd")
+def test_vc5ctl_reads_for_everyone_and_mutates_for_root_only(configured):
+    m = configured
+    wait_active(m, "vc5-healthd.service")
+    r = sh(m, "vc5ctl services --quick", user="nobody")
+    assert r.returncode == 0 and "192.0.2.10" in r.stdout, r.stdout + r.stderr
+    r = sh(m, "vc5ctl drain 10.199.0.11", user="nobody")
+    assert r.returncode != 0, r.stdout
+    r = sh(m, "vc5ctl drain 10.199.0.11 && vc5ctl undrain 10.199.0.11")
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 @needs_service("xdp_loader")
@@ -396,14 +438,12 @@ def test_loader_attaches_restarts_in_place_and_detaches_on_stop(configured):
     assert get_property(m, "org.vc5.XdpLoader1", "Active", user="nobody") == "b true"
 
     # Restart: sample the interface while systemd restarts the unit; XDP never goes away.
-    sampler = (f"for i in $(seq 1 400); do ip -j link show dev {LOADER_IFACE} | grep -c '\"xdp\"' "
-               "|| echo 0; sleep 0.01; done")
-    t0 = time.monotonic()
-    r = sh(m, f"( {sampler} ) > /tmp/xdp-samples & systemctl restart vc5-xdp-loader.service; wait")
+    pid = show(m, "vc5-xdp-loader.service", "MainPID")
+    r, samples = while_sampling_xdp(m, "systemctl restart vc5-xdp-loader.service")
     assert r.returncode == 0, r.stderr
     wait_active(m, "vc5-xdp-loader.service", timeout=120)
-    samples = sh(m, "cat /tmp/xdp-samples", check=True).stdout.split()
-    assert samples and "0" not in samples, f"XDP detached during restart ({time.monotonic() - t0:.1f} s)"
+    assert show(m, "vc5-xdp-loader.service", "MainPID") != pid
+    assert samples and "0" not in samples, f"XDP detached during restart ({samples.count('0')} samples)"
     assert xdp_prog_id(m) > 0
 
     # Stop: detached, pins gone.
@@ -414,6 +454,36 @@ def test_loader_attaches_restarts_in_place_and_detaches_on_stop(configured):
     # leave it running for the removal test
     sh(m, "systemctl start vc5-xdp-loader.service", timeout=180)
     wait_active(m, "vc5-xdp-loader.service", timeout=120)
+
+
+# --------------------------------------------------------------------------- upgrade
+
+def test_upgrade_restarts_the_services_and_keeps_xdp_attached(configured, upgrade_debs):
+    m = configured
+    for f in upgrade_debs:
+        m.put(f, f"/root/debs-upgrade/{os.path.basename(f)}")
+    loader_running = service_built("xdp_loader") and active(m, "vc5-xdp-loader.service") == "active"
+    before = {u: show(m, u, "MainPID") for u in ("vc5-healthd.service", "vc5-xdp-loader.service")}
+    r, samples = while_sampling_xdp(m, "DEBIAN_FRONTEND=noninteractive apt-get install -y "
+                                       "-o Dpkg::Options::=--force-confold /root/debs-upgrade/*.deb")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    assert "not allowed to own" not in r.stdout + r.stderr
+    versions = sh(m, "dpkg-query -W -f '${Version}\\n' python3-vc5 vc5 vc5-xdp-loader vc5-healthd vc5-bgpd "
+                     "vc5-webd", check=True).stdout.split()
+    assert set(versions) == {UPGRADE_VERSION}, versions
+    assert active(m, "vc5.target") == "active"
+    assert sh(m, "systemctl is-enabled vc5-xdp-loader.service").stdout.strip() == ("enabled" if loader_running
+                                                                                   else "disabled")
+    if service_built("healthd"):
+        wait_active(m, "vc5-healthd.service")
+        assert show(m, "vc5-healthd.service", "MainPID") != before["vc5-healthd.service"], "not restarted"
+    if loader_running:
+        # restarted in place (new code runs), never detached
+        wait_active(m, "vc5-xdp-loader.service", timeout=120)
+        assert show(m, "vc5-xdp-loader.service", "MainPID") != before["vc5-xdp-loader.service"]
+        assert samples and "0" not in samples, f"XDP detached in the upgrade ({samples.count('0')} samples)"
+    else:
+        assert active(m, "vc5-xdp-loader.service") == "inactive", "the upgrade started the loader"
 
 
 # --------------------------------------------------------------------------- remove and purge (last)
