@@ -359,6 +359,39 @@ def test_reload_applies_a_changed_config_and_rejects_a_broken_one(configured):
     write_config(m, TEST_CONFIG)
 
 
+SYN_CONFIG = TEST_CONFIG + """\
+  - name: syn
+    virtual: 192.0.2.20
+    servers: [10.199.0.1]
+    policy:
+      2222:
+"""
+LISTENER = ("import socket, time\n"
+            "s = socket.socket(); s.bind(('10.199.0.1', 2222)); s.listen(16); time.sleep(600)\n")
+
+
+@needs_service("healthd")
+def test_syn_check_works_inside_the_hardened_unit(configured):
+    """CAP_NET_RAW is the one capability healthd keeps: a half-open SYN check must pass."""
+    m = configured
+    wait_active(m, "vc5-healthd.service")
+    sh(m, f"systemd-run --unit=vc5t-listener /usr/bin/python3 -c {shlex.quote(LISTENER)}", check=True)
+    try:
+        until(lambda: "10.199.0.1:2222" in sh(m, "ss -Htln").stdout, timeout=10)
+        write_config(m, SYN_CONFIG)
+        assert sh(m, "systemctl reload vc5-healthd").returncode == 0
+        went_up = "Backend 10.199.0.1:2222 for service 192.0.2.20:2222:tcp went up"
+        until(lambda: went_up in sh(m, "journalctl --no-pager -o cat -u vc5-healthd").stdout, timeout=30,
+              message="SYN check never passed: " + sh(m, "journalctl --no-pager -n 20 -u vc5-healthd").stdout)
+        r = sh(m, "busctl call org.vc5.Health1 /org/vc5/Health1 org.vc5.Health1 ProbeLog ss "
+                  "192.0.2.20:2222:tcp 10.199.0.1", user="nobody")
+        assert r.returncode == 0 and "true" in r.stdout, r.stdout + r.stderr
+    finally:
+        sh(m, "systemctl stop vc5t-listener.service")
+        write_config(m, TEST_CONFIG)
+        sh(m, "systemctl reload vc5-healthd")
+
+
 @needs_service("healthd")
 def test_journal_carries_vc5_fields(configured):
     m = configured
