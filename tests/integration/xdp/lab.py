@@ -10,9 +10,11 @@ the destination MAC to a backend's and transmits back onto the bridge; the
 backend (arp_ignore=1, arp_announce=2, rp_filter 0) answers the client from
 the VIP through the router (Direct Server Return).
 
-Flow state is per CPU (as in vc5: "RSS must map a flow to the same core"). On
-veths the CPU is the sender's, so the client and the backend servers run
-pinned to CPU 0, which is what consistent RSS gives a real NIC.
+Flow state is per CPU (as in vc5: "RSS must map a flow to the same core"). A
+veth has no RSS: a packet is processed on the CPU of whatever sent it (a
+process, a timer), so one flow could meet the program on two CPUs. The lab
+turns on RPS on the balancer's l0 over every CPU: each flow is steered to one
+CPU by its hash before generic XDP runs, which is what RSS gives a real NIC.
 
 The loader runs as a real subprocess in the balancer's namespace, with the
 private bus in its environment, a private pin directory under /sys/fs/bpf
@@ -126,6 +128,10 @@ class Lab:
         netns.bridge(self.sw, "br0", ports)
         self.sw.run("ip link set br0 type bridge stp_state 0 forward_delay 0")
         self.lb.run(f"ip addr add {BALANCER}/24 dev l0")
+        # RPS, our RSS (see the module docstring). Only `ip netns exec` shows the namespace's sysfs.
+        mask = format((1 << os.cpu_count()) - 1, "x")
+        subprocess.run(["ip", "netns", "exec", self.lb.name, "sh", "-c",
+                        f"echo {mask} > /sys/class/net/l0/queues/rx-0/rps_cpus"], check=True)
         sysctls(self.lb, "l0")
         for name, ns in self.backends.items():
             a = BACKENDS[name]
@@ -144,7 +150,7 @@ class Lab:
             sysctls(self.router, "r0", "r1")
             self.router.run(f"ip route add {VIP}/32 via {BALANCER}")
             for name, ns in self.backends.items():
-                p = ns.popen(["taskset", "-c", "0", PY, os.path.join(HERE, "backend_server.py"), name, VIP,
+                p = ns.popen([PY, os.path.join(HERE, "backend_server.py"), name, VIP,
                               str(HTTP_PORT), str(ECHO_PORT), str(UDP_PORT)], text=True)
                 self.procs.append(p)
                 line = p.stdout.readline()
@@ -194,7 +200,7 @@ class Lab:
 
     # -- the client
     def client_argv(self, *args):
-        return ["taskset", "-c", "0", PY, os.path.join(HERE, "client.py"), *[str(a) for a in args]]
+        return [PY, os.path.join(HERE, "client.py"), *[str(a) for a in args]]
 
     def http(self, sports, port=HTTP_PORT):
         return json.loads(self.client.run(self.client_argv("http", CLIENT, VIP, port, *sports)).stdout)
