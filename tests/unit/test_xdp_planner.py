@@ -67,6 +67,16 @@ def test_neighbour_states_and_view():
     assert view.vlan_for("10.1.20.5") is None     # eth1 carries it but it is not a configured VLAN
 
 
+def test_mac_learnt_on_the_vlan_interface_wins():
+    view = netinfo.build_view([ETH0, ETH1], [nb("10.1.10.5", "02:00:00:00:00:aa", ifindex=3),
+                                             nb("10.1.10.5", "02:00:00:00:00:bb", ifindex=2)],
+                              {10: ipaddress.ip_interface("10.1.10.0/24")}, {})
+    assert view.mac_of("10.1.10.5", 2) == "02:00:00:00:00:bb"
+    assert view.mac_of("10.1.10.5", 3) == "02:00:00:00:00:aa"
+    (p,) = planner.plan([svc(up("10.1.10.5"))], view)
+    assert p.backends[0].mac == "02:00:00:00:00:bb"
+
+
 def test_implicit_vlans_when_none_configured():
     view = netinfo.build_view([ETH0, ETH1, LO], [], {}, {}, implicit_from=("eth0", "eth1"))
     prefixes = sorted(str(v.prefix) for v in view.vlans)

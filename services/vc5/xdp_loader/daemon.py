@@ -198,8 +198,9 @@ class Loader:
         try:
             r = attach.attach(itf.ifindex, name, self.dp.xdp_fd, self.mode)
         except attach.AttachError as e:
+            if st.note != str(e) or force:      # once per distinct error, not every rescan
+                vlog.event(log, logging.ERROR, f"XDP not attached to {name}: {e}", interface=name)
             st.attached, st.note = False, str(e)
-            vlog.event(log, logging.ERROR, f"XDP not attached to {name}: {e}", interface=name)
             return st
         st.mode, st.prog_id, st.attached, st.note = r.mode, r.prog_id, True, r.note
         how = ("replaced program %d in place" % r.previous_prog_id if r.replaced_in_place and
@@ -232,8 +233,9 @@ class Loader:
                 except attach.AttachError as e:
                     cur, st.note = None, str(e)
                 if cur is not None and not cur.attached:
-                    vlog.event(log, logging.WARNING, f"{name} has no XDP program (hook lost or interface "
-                               "re-created): attaching again", interface=name)
+                    if st.attached:
+                        vlog.event(log, logging.WARNING, f"{name} lost its XDP program (NIC reset or "
+                                   "interface re-created): attaching again", interface=name)
                     self.attach_interface(name)
                 elif cur is not None and cur.prog_id != ours:
                     st.ifindex, st.mode, st.prog_id, st.attached = itf.ifindex, cur.mode, cur.prog_id, False

@@ -100,9 +100,14 @@ class NetView:
     interfaces: Mapping = field(default_factory=dict)   # name -> Interface
     vlans: tuple = ()                                  # VlanInfo, IPv4 and IPv6 entries
     macs: Mapping = field(default_factory=dict)        # ip_address -> mac (valid entries only)
+    macs_on: Mapping = field(default_factory=dict)     # (ip_address, ifindex) -> mac
 
-    def mac_of(self, address) -> str:
-        return self.macs.get(ipaddress.ip_address(address), "")
+    def mac_of(self, address, ifindex=0) -> str:
+        """The neighbour's MAC, preferring the entry learnt on `ifindex` (the VLAN's interface)."""
+        address = ipaddress.ip_address(address)
+        if ifindex and (address, ifindex) in self.macs_on:
+            return self.macs_on[(address, ifindex)]
+        return self.macs.get(address, "")
 
     def vlan_for(self, address) -> VlanInfo | None:
         """The usable VLAN whose prefix holds `address` (longest prefix wins)."""
@@ -202,10 +207,11 @@ def implicit_vlans(interfaces, names) -> dict:
 def build_view(interfaces, neighbours, vlans: Mapping, vlans6: Mapping, implicit_from=()) -> NetView:
     """Pure: a NetView from kernel records and the configured VLAN tables."""
     interfaces = list(interfaces)
-    macs = {}
+    macs, macs_on = {}, {}
     for n in neighbours:
         if n.valid:
             macs[n.address] = n.mac
+            macs_on[(n.address, n.ifindex)] = n.mac
     table = dict(vlans)
     table6 = dict(vlans6)
     if not table and not table6 and implicit_from:
@@ -213,7 +219,7 @@ def build_view(interfaces, neighbours, vlans: Mapping, vlans6: Mapping, implicit
         table = {k: v for k, v in implicit.items() if v.version == 4}
         table6 = {k: v for k, v in implicit.items() if v.version == 6}
     infos = resolve_vlans(table, interfaces, macs) + resolve_vlans(table6, interfaces, macs)
-    return NetView(interfaces={i.name: i for i in interfaces}, vlans=infos, macs=macs)
+    return NetView(interfaces={i.name: i for i in interfaces}, vlans=infos, macs=macs, macs_on=macs_on)
 
 
 # --------------------------------------------------------------------------- kernel side

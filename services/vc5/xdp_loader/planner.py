@@ -105,7 +105,7 @@ def plan_backend(service, state, view, redirect_ifindexes=(), untagged=False) ->
                  ifname=vlan.ifname, ifindex=vlan.ifindex,
                  redirect=len(redirect_ifindexes) > 1 and vlan.ifindex in redirect_ifindexes,
                  redirect_slot=vlan.vlan)
-    mac = view.mac_of(address)
+    mac = view.mac_of(address, vlan.ifindex)
     if not mac:
         why = f"MAC unknown (no neighbour entry for {address} on {vlan.ifname})"
         return PlannedBackend(**base, **where, reason=why)
@@ -153,7 +153,7 @@ def unresolved(services, view) -> tuple:
             except ValueError:
                 continue
             vlan = view.vlan_for(address)
-            if vlan is not None and not view.mac_of(address):
+            if vlan is not None and not view.mac_of(address, vlan.ifindex):
                 out.setdefault(str(address), UnresolvedNeighbour(str(address), str(vlan.lb_ip), vlan.ifname))
     for v in view.vlans:
         if v.usable and v.gateway is not None and not v.gateway_mac:
