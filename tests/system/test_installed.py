@@ -521,6 +521,31 @@ def test_upgrade_restarts_the_services_and_keeps_xdp_attached(configured, upgrad
 
 # --------------------------------------------------------------------------- remove and purge (last)
 
+@needs_service("xdp_loader")
+def test_removing_the_loader_after_it_crashed_still_detaches(configured):
+    """A killed loader leaves XDP attached for its successor; removing the package detaches anyway."""
+    m = configured
+    wait_active(m, "vc5-xdp-loader.service", timeout=120)
+    until(lambda: xdp_prog_id(m) > 0, timeout=30)
+    # SIGKILL, and no restart: the state a crashed loader leaves when nothing restarts it.
+    sh(m, "systemctl mask --runtime vc5-xdp-loader.service && systemctl kill -s KILL vc5-xdp-loader.service",
+       check=True)
+    until(lambda: active(m, "vc5-xdp-loader.service") != "active", timeout=30)
+    assert xdp_prog_id(m) > 0, "XDP went away with the process (it must outlive it)"
+    r = sh(m, "DEBIAN_FRONTEND=noninteractive apt-get remove -y vc5 vc5-xdp-loader", timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    assert xdp_prog_id(m) == 0, "XDP still attached after removing vc5-xdp-loader"
+    assert not sh(m, "ls /sys/fs/bpf/vc5/*/ 2>/dev/null").stdout.strip(), "pins survive removal"
+    # Put it back for the full removal below.
+    sh(m, "systemctl unmask --runtime vc5-xdp-loader.service; systemctl reset-failed vc5-xdp-loader.service",
+       check=True)
+    r = sh(m, "DEBIAN_FRONTEND=noninteractive apt-get install -y /root/debs-upgrade/vc5_*.deb "
+              "/root/debs-upgrade/vc5-xdp-loader_*.deb && systemctl enable --now vc5-xdp-loader.service",
+           timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    until(lambda: xdp_prog_id(m) > 0, timeout=60)
+
+
 def test_remove_stops_everything_and_detaches(configured):
     m = configured
     r = sh(m, "DEBIAN_FRONTEND=noninteractive apt-get remove -y vc5 vc5-xdp-loader vc5-healthd vc5-bgpd "
