@@ -69,8 +69,9 @@ def test_services_show_resolved_macs_and_reasons(loader):
     s = services(b)[KEY]
     assert (s[1], s[2], s[3], s[4]) == (L.VIP, L.HTTP_PORT, "tcp", "")
     assert "MAC unknown" in lab.log_text()                       # and it said so in the log
-    (vlan,) = b.get("Vlans")
-    assert vlan[:5] == [1, "10.201.1.0/24", "l0", L.BALANCER, "02:00:00:01:00:02"]
+    vlan4, vlan6 = b.get("Vlans")
+    assert vlan4 == [1, "10.201.1.0/24", "l0", L.BALANCER, "02:00:00:01:00:02", "", "", ""]
+    assert vlan6 == [1, "fd20:1::/64", "l0", L.BALANCER6, "02:00:00:01:00:02", "", "", ""]
     (itf,) = b.get("Interfaces")
     assert itf[0] == "l0" and itf[2] == "generic" and itf[4] and itf[3] == lab.xdp_prog_id()
     info = b.get("ProgramInfo")

@@ -63,6 +63,18 @@ def test_new_flows_land_on_their_maglev_backend(lab):
         assert backends[HTTP_KEY][address]["syn"] >= n
 
 
+def test_ipv6_flows_land_on_their_maglev_backend(lab):
+    """IPv6 VIP, IPv6 backends: MACs from Neighbour Discovery (probed), same Maglev and sdbm."""
+    name6 = {a: n for n, a in L.BACKENDS6.items()}
+    sports = list(range(47000, 47012))
+    want = {str(sp): name6[L.expected_backend(list(L.BACKENDS6.values()), L.CLIENT6, sp, L.VIP6, L.HTTP_PORT)]
+            for sp in sports}
+    assert len(set(want.values())) > 1
+    assert lab.http(sports, v6=True) == want
+    s6 = {s[0]: s for s in lab.bus.get("Services")}[f"{L.VIP6}:{L.HTTP_PORT}:tcp"]
+    assert [b[1] for b in s6[5]] == [f"02:00:00:01:00:1{i}" for i in (1, 2, 3)]
+
+
 def test_drained_backend_keeps_established_flows_and_gets_no_new_ones(lab):
     sports = list(range(42000, 42012))
     streams, placed = lab.start_streams(4, sports)

@@ -1,8 +1,8 @@
 """A backend for the XDP integration tests: answers on the VIP (bound to lo) with its own name.
 
-    backend_server.py NAME VIP HTTP_PORT ECHO_PORT UDP_PORT
+    backend_server.py NAME VIP[,VIP6] HTTP_PORT ECHO_PORT UDP_PORT
 
-  * HTTP (stdlib http.server): GET / -> NAME
+  * HTTP (stdlib http.server): GET / -> NAME (on VIP6 too when given)
   * TCP echo: sends "NAME\\n" on accept, then echoes every byte
   * UDP: replies NAME to every datagram
 Prints "ready" once all three listen.
@@ -14,7 +14,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-NAME, VIP = sys.argv[1], sys.argv[2]
+NAME, VIP, *VIP6 = sys.argv[1], *sys.argv[2].split(",")
 HTTP_PORT, ECHO_PORT, UDP_PORT = (int(p) for p in sys.argv[3:6])
 
 
@@ -57,11 +57,18 @@ def serve_udp(s):
         s.sendto(NAME.encode(), peer)
 
 
+class ThreadingHTTPServer6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 ThreadingHTTPServer.daemon_threads = True
 http = ThreadingHTTPServer((VIP, HTTP_PORT), Http)
 echo = ThreadingTCP((VIP, ECHO_PORT), Echo)
 u = udp()
-for target, arg in ((http.serve_forever, ()), (echo.serve_forever, ()), (serve_udp, (u,))):
+servers = [(http.serve_forever, ()), (echo.serve_forever, ()), (serve_udp, (u,))]
+for v6 in VIP6:
+    servers.append((ThreadingHTTPServer6((v6, HTTP_PORT), Http).serve_forever, ()))
+for target, arg in servers:
     threading.Thread(target=target, args=arg, daemon=True).start()
 print("ready", flush=True)
 threading.Event().wait()

@@ -4,6 +4,7 @@
                                                                            bridge (own netns)
     balancer l0 10.201.1.2/24 (XDP, generic mode) ─────────────────────────┤
     backend bN b0 10.201.1.1N/24, VIP 192.0.2.80/32 on lo, default via 10.201.1.1 ┘
+    (and the same in IPv6: fd20::/64, fd20:1::/64, VIP 2001:db8::80 with an HTTP service)
 
 The router sends the VIP to the balancer; the balancer's XDP program rewrites
 the destination MAC to a backend's and transmits back onto the bridge; the
@@ -45,6 +46,12 @@ ROUTER_C, ROUTER_S = "10.201.0.1", "10.201.1.1"
 BALANCER = "10.201.1.2"
 BACKENDS = {"b1": "10.201.1.11", "b2": "10.201.1.12", "b3": "10.201.1.13"}
 VIP = "192.0.2.80"
+# IPv6: the same topology, one more prefix per link (no DAD: addresses usable at once)
+CLIENT6 = "fd20::2"
+ROUTER_C6, ROUTER_S6 = "fd20::1", "fd20:1::1"
+BALANCER6 = "fd20:1::2"
+BACKENDS6 = {"b1": "fd20:1::11", "b2": "fd20:1::12", "b3": "fd20:1::13"}
+VIP6 = "2001:db8::80"
 HTTP_PORT, ECHO_PORT, UDP_PORT = 80, 7007, 5353
 PREFIX = "h4x"
 
@@ -81,9 +88,11 @@ def health_services(drained=(), down=()):
     def backends(port):
         return tuple(wire.BackendState(a, port, up=a not in down, drained=a in drained)
                      for a in BACKENDS.values())
+    v6 = tuple(wire.BackendState(a, HTTP_PORT, up=True) for a in BACKENDS6.values())
     return (wire.ServiceState(VIP, HTTP_PORT, "tcp", name="http", up=True, backends=backends(HTTP_PORT)),
             wire.ServiceState(VIP, ECHO_PORT, "tcp", name="echo", up=True, backends=backends(ECHO_PORT)),
-            wire.ServiceState(VIP, UDP_PORT, "udp", name="whoami", up=True, backends=backends(UDP_PORT)))
+            wire.ServiceState(VIP, UDP_PORT, "udp", name="whoami", up=True, backends=backends(UDP_PORT)),
+            wire.ServiceState(VIP6, HTTP_PORT, "tcp", name="http6", up=True, backends=v6))
 
 
 class Lab:
@@ -98,7 +107,8 @@ class Lab:
         self.lock = os.path.join(tmp, "run", "xdp-loader.lock")
         self.config = os.path.join(tmp, "vc5.yaml")
         with open(self.config, "w") as f:
-            f.write("interfaces: [l0]\nvlans:\n  1: 10.201.1.0/24\nxdp_mode: generic\nflows_per_cpu: 4096\n")
+            f.write("interfaces: [l0]\nvlans:\n  1: 10.201.1.0/24\nvlans6:\n  1: fd20:1::/64\n"
+                    "xdp_mode: generic\nflows_per_cpu: 4096\n")
         try:
             self._build(with_traffic)
         except BaseException:
@@ -127,7 +137,7 @@ class Lab:
             ports.append("sr")
         netns.bridge(self.sw, "br0", ports)
         self.sw.run("ip link set br0 type bridge stp_state 0 forward_delay 0")
-        self.lb.run(f"ip addr add {BALANCER}/24 dev l0")
+        self.lb.run(f"ip addr add {BALANCER}/24 dev l0 && ip addr add {BALANCER6}/64 dev l0 nodad")
         # RPS, our RSS (see the module docstring). Only `ip netns exec` shows the namespace's sysfs.
         mask = format((1 << os.cpu_count()) - 1, "x")
         subprocess.run(["ip", "netns", "exec", self.lb.name, "sh", "-c",
@@ -135,22 +145,29 @@ class Lab:
         sysctls(self.lb, "l0")
         for name, ns in self.backends.items():
             a = BACKENDS[name]
-            ns.run(f"ip addr add {a}/24 dev b0 && ip addr add {VIP}/32 dev lo")
+            ns.run(f"ip addr add {a}/24 dev b0 && ip addr add {VIP}/32 dev lo && "
+                   f"ip addr add {BACKENDS6[name]}/64 dev b0 nodad && ip addr add {VIP6}/128 dev lo nodad")
             sysctls(ns, "b0", "lo")
             for dev in ("all", "b0"):
                 ns.sysctl(f"net.ipv4.conf.{dev}.arp_ignore", 1)
                 ns.sysctl(f"net.ipv4.conf.{dev}.arp_announce", 2)
             if with_traffic:
-                ns.run(f"ip route add default via {ROUTER_S}")
+                ns.run(f"ip route add default via {ROUTER_S} && ip -6 route add default via {ROUTER_S6}")
         if with_traffic:
             self.client.run(f"ip addr add {CLIENT}/24 dev c0 && ip route add default via {ROUTER_C}")
+            self.client.run(f"ip addr add {CLIENT6}/64 dev c0 nodad")
+            self.client.run(f"ip -6 route add default via {ROUTER_C6}")
             sysctls(self.client, "c0")
             self.router.run(f"ip addr add {ROUTER_C}/24 dev r0 && ip addr add {ROUTER_S}/24 dev r1")
+            self.router.run(f"ip addr add {ROUTER_C6}/64 dev r0 nodad")
+            self.router.run(f"ip addr add {ROUTER_S6}/64 dev r1 nodad")
             self.router.sysctl("net.ipv4.ip_forward", 1)
+            self.router.sysctl("net.ipv6.conf.all.forwarding", 1)
             sysctls(self.router, "r0", "r1")
             self.router.run(f"ip route add {VIP}/32 via {BALANCER}")
+            self.router.run(f"ip -6 route add {VIP6}/128 via {BALANCER6}")
             for name, ns in self.backends.items():
-                p = ns.popen([PY, os.path.join(HERE, "backend_server.py"), name, VIP,
+                p = ns.popen([PY, os.path.join(HERE, "backend_server.py"), name, f"{VIP},{VIP6}",
                               str(HTTP_PORT), str(ECHO_PORT), str(UDP_PORT)], text=True)
                 self.procs.append(p)
                 line = p.stdout.readline()
@@ -202,8 +219,9 @@ class Lab:
     def client_argv(self, *args):
         return [PY, os.path.join(HERE, "client.py"), *[str(a) for a in args]]
 
-    def http(self, sports, port=HTTP_PORT):
-        return json.loads(self.client.run(self.client_argv("http", CLIENT, VIP, port, *sports)).stdout)
+    def http(self, sports, port=HTTP_PORT, v6=False):
+        src, vip = (CLIENT6, VIP6) if v6 else (CLIENT, VIP)
+        return json.loads(self.client.run(self.client_argv("http", src, vip, port, *sports)).stdout)
 
     def udp(self, sports, port=UDP_PORT):
         return json.loads(self.client.run(self.client_argv("udp", CLIENT, VIP, port, *sports)).stdout)
