@@ -9,7 +9,9 @@ Prints, for N VIPs (default 10,000):
   * encode only: vc5-bgpd's UPDATE encoding of the N prefixes, in-process;
   * baseline, same run: the same N routes announced to the same BIRD by a
     second BIRD (static protocol exported over BGP): enable -> all present,
-    disable -> none.
+    disable -> none. (gobgpd was tried as the baseline: `gobgp mrt inject`
+    exits before its gRPC stream is drained and loses routes, and one
+    `gobgp global rib add` per route takes minutes for 10,000.)
 
 Usage: sudo /usr/bin/python3 bench/bgpd.py [N]
 """
