@@ -22,3 +22,11 @@ def lab(root):
     finally:
         lab.destroy()
         stack.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The chaos tables (tests/lab/chaos.py), after the results: the figures of the run."""
+    from tests.lab.chaos import TABLES
+    for title, table in TABLES:
+        terminalreporter.section(title)
+        terminalreporter.write_line(table)

@@ -6,7 +6,10 @@ started the way the units start them, with the lab's config. One webd, in the
 host namespace, reads balancer 1's bus: it needs no network of its own.
 """
 
+import json
 import os
+import signal
+import subprocess
 import sys
 
 from tests.lab.topology import LAN_NET, LAN_NET6, LB_AS, ROUTER_AS, VIP4, VIP6, Lab
@@ -47,10 +50,21 @@ services:
 """
 
 
+SERVICES = ("xdp-loader", "healthd", "bgpd", "webd")
+BUS = {"healthd": ("org.vc5.Health1", "/org/vc5/Health1"),
+       "xdp-loader": ("org.vc5.XdpLoader1", "/org/vc5/XdpLoader1"),
+       "bgpd": ("org.vc5.Bgp1", "/org/vc5/Bgp1")}
+
+
 class Stack:
-    def __init__(self, lab: Lab, web_listen=None, interval=1.0):
+    """The vc5 services of every balancer. Balancers are numbered from 1 (lb1, lb2) in
+    the process-control and bus helpers, as in the namespace and log names."""
+
+    def __init__(self, lab: Lab, web_listen=None, interval=1.0, web_host=None):
         self.lab = lab
         self.web_listen = web_listen
+        # Where webd runs: None = the host's namespace, or a lab Host (e.g. a balancer).
+        self.web_host = web_host
         self.interval = interval
         self.buses = []
         self._bus_objs = []
@@ -66,8 +80,7 @@ class Stack:
             self._bus_objs.append(bus)
             self.buses.append(bus.address)
             path = self.config_path(i)
-            with open(path, "w") as f:
-                f.write(balancer_config(self.lab, i, self.interval))
+            self.write_config(i + 1, balancer_config(self.lab, i, self.interval))
             env = {"DBUS_SYSTEM_BUS_ADDRESS": bus.address}
             name = f"lb{i + 1}"
             pin = f"/sys/fs/bpf/{self.lab.prefix}-{name}"
@@ -81,8 +94,9 @@ class Stack:
 
     def _start_webd(self):
         env = {"DBUS_SYSTEM_BUS_ADDRESS": self.buses[0]}
-        self.lab.spawn(None, [sys.executable, "-m", "vc5.webd", "--listen", self.web_listen,
-                              "--config", self.config_path(0)], "webd", env)
+        argv = [sys.executable, "-m", "vc5.webd", "--listen", self.web_listen,
+                "--config", self.config_path(0)]
+        self.lab.spawn(self.web_host, argv, "lb1-webd", env)
 
     def wait_advertised(self, timeout=60):
         """Until the router has the VIP from every balancer."""
@@ -97,3 +111,84 @@ class Stack:
         """Stop the buses; the lab stops the processes (call lab.destroy() first)."""
         for bus in self._bus_objs:
             bus.stop()
+
+    # --- process control, as systemd would do it ----------------------------
+    def process(self, service, balancer):
+        assert service in SERVICES, service
+        return self.lab.process(f"lb{balancer}-{service}")
+
+    def send_signal(self, service, balancer, sig):
+        os.kill(self.process(service, balancer).pid, sig)
+
+    def stop_service(self, service, balancer, sig=signal.SIGTERM, timeout=20):
+        """Send `sig` and wait for the process to exit; returns its exit status."""
+        proc = self.process(service, balancer)
+        if proc.poll() is None:
+            os.kill(proc.pid, sig)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"lb{balancer}-{service} did not exit within {timeout} s of signal {sig}")
+
+    def start_service(self, service, balancer):
+        """Start a stopped service again with the same arguments and environment."""
+        return self.lab.respawn(self.process(service, balancer))
+
+    def restart(self, service, balancer, timeout=20):
+        """`systemctl restart`: SIGTERM, wait for the exit, start again with the same args."""
+        status = self.stop_service(service, balancer, signal.SIGTERM, timeout)
+        self.start_service(service, balancer)
+        return status
+
+    def kill(self, service, balancer):
+        """A crash followed by systemd's Restart=: SIGKILL, then start again."""
+        self.stop_service(service, balancer, signal.SIGKILL)
+        self.start_service(service, balancer)
+
+    def write_config(self, balancer, text):
+        with open(self.config_path(balancer - 1), "w") as f:
+            f.write(text)
+
+    def config_text(self, balancer):
+        return balancer_config(self.lab, balancer - 1, self.interval)
+
+    # --- the balancer's private bus --------------------------------------
+    def busctl(self, balancer, *args, check=True, user=None):
+        """busctl on balancer's bus; `user` runs it as that user (runuser)."""
+        argv = ["busctl", f"--address={self.buses[balancer - 1]}", *args]
+        if user:
+            argv = ["runuser", "-u", user, "--", *argv]
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+        if check and p.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)}: exit {p.returncode}: {p.stderr.strip()}")
+        return p
+
+    def prop(self, balancer, service, name, interface=None):
+        """A property's value (decoded from busctl --json), or None if the service is absent."""
+        bus, path = BUS[service]
+        p = self.busctl(balancer, "--json=short", "get-property", bus, path, interface or bus, name,
+                        check=False)
+        return json.loads(p.stdout)["data"] if p.returncode == 0 else None
+
+    def call(self, balancer, service, interface, method, signature="", *args):
+        bus, path = BUS[service]
+        p = self.busctl(balancer, "--json=short", "call", bus, path, interface, method,
+                        *([signature, *map(str, args)] if signature else []))
+        return json.loads(p.stdout)["data"] if p.stdout.strip() else None
+
+    def wait_ready(self, service, balancer, timeout=60):
+        """Until the (re)started service does its job again."""
+        if service == "xdp-loader":
+            until(lambda: (self.prop(balancer, "xdp-loader", "Status") or "").startswith("running"),
+                  timeout=timeout, interval=0.2, message=f"lb{balancer} xdp-loader not running")
+        elif service == "healthd":
+            until(lambda: (vips := self.prop(balancer, "healthd", "VIPs")) and all(v[1] for v in vips),
+                  timeout=timeout, interval=0.2, message=f"lb{balancer} healthd: VIPs not up")
+        elif service == "bgpd":
+            self.wait_advertised(timeout)
+        elif service == "webd":
+            host = self.web_host.ns if self.web_host else None
+            cmd = f"curl -sf -m 2 -o /dev/null http://{self.web_listen}/status.json"
+            until(lambda: (host.run(cmd, check=False) if host else
+                           subprocess.run(cmd, shell=True)).returncode == 0,
+                  timeout=timeout, interval=0.2, message="webd does not answer")

@@ -12,6 +12,7 @@ installs every balancer as an equal-cost next hop, hashing on layer 4.
 Every address here lives only inside namespaces the lab creates.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -98,6 +99,7 @@ class Lab:
                    f" ip route add default via {LAN_NET}.1; ip -6 route add default via {LAN_NET6}::1")
             # Offloads off: XDP sees complete checksums on veth (environment facts).
             ns.run("ethtool -K eth0 tx off rx off >/dev/null 2>&1 || true")
+            self._steer_flows(ns, "eth0")
             self.balancers.append(Host(ns, ip, ip6, "eth0", f"02:00:00:00:01:{i:02x}"))
 
         for i in range(1, n_be + 1):
@@ -117,6 +119,28 @@ class Lab:
                 [f"be{i}p" for i in range(1, n_be + 1)]:
             router.run(f"ethtool -K {dev} tx off rx off >/dev/null 2>&1 || true")
 
+    @staticmethod
+    def _steer_flows(ns, dev):
+        """RPS over every CPU: each flow is received on one CPU, chosen by its hash.
+
+        A NIC's RSS does this on a real balancer, and the data plane relies on it:
+        its flow table is per CPU (as vc5's), so a flow whose packets reach XDP on
+        changing CPUs loses its pinning. A veth without RPS receives on whichever
+        CPU the sender ran on; generic XDP runs after RPS steering. sysfs shows the
+        namespace's own devices only when mounted inside it: `ip netns exec` does
+        that in a private mount namespace of its own.
+        """
+        mask = format((1 << os.cpu_count()) - 1, "x")
+        subprocess.run(["ip", "netns", "exec", ns.name, "sh", "-c",
+                        f"for q in /sys/class/net/{dev}/queues/rx-*; do echo {mask} > $q/rps_cpus; done"],
+                       check=True, capture_output=True)
+
+    def link_stats(self, host):
+        """{"rx_packets", "rx_bytes", ...} of host's device (sysfs here shows the host's devices)."""
+        out = host.ns.run(["ip", "-s", "-j", "link", "show", "dev", host.dev]).stdout
+        stats = json.loads(out)[0]["stats64"]
+        return {f"{d}_{k}": v for d in ("rx", "tx") for k, v in stats[d].items()}
+
     # --- processes ------------------------------------------------------
     def spawn(self, host_or_ns, argv, name, env=None):
         """Start a long-running process in a namespace (None: the host's), logging to workdir/NAME.log."""
@@ -129,8 +153,22 @@ class Lab:
         else:
             proc = ns.popen(argv, stdout=log, stderr=log, env=full_env, cwd=REPO)
         proc.lab_name = name
+        proc.lab_start = (host_or_ns, argv, name, env)
         self.procs.append(proc)
         return proc
+
+    def process(self, name):
+        """The live process spawned as `name` (the newest one if it was respawned)."""
+        for proc in reversed(self.procs):
+            if proc.lab_name == name:
+                return proc
+        raise KeyError(f"no lab process named {name!r}")
+
+    def respawn(self, proc):
+        """Start `proc` again exactly as it was started (it must have exited)."""
+        assert proc.poll() is not None, f"{proc.lab_name} is still running"
+        self.procs.remove(proc)
+        return self.spawn(*proc.lab_start)
 
     def start_backends(self):
         for i, be in enumerate(self.backends, 1):
