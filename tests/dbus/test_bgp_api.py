@@ -142,3 +142,15 @@ def test_sigterm_exits_cleanly(bgpd, health):
     bgpd.send_signal(signal.SIGTERM)
     assert bgpd.wait(15) == 0
     until(lambda: _owned(health) is None, 5)
+
+
+def test_healthd_restart_keeps_rib_until_it_returns(bgpd, health):
+    health.set({"192.0.2.1": True, "192.0.2.2": True})
+    until(lambda: bgp_property(health, "Advertised") == ["192.0.2.1/32", "192.0.2.2/32"], 5)
+    health.release_name()                                   # healthd goes away (restart)
+    until(lambda: not bgp_property(health, "HealthConnected"), 5)
+    assert bgp_property(health, "Advertised") == ["192.0.2.1/32", "192.0.2.2/32"]   # never guessed
+    health.set({"192.0.2.1": True, "192.0.2.2": False})
+    health.request_name()                                   # back, with news: bgpd reads it afresh
+    until(lambda: bgp_property(health, "HealthConnected"), 5)
+    until(lambda: bgp_property(health, "Advertised") == ["192.0.2.1/32"], 5)

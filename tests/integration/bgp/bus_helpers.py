@@ -60,6 +60,21 @@ class HealthPublisher:
             self.iface.emit_properties_changed({"VIPs": out})
         self._call(apply())
 
+    def release_name(self):
+        """Leave the bus name, as a stopping healthd does (the connection stays for reading)."""
+        from vc5.common import names
+
+        async def release():
+            await self.bus.release_name(names.HEALTH_BUS)
+        self._call(release())
+
+    def request_name(self):
+        from vc5.common import names
+
+        async def request():
+            await self.bus.request_name(names.HEALTH_BUS)
+        self._call(request())
+
     def close(self):
         async def stop():
             self.bus.disconnect()
