@@ -268,3 +268,17 @@ def test_socket_activation_dual_stack_listener(lab, bird_factory, bgpd_factory, 
     until(lambda: bird.route(f"{VIP}/32"), 10)
     st = until(lambda: peer_status(health, f"{NET4}.1"), 5)
     assert st["local_address"] == lb.address4
+
+
+def test_source_ip_and_next_hop_4(lab, bird_factory, bgpd_factory, health):
+    lb = lab.add_speaker()
+    second = f"{NET4}.{100 + int(lb.address4.rsplit('.', 1)[1])}"
+    lb.run(f"ip addr add {second}/24 dev eth0")
+    # BIRD only knows the second address: the session comes up only if bgpd binds source_ip
+    bird = bird_factory(asn=65000, neighbors=[dict(name="lb", address=second, asn=65001)])
+    bgpd_factory(lb, yaml_for(lb, [f"{NET4}.1"], f"source_ip: {second}\n          next_hop_4: {lb.address4}"))
+    until(lambda: bird.state("lb") == "Established", 20, message="session from source_ip")
+    health.set({VIP: True})
+    route = until(lambda: bird.route(f"{VIP}/32"), 10)
+    assert f"BGP.next_hop: {lb.address4}" in route
+    assert peer_status(health, f"{NET4}.1")["local_address"] == second
