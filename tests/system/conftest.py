@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from tests.system.container import Container
+from tests.system.container import Container, reap_stale
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PACKAGES = ("python3-vc5", "vc5-xdp-loader", "vc5-healthd", "vc5-bgpd", "vc5-webd", "vc5")
@@ -46,14 +46,22 @@ class Debs:
         self.build_seconds = build_seconds
 
 
+# Build leftovers of someone's local `dpkg-buildpackage` are not part of a checkout.
+SKIP_PREFIXES = ("build/", ".pybuild/", "dist/", ".hypothesis/", "bench/out/", ".git/", "debian/tmp/",
+                 "debian/.debhelper/")
+
+
 def _tree_files() -> list[str]:
     """The files of the work tree that git knows or would add (not ignored), as CI's checkout has."""
-    out = subprocess.run(["git", "-C", REPO, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                         check=True, capture_output=True).stdout
-    # Build leftovers of someone's local `dpkg-buildpackage` are not part of a checkout.
-    skip = ("build/", ".pybuild/", "dist/", ".hypothesis/", "bench/out/")
-    return [p for p in out.decode().split("\0")
-            if p and not p.startswith(skip) and ".egg-info/" not in p
+    r = subprocess.run(["git", "-C", REPO, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                       capture_output=True)
+    if r.returncode == 0:
+        candidates = r.stdout.decode().split("\0")
+    else:                                   # not a git checkout (a tarball): every file
+        candidates = [os.path.relpath(os.path.join(d, f), REPO)
+                      for d, _, files in os.walk(REPO) for f in files]
+    return [p for p in candidates
+            if p and not p.startswith(SKIP_PREFIXES) and ".egg-info/" not in p and "__pycache__" not in p
             and os.path.isfile(os.path.join(REPO, p))]
 
 
@@ -126,6 +134,7 @@ def upgrade_debs(debs, tmp_path_factory):
 @pytest.fixture(scope="session")
 def machine(debs):
     """A booted container with every vc5 package installed by apt (fresh install)."""
+    reap_stale("vc5sys")
     c = Container("vc5sys")
     try:
         c.start()

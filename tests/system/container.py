@@ -49,6 +49,51 @@ def _comm(pid: int) -> str:
         return ""
 
 
+def _kill_nspawn_of(base: str) -> None:
+    """Power off (SIGTERM), then SIGKILL, a systemd-nspawn still running a container under `base`."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"systemd-nspawn") and any(base.encode() in a for a in argv):
+            pids.append(int(pid))
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}") for p in pids):
+            time.sleep(0.2)
+
+
+def reap_stale(prefix: str = "vc5sys") -> list[str]:
+    """Unmount and delete what containers of dead test sessions left (their pid is in the name).
+
+    A session killed before its finalizer ran (timeout, SIGKILL) leaves its
+    overlay, tmpfs and bpffs mounted under /tmp; live sessions are left alone.
+    """
+    reaped = []
+    tmp = tempfile.gettempdir()
+    for entry in os.listdir(tmp):
+        parts = entry.split("-")
+        if not entry.startswith(prefix + "-") or len(parts) < 3 or not parts[1].isdigit():
+            continue
+        if os.path.exists(f"/proc/{parts[1]}"):
+            continue
+        base = os.path.join(tmp, entry)
+        _kill_nspawn_of(base)
+        for sub in ("M", "bpffs", "U"):
+            subprocess.run(["umount", "-l", os.path.join(base, sub)], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+        reaped.append(base)
+    return reaped
+
+
 class ContainerError(Exception):
     """The container did not boot or a command in it failed; the message says which."""
 
