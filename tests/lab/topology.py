@@ -119,6 +119,18 @@ class Lab:
                 [f"be{i}p" for i in range(1, n_be + 1)]:
             router.run(f"ethtool -K {dev} tx off rx off >/dev/null 2>&1 || true")
 
+    def add_lan_host(self, role, index):
+        """Another namespace on the LAN bridge at LAN_NET.index (e.g. a second BGP peer)."""
+        ns = self._ns(role)
+        port = f"{role[:8]}p"
+        veth(ns, "eth0", self.router.ns, port)
+        self.router.ns.run(["ip", "link", "set", port, "master", "lan0"])
+        ip = f"{LAN_NET}.{index}"
+        ns.run(f"ip addr add {ip}/24 dev eth0; ip route add default via {LAN_NET}.1")
+        ns.run("ethtool -K eth0 tx off rx off >/dev/null 2>&1 || true")
+        self.router.ns.run(f"ethtool -K {port} tx off rx off >/dev/null 2>&1 || true")
+        return Host(ns, ip, "", "eth0")
+
     @staticmethod
     def _steer_flows(ns, dev):
         """RPS over every CPU: each flow is received on one CPU, chosen by its hash.
