@@ -57,17 +57,25 @@ def serve_udp(s):
         s.sendto(NAME.encode(), peer)
 
 
-class ThreadingHTTPServer6(ThreadingHTTPServer):
+class QuickHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def server_bind(self):
+        # HTTPServer.server_bind asks getfqdn(), a DNS lookup that times out in a namespace without DNS
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+
+class QuickHTTPServer6(QuickHTTPServer):
     address_family = socket.AF_INET6
 
 
-ThreadingHTTPServer.daemon_threads = True
-http = ThreadingHTTPServer((VIP, HTTP_PORT), Http)
+http = QuickHTTPServer((VIP, HTTP_PORT), Http)
 echo = ThreadingTCP((VIP, ECHO_PORT), Echo)
 u = udp()
 servers = [(http.serve_forever, ()), (echo.serve_forever, ()), (serve_udp, (u,))]
 for v6 in VIP6:
-    servers.append((ThreadingHTTPServer6((v6, HTTP_PORT), Http).serve_forever, ()))
+    servers.append((QuickHTTPServer6((v6, HTTP_PORT), Http).serve_forever, ()))
 for target, arg in servers:
     threading.Thread(target=target, args=arg, daemon=True).start()
 print("ready", flush=True)
