@@ -7,6 +7,7 @@ under vc5's names, Manager actions that act.
 
 import os
 import shutil
+import signal
 
 import pytest
 
@@ -134,3 +135,35 @@ def test_manager_actions(loader):
     assert lab.loader.returncode == 0
     assert lab.xdp_prog_id() == 0
     assert not os.path.exists(lab.pin_dir)
+
+
+def test_reload_follows_the_configuration_and_refuses_a_bad_one(loader):
+    lab, b = loader
+    manager = names.XDP_LOADER_MANAGER_IFACE
+    with open(lab.config) as f:
+        original = f.read()
+
+    def interfaces():
+        return {i[0]: i for i in b.get("Interfaces")}
+
+    with open(lab.config, "w") as f:      # one more interface (absent yet), no IPv6 VLAN
+        f.write("interfaces: [l0, l9]\nvlans:\n  1: 10.201.1.0/24\nxdp_mode: generic\nflows_per_cpu: 4096\n")
+    b.call("Reload", interface=manager)
+    assert [v[1] for v in b.get("Vlans")] == ["10.201.1.0/24"]
+    assert not interfaces()["l9"][4] and "no such interface" in interfaces()["l9"][5]
+    lab.lb.run("ip link add l9 type veth peer name l9p && ip link set l9 up && ip link set l9p up")
+    until(lambda: interfaces()["l9"][4], timeout=10, message="the loader did not attach to the new interface")
+    assert lab.xdp_prog_id("l9") == lab.xdp_prog_id("l0") != 0
+
+    with open(lab.config, "w") as f:
+        f.write("interfaces: [l0\n")
+    with pytest.raises(RuntimeError, match="configuration refused"):
+        b.call("Reload", interface=manager)
+    assert set(interfaces()) == {"l0", "l9"}                   # the running configuration stays
+
+    with open(lab.config, "w") as f:
+        f.write(original)
+    os.kill(lab.loader.pid, signal.SIGHUP)                      # systemctl reload
+    until(lambda: set(interfaces()) == {"l0"}, timeout=10)
+    until(lambda: lab.xdp_prog_id("l9") == 0, timeout=5, message="l9 kept the program")
+    assert len(b.get("Vlans")) == 2 and "reloaded" in lab.log_text()

@@ -157,6 +157,11 @@ class XdpLoaderManager(ServiceInterface):
         await self._run("Resync", self._controller.resync())
 
     @method()
+    async def Reload(self):  # noqa: N802
+        """Re-read the configuration (interfaces, vlans, mode); refused with its problems if invalid."""
+        await self._run("Reload", self._controller.reload())
+
+    @method()
     async def SetActive(self, active: "b"):  # noqa: N802,F821
         """Turn balancing on or off (off: every packet goes to the kernel stack, XDP_PASS)."""
         await self._run("SetActive", self._controller.set_active(active))

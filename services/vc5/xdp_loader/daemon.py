@@ -125,8 +125,11 @@ def to_specs(planned_service):
 class Loader:
     """State and actions of one running loader; api.XdpLoader reads it."""
 
-    def __init__(self, cfg, dataplane, reader=None, pin_dir="", rescan=RESCAN_S):
+    def __init__(self, cfg, dataplane, reader=None, pin_dir="", rescan=RESCAN_S, config_path=None,
+                 flows=None):
         self.cfg = cfg
+        self.config_path = config_path or cfg.source
+        self.flows = flows if flows is not None else cfg.flows_per_cpu   # what the maps were made with
         self.dp = dataplane
         self.reader = reader or netinfo.NetReader()
         self.pin_dir = pin_dir
@@ -404,6 +407,52 @@ class Loader:
                    "disabled by the operator: every packet goes to the kernel"), active=int(bool(active)))
         self._changed("Active")
 
+    async def reload(self):
+        """Re-read the configuration (SIGHUP, Manager.Reload): interfaces, VLANs, mode. A configuration
+        that does not validate is refused with its problems and the running one stays."""
+        sd.notify_reloading()
+        try:
+            try:
+                cfg = _load_config(self.config_path)
+                if not cfg.interfaces:
+                    raise StartupError(f"{self.config_path}: no interfaces: the running configuration stays")
+            except StartupError as e:
+                vlog.event(log, logging.ERROR, f"reload refused: {e}", message_id=messages.CONFIG_REJECTED)
+                raise
+            self.apply_config(cfg)
+            vlog.event(log, logging.INFO, f"configuration {self.config_path} reloaded",
+                       message_id=messages.CONFIG_LOADED)
+        finally:
+            sd.notify_ready(self.status)
+
+    def apply_config(self, cfg):
+        old = self.cfg
+        if cfg.flows_per_cpu != self.flows:
+            log.warning("flows_per_cpu %d -> %d takes effect only after `vc5-xdp-loader --detach` and a "
+                        "start (the pinned flow table keeps its size); still %d", self.flows,
+                        cfg.flows_per_cpu, self.flows)
+        for name in old.interfaces:
+            if name not in cfg.interfaces:
+                st = self.ifaces.pop(name)
+                if st.ifindex:
+                    try:
+                        gone = attach.detach(st.ifindex, name, expected_prog_id=self.program.prog_id or None)
+                    except attach.AttachError as e:
+                        log.error("%s", e)
+                        gone = 0
+                    if gone:
+                        vlog.event(log, logging.INFO, f"XDP program {gone} detached from {name} (no longer "
+                                   "configured)", message_id=messages.XDP_DETACHED, interface=name)
+        self.cfg = cfg
+        mode_changed = cfg.xdp_mode != self.mode
+        self.mode = cfg.xdp_mode
+        self.rescan()
+        for name in cfg.interfaces:
+            if name not in self.ifaces or mode_changed:
+                self.attach_interface(name)
+        self._changed("Interfaces", "Mode", "Vlans")
+        self.reconcile(force=True)
+
     async def shutdown(self, detach):
         self.detach_on_stop = bool(detach)
         log.info("shutdown requested over D-Bus (detach=%s)", bool(detach))
@@ -668,6 +717,13 @@ def _detach_command(args) -> int:
         os.close(lock_fd)
 
 
+async def _reload_quietly(loader):
+    try:
+        await loader.reload()
+    except StartupError:
+        pass                    # logged by reload(); the running configuration stays
+
+
 async def claim_bus_name():
     """Connect to the system bus and own org.vc5.XdpLoader1 before touching the kernel: a second
     loader must not replace the first one's program."""
@@ -710,7 +766,8 @@ async def _run(args, cfg) -> int:
     except Exception as e:
         bus.disconnect()
         raise StartupError(f"the data plane could not be loaded: {e}") from None
-    loader = Loader(cfg, dp, pin_dir=args.pin_dir, rescan=args.rescan)
+    loader = Loader(cfg, dp, pin_dir=args.pin_dir, rescan=args.rescan, config_path=args.config,
+                    flows=args.flows or cfg.flows_per_cpu)
     try:
         loader.describe_program()
         log.info("program %d loaded in %.1f s; pinned maps in %s hold %d services", loader.program.prog_id,
@@ -724,6 +781,7 @@ async def _run(args, cfg) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, loader.stop_event.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload_quietly(loader)))
         await loader.serve(bus)
     finally:
         if loader.detach_on_stop:
