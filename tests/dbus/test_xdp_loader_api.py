@@ -167,3 +167,22 @@ def test_reload_follows_the_configuration_and_refuses_a_bad_one(loader):
     until(lambda: set(interfaces()) == {"l0"}, timeout=10)
     until(lambda: lab.xdp_prog_id("l9") == 0, timeout=5, message="l9 kept the program")
     assert len(b.get("Vlans")) == 2 and "reloaded" in lab.log_text()
+
+
+def test_start_detaches_vc5_from_interfaces_no_longer_configured(loader):
+    lab, b = loader
+    with open(lab.config) as f:
+        original = f.read()
+    lab.lb.run("ip link add l9 type veth peer name l9p && ip link set l9 up && ip link set l9p up")
+    with open(lab.config, "w") as f:
+        f.write(original.replace("interfaces: [l0]", "interfaces: [l0, l9]"))
+    b.call("Reload", interface=names.XDP_LOADER_MANAGER_IFACE)
+    until(lambda: lab.xdp_prog_id("l9") != 0, timeout=10)
+    lab.kill_loader()                                           # crash, then the configuration changes
+    with open(lab.config, "w") as f:
+        f.write(original)
+    assert lab.xdp_prog_id("l9") != 0
+    lab.start_loader()
+    L.wait_loader_ready(b, lab)
+    until(lambda: lab.xdp_prog_id("l9") == 0, timeout=10, message="the stale program on l9 stayed")
+    assert lab.xdp_prog_id("l0") != 0 and "detached from l9 (not in the configured" in lab.log_text()

@@ -217,7 +217,28 @@ class Loader:
     def attach_all(self):
         for name in self.cfg.interfaces:
             self.attach_interface(name)
+        self.detach_unconfigured()
         self._changed("Interfaces")
+
+    def detach_unconfigured(self):
+        """A previous loader's program left on an interface that is no longer configured (the
+        configuration changed across a restart) keeps balancing with our maps: detach it."""
+        from . import program
+
+        for itf in self.reader.interfaces():
+            if itf.name in self.cfg.interfaces:
+                continue
+            try:
+                st = attach.query(itf.ifindex, self.reader.ipr)
+                if not st.attached or attach.prog_name_by_id(st.prog_id) != program.XDP_MAIN:
+                    continue
+                gone = attach.detach(itf.ifindex, itf.name, expected_prog_id=st.prog_id, ipr=self.reader.ipr)
+            except attach.AttachError as e:
+                log.warning("%s", e)
+                continue
+            if gone:
+                vlog.event(log, logging.INFO, f"XDP program {gone} detached from {itf.name} (not in the "
+                           "configured interfaces)", message_id=messages.XDP_DETACHED, interface=itf.name)
 
     def check_interfaces(self):
         """Re-attach where an interface appeared or lost its hook; report a foreign program."""
