@@ -82,6 +82,13 @@ def fib_nexthops(lab):
             if "via " in line}
 
 
+def loader_reloads(stack):
+    """Whether this xdp-loader supports reload (Manager.Reload, SIGHUP); older ones die of SIGHUP."""
+    out = stack.busctl(1, "introspect", "org.vc5.XdpLoader1", "/org/vc5/XdpLoader1",
+                       "org.vc5.XdpLoader1.Manager", check=False).stdout
+    return ".Reload" in out
+
+
 def balancers_of(service):
     # webd runs once, beside balancer 1; everything else on both.
     return (1,) if service == "webd" else (1, 2)
@@ -134,7 +141,8 @@ def test_reload_with_changed_config_keeps_every_connection(chaos):
                                                 "description: lab web service, reloaded")
             text = text.replace("  hold_time: 9\n", "  hold_time: 9\n  med: 50\n  communities: [65001:100]\n")
             stack.write_config(b, text)
-        for service, b in daemons + [("webd", 1)]:
+        others = [("webd", 1)] + ([("xdp-loader", b) for b in (1, 2)] if loader_reloads(stack) else [])
+        for service, b in daemons + others:
             stack.send_signal(service, b, signal.SIGHUP)
         until(lambda: all(stack.prop(b, s, "Generation") == generations[(s, b)] + 1 for s, b in daemons),
               timeout=20, interval=0.2,
@@ -146,7 +154,8 @@ def test_reload_with_changed_config_keeps_every_connection(chaos):
     assert_clean(ev)
     for service, b in daemons:
         assert stack.prop(b, service, "LastReloadError") == ""
-    assert stack.process("webd", 1).poll() is None, "webd died on SIGHUP"
+    for service, b in others:
+        assert stack.process(service, b).poll() is None, f"lb{b} {service} died on SIGHUP"
     descs = {s[4] for s in stack.prop(1, "healthd", "Services")}
     assert descs == {"lab web service, reloaded"}, descs
     # Back to the lab's configuration, so that later restarts read what is in force.
@@ -183,7 +192,8 @@ def test_reload_with_broken_config_is_refused_and_changes_nothing(chaos):
             # An impossible address where be1 was: a half-applying daemon would drop be1.
             text = stack.config_text(b).replace(f"      - {be1.ip}\n", "      - 10.210.2.300\n")
             stack.write_config(b, text)
-        for service, b in daemons:
+        loaders = [("xdp-loader", b) for b in (1, 2)] if loader_reloads(stack) else []
+        for service, b in daemons + loaders:
             stack.send_signal(service, b, signal.SIGHUP)
         until(lambda: all(stack.prop(b, s, "LastReloadError") for s, b in daemons), timeout=20, interval=0.2,
               message="not every daemon reported the refused reload in LastReloadError")
@@ -199,7 +209,7 @@ def test_reload_with_broken_config_is_refused_and_changes_nothing(chaos):
         assert refused.returncode != 0 and "10.210.2.300" in refused.stderr, refused
         for b in (1, 2):
             assert state_view(stack, b) == views[b], f"lb{b} changed after a refused reload"
-        for service, b in daemons:
+        for service, b in daemons + loaders:
             assert stack.process(service, b).poll() is None, f"lb{b} {service} died on a broken config"
     finally:
         for b in (1, 2):
@@ -263,7 +273,8 @@ def get_from_port(lab, port):
 def test_drained_backend_gets_no_new_connection_on_a_reused_port(chaos):
     lab, stack, load = chaos
     be = lab.backends[1]
-    port = next(p for p in range(47000, 47100) if get_from_port(lab, p) == "be2")
+    # Below the ephemeral range (32768-60999), so the load client never holds this port.
+    port = next(p for p in range(20000, 20100) if get_from_port(lab, p) == "be2")
     for b in (1, 2):
         stack.call(b, "healthd", MANAGER, "Drain", "ss", "", be.ip)
     try:

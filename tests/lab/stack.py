@@ -8,6 +8,7 @@ host namespace, reads balancer 1's bus: it needs no network of its own.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ def balancer_config(lab: Lab, i: int, interval=1.0) -> str:
 address: {lb.ip}
 interfaces: [{lb.dev}]
 xdp_mode: generic
+flows_per_cpu: 65536
 vlans:
   1: {LAN_NET}.0/24
 vlans6:
@@ -83,7 +85,7 @@ class Stack:
             self.write_config(i + 1, balancer_config(self.lab, i, self.interval))
             env = {"DBUS_SYSTEM_BUS_ADDRESS": bus.address}
             name = f"lb{i + 1}"
-            pin = f"/sys/fs/bpf/{self.lab.prefix}-{name}"
+            pin = self.pin_dir(i)
             lock = os.path.join(self.lab.workdir, f"{name}-loader.lock")
             self.lab.spawn(lb, [py, "-m", "vc5.healthd", "--config", path], f"{name}-healthd", env)
             self.lab.spawn(lb, [py, "-m", "vc5.xdp_loader", "--config", path, "--pin-dir", pin,
@@ -107,10 +109,17 @@ class Stack:
         return until(nexthops, timeout=timeout, interval=0.5,
                      message=f"the router did not learn {VIP4} from every balancer")
 
+    def pin_dir(self, i):
+        return f"/sys/fs/bpf/{self.lab.prefix}-lb{i + 1}"
+
     def stop(self):
-        """Stop the buses; the lab stops the processes (call lab.destroy() first)."""
+        """Stop the buses and remove the loaders' pinned maps (call lab.destroy() first: it stops
+        the processes). A loader stopped by SIGTERM leaves its pins for a successor, as under
+        systemd; nothing succeeds a lab, and a flow table holds flows_per_cpu entries per CPU."""
         for bus in self._bus_objs:
             bus.stop()
+        for i in range(len(self.lab.balancers)):
+            shutil.rmtree(self.pin_dir(i), ignore_errors=True)
 
     # --- process control, as systemd would do it ----------------------------
     def process(self, service, balancer):

@@ -20,6 +20,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
+from tests.lab.skbhash import clear_hash_on_ingress
 from tests.lib.netns import Netns, bridge, veth
 from tests.lib.wait import until
 
@@ -84,6 +85,8 @@ class Lab:
                    f" ip route add default via {CLIENT_NET}.1; ip -6 route add default via {CLIENT_NET6}::1")
         router.run(f"ip addr add {CLIENT_NET}.1/24 dev cli0;"
                    f" ip -6 addr add {CLIENT_NET6}::1/64 dev cli0 nodad")
+        # The router hashes the client's flows from their headers, as for packets off a wire.
+        clear_hash_on_ingress(router, "cli0", f"/sys/fs/bpf/{self.prefix}-router-clear-hash")
         bridge(router, "lan0")
         router.run(f"ip addr add {LAN_NET}.1/24 dev lan0; ip -6 addr add {LAN_NET6}::1/64 dev lan0 nodad")
         self.client = Host(client, f"{CLIENT_NET}.2", f"{CLIENT_NET6}::2", "eth0")
