@@ -26,6 +26,8 @@ from tests.system.container import Container, reap_stale
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PACKAGES = ("python3-vc5", "vc5-xdp-loader", "vc5-healthd", "vc5-bgpd", "vc5-webd", "vc5")
 CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+# apt as the tests run it in the container: no questions, wait for the dpkg lock.
+APT = "DEBIAN_FRONTEND=noninteractive apt-get -y -o DPkg::Lock::Timeout=120"
 
 
 def service_built(pkg: str) -> bool:
@@ -143,6 +145,10 @@ def machine(debs):
         # The host's Docker-style policy-rc.d (exit 101) would stop maintainer scripts from
         # starting units; remove it inside the container only (the change stays in the overlay).
         c.run("rm -f /usr/sbin/policy-rc.d", check=True)
+        # The host's apt/dpkg timers (Persistent=, so they fire at the container's boot)
+        # and PackageKit would race our apt for the dpkg lock.
+        c.run("systemctl stop apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer "
+              "apt-daily.service apt-daily-upgrade.service dpkg-db-backup.service packagekit.service")
         # The container boots the host's enabled services; the test tools among them
         # (nginx, bird, gobgpd, ...) would hold ports 80/179 that vc5's sockets need.
         c.run("for port in 80 179; do ss -Htlnp \"sport = :$port\" | grep -o 'pid=[0-9]*' | cut -d= -f2; "
@@ -150,8 +156,7 @@ def machine(debs):
         busy = c.run("ss -Htlnp '( sport = :80 or sport = :179 )'").stdout
         assert not busy.strip(), f"ports 80/179 still taken in the container:\n{busy}"
         t0 = time.monotonic()
-        r = c.run("DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
-                  "/root/debs/*.deb", timeout=300)
+        r = c.run(f"{APT} install --no-install-recommends /root/debs/*.deb", timeout=300)
         c.install_seconds = time.monotonic() - t0
         c.install_log = r.stdout + r.stderr
         c.install_rc = r.returncode

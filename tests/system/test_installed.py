@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tests.lib.wait import until
-from tests.system.conftest import REPO, UPGRADE_VERSION, needs_service, service_built
+from tests.system.conftest import APT, REPO, UPGRADE_VERSION, needs_service, service_built
 
 BUSES = {
     "org.vc5.XdpLoader1": ("/org/vc5/XdpLoader1", "vc5-xdp-loader", "xdp_loader"),
@@ -497,8 +497,8 @@ def test_upgrade_restarts_the_services_and_keeps_xdp_attached(configured, upgrad
         m.put(f, f"/root/debs-upgrade/{os.path.basename(f)}")
     loader_running = service_built("xdp_loader") and active(m, "vc5-xdp-loader.service") == "active"
     before = {u: show(m, u, "MainPID") for u in ("vc5-healthd.service", "vc5-xdp-loader.service")}
-    r, samples = while_sampling_xdp(m, "DEBIAN_FRONTEND=noninteractive apt-get install -y "
-                                       "-o Dpkg::Options::=--force-confold /root/debs-upgrade/*.deb")
+    r, samples = while_sampling_xdp(m, f"{APT} install -o Dpkg::Options::=--force-confold "
+                                       "/root/debs-upgrade/*.deb")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert "not allowed to own" not in r.stdout + r.stderr
     versions = sh(m, "dpkg-query -W -f '${Version}\\n' python3-vc5 vc5 vc5-xdp-loader vc5-healthd vc5-bgpd "
@@ -532,14 +532,14 @@ def test_removing_the_loader_after_it_crashed_still_detaches(configured):
        check=True)
     until(lambda: active(m, "vc5-xdp-loader.service") != "active", timeout=30)
     assert xdp_prog_id(m) > 0, "XDP went away with the process (it must outlive it)"
-    r = sh(m, "DEBIAN_FRONTEND=noninteractive apt-get remove -y vc5 vc5-xdp-loader", timeout=300)
+    r = sh(m, f"{APT} remove vc5 vc5-xdp-loader", timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert xdp_prog_id(m) == 0, "XDP still attached after removing vc5-xdp-loader"
     assert not sh(m, "ls /sys/fs/bpf/vc5/*/ 2>/dev/null").stdout.strip(), "pins survive removal"
     # Put it back for the full removal below.
     sh(m, "systemctl unmask --runtime vc5-xdp-loader.service; systemctl reset-failed vc5-xdp-loader.service",
        check=True)
-    r = sh(m, "DEBIAN_FRONTEND=noninteractive apt-get install -y /root/debs-upgrade/vc5_*.deb "
+    r = sh(m, f"{APT} install /root/debs-upgrade/vc5_*.deb "
               "/root/debs-upgrade/vc5-xdp-loader_*.deb && systemctl enable --now vc5-xdp-loader.service",
            timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
@@ -548,7 +548,7 @@ def test_removing_the_loader_after_it_crashed_still_detaches(configured):
 
 def test_remove_stops_everything_and_detaches(configured):
     m = configured
-    r = sh(m, "DEBIAN_FRONTEND=noninteractive apt-get remove -y vc5 vc5-xdp-loader vc5-healthd vc5-bgpd "
+    r = sh(m, f"{APT} remove vc5 vc5-xdp-loader vc5-healthd vc5-bgpd "
               "vc5-webd python3-vc5", timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     running = sh(m, "systemctl list-units --no-legend --plain "
@@ -563,8 +563,12 @@ def test_remove_stops_everything_and_detaches(configured):
 
 def test_purge_leaves_nothing_behind(configured):
     m = configured
-    # What `apt purge` does for packages already removed (apt no longer knows them by name).
-    r = sh(m, "dpkg --purge vc5 vc5-xdp-loader vc5-healthd vc5-bgpd vc5-webd python3-vc5", timeout=300)
+    # Packages without conffiles are gone entirely after removal (apt no longer knows them
+    # by name); purge the ones dpkg still holds ("rc").
+    held = sh(m, "dpkg-query -W -f '${db:Status-Abbrev} ${Package}\\n' | awk '$1 == \"rc\" && /vc5/ "
+                 "{print $2}'", check=True).stdout.split()
+    assert "python3-vc5" in held, held      # /etc/vc5/vc5.yaml is its conffile
+    r = sh(m, f"{APT} purge {' '.join(held)}", timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert sh(m, "test -e /sys/fs/bpf/vc5").returncode != 0, "pins survive purge"
     if m.shipped_config:
