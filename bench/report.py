@@ -114,7 +114,9 @@ def write(results, out):
                   f"# {r.name}", "", f"`{' '.join(r.argv)}`: {r.seconds:.1f} s, "
                   f"{'ok' if r.ok else '**' + r.error + '**'}", ""]
         body = r.stdout.strip()
-        if body:
+        if body and not any(line.startswith(("|", "#")) for line in body.splitlines()):
+            lines += ["```text", body, "```"]          # plain text: keep its layout
+        elif body:
             # Each benchmark's own headings go one level down, under its name.
             lines += [("#" + line) if line.startswith("#") else line for line in body.splitlines()]
         else:
