@@ -68,12 +68,29 @@ def run_one(name, timeout):
                          stdout=out, stderr=err)
 
 
+def from_log(name):
+    """The report.Result of an earlier run, read back from bench/out/NAME.log (written by run_one)."""
+    text_ = open(os.path.join(OUT, name[:-3] + ".log")).read()
+    head, _, rest = text_.partition("\n\n--- stdout\n")
+    out, _, err = rest.rpartition("\n--- stderr\n")
+    argv_line, status_line = head.splitlines()[:2]
+    seconds, _, status = status_line[2:].partition(" s, ")
+    return report.Result(name=name, argv=argv_line[2:].split(), seconds=float(seconds), ok=status == "ok",
+                         error="" if status == "ok" else status, stdout=out, stderr=err)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", help="run only these benchmarks (file names)")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per benchmark (default 900)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="run nothing: write the report again from the logs in bench/out")
     args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
+    if args.report_only:
+        results = [from_log(n) for n in benchmarks() if os.path.exists(os.path.join(OUT, n[:-3] + ".log"))]
+        print(f"report: {report.write(results, OUT)}")
+        return 0
     names = benchmarks()
     if args.only:
         unknown = set(args.only) - set(names)
