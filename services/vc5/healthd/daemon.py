@@ -32,6 +32,7 @@ from dbus_next.constants import RequestNameReply
 from vc5.common import log as vlog
 from vc5.common import messages, names, sd, wire
 
+from . import busfix
 from . import probe_path as pp
 from .api import HealthInterface, ManagerInterface
 from .checks.runner import Runner
@@ -83,6 +84,7 @@ class Daemon:
         except Exception as e:
             self._log_rejected(e, "start")
             return 1
+        busfix.patch()
         self.bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
         self.path = await pp.open_probe_path(self.bus, self.probe_mode)
         self.runner = Runner(self.path)
@@ -102,9 +104,18 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopped.set)
         watchdog = asyncio.ensure_future(sd.watchdog())
+        lost = asyncio.ensure_future(self.bus.wait_for_disconnect())
+        lost.add_done_callback(lambda _f: self._stopped.set())
         vlog.event(log, vlog.NOTICE, "vc5-healthd started", message_id=messages.SERVICE_STARTED)
         sd.notify_ready(self._status())
         await self._stopped.wait()
+        if lost.done():
+            # Without the bus nobody hears our state: exit non-zero, systemd restarts us.
+            log.error("lost the system bus connection (%s); exiting", lost.exception() or "closed")
+            await self.scheduler.stop()
+            await self.runner.close()
+            return 1
+        lost.cancel()
         sd.notify_stopping()
         vlog.event(log, vlog.NOTICE, "vc5-healthd stopping", message_id=messages.SERVICE_STOPPING)
         watchdog.cancel()

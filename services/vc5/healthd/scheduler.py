@@ -54,12 +54,17 @@ class Scheduler:
 
     async def _run(self, key, service, backend):
         loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
         interval = max(float(service.interval), 0.01)
         await asyncio.sleep(self.rng.uniform(0, interval))
         next_at = loop.time()
         while True:
             try:
                 r = await self.runner.round(service, backend)
+                if me.cancelling():
+                    # asyncio.wait_for (3.11) inside a check can swallow our cancel when its
+                    # inner future completes at the same moment: honour it here.
+                    raise asyncio.CancelledError()
                 self.on_result(key[0], key[1], r)
             except asyncio.CancelledError:
                 raise
@@ -76,6 +81,11 @@ class Scheduler:
     async def stop(self):
         tasks = [t for _, t in self._tasks.values()]
         self._tasks.clear()
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for _ in range(10):
+            for t in tasks:
+                t.cancel()
+            _done, pending = await asyncio.wait(tasks, timeout=1.0) if tasks else (set(), set())
+            if not pending:
+                return
+            tasks = list(pending)
+        log.error("%d check tasks did not stop", len(tasks))

@@ -1,0 +1,338 @@
+#!/usr/bin/python3
+"""Benchmark vc5-healthd's checks against a local farm in network namespaces (needs root).
+
+    prober netns  eth0 10.9.0.1/24 ---- veth ---- farm netns  eth0 10.9.0.2/24
+    route 10.10.0.0/16 via 10.9.0.2              `ip route add local 10.10.0.0/16 dev lo` (AnyIP):
+                                                 every 10.10.x.y is a backend address;
+                                                 nginx :80, dnsmasq :53, a 200/500 switchable
+                                                 aiohttp server on 10.9.0.2:8081
+
+Prints, in one run:
+  * baseline: raw aiohttp GET rate (keep-alive, 64 in flight) against the same
+    nginx, without healthd's scheduler, and its CPU per request;
+  * healthd: sustained rounds per second of an http / syn / dns(udp) mix
+    (N backends each, one round per `interval`, jittered) measured in-process
+    over a window, CPU used by the process (one core = 100 %), p50/p99 round
+    latency per check type;
+  * failure -> unusable: from the moment the switchable backend starts
+    answering 500 until a PropertiesChanged on the bus shows its `usable`
+    false (what xdp-loader acts on), and healthd's own share of it (from the
+    deciding round's end to the signal's arrival).
+
+Usage: sudo /usr/bin/python3 bench/healthd.py [N per check type (default 1700)] [interval s (default 1)]
+"""
+
+import asyncio
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path[:0] = [REPO, os.path.join(REPO, "services")]
+
+from tests.lib import netns  # noqa: E402
+
+PY = "/usr/bin/python3"
+FAIL_ADDR, FAIL_PORT = "10.9.0.2", 8081
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log crit;
+events {{ worker_connections 16384; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  server {{ listen 80 backlog=4096; location / {{ return 200 "ok\\n"; }} }}
+}}
+"""
+
+FAIL_SERVER = """\
+import sys
+from aiohttp import web
+state = {"status": 200}
+async def alive(r):
+    return web.Response(status=state["status"], text="x")
+async def set_(r):
+    state["status"] = int(r.query["status"])
+    return web.Response(text="ok")
+app = web.Application()
+app.router.add_get("/alive", alive)
+app.router.add_post("/set", set_)
+web.run_app(app, host=sys.argv[1], port=int(sys.argv[2]), access_log=None,
+            print=lambda *a: print("ready", flush=True))
+"""
+
+
+def backends(n):
+    return [f"10.10.{i // 250}.{i % 250 + 1}" for i in range(n)]
+
+
+PER_SERVICE = 250      # vc5.config allows at most 255 servers per service
+KINDS = (("http", "      http:\n"), ("syn", "      80:\n"), ("dns", "      domain/udp:\n"))
+
+
+def config(n, interval):
+    """For each check type, ceil(n / 250) services (VIP 198.18.<type>.<chunk>) sharing the n backends."""
+    addrs = backends(n)
+    out = ["services:"]
+    for t, (name, policy) in enumerate(KINDS):
+        for c in range(0, n, PER_SERVICE):
+            servers = "\n".join(f"      - {a}" for a in addrs[c:c + PER_SERVICE])
+            k = c // PER_SERVICE
+            out.append(f"  - name: b{name}{k}\n    virtual: 198.18.{t}.{k + 1}\n"
+                       f"    interval: {interval}\n    servers:\n{servers}\n    policy:\n{policy}")
+    out.append(f"  - name: bfail\n    virtual: 192.0.2.9\n    interval: {interval}\n"
+               f"    servers: [{FAIL_ADDR}]\n    policy:\n      {FAIL_PORT}/http:\n        path: /alive\n")
+    return "\n".join(out)
+
+
+# ---- the worker: runs inside the prober namespace ----------------------------------------------
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else float("nan")
+
+
+async def baseline_http(addresses, seconds=4.0, concurrency=64):
+    import aiohttp
+    lat, n = [], 0
+    conn = aiohttp.TCPConnector(limit=concurrency, limit_per_host=2)
+    async with aiohttp.ClientSession(connector=conn) as s:
+        stop = time.monotonic() + seconds
+        r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+
+        async def worker(k):
+            nonlocal n
+            i = k
+            while time.monotonic() < stop:
+                a = addresses[i % len(addresses)]
+                i += concurrency
+                t = time.perf_counter()
+                async with s.get(f"http://{a}/") as r:
+                    await r.read()
+                lat.append(time.perf_counter() - t)
+                n += 1
+
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        wall = time.monotonic() - t0
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+    return {"rate": n / wall, "cpu_share": cpu / wall, "cpu_us_per_req": cpu / max(n, 1) * 1e6,
+            "p50_ms": pct(lat, 50) * 1e3, "p99_ms": pct(lat, 99) * 1e3}
+
+
+async def run_healthd(cfg_path, n, interval, window):
+    from dbus_next import BusType, Message
+    from dbus_next.aio import MessageBus
+
+    from vc5.common import log as vlog
+    from vc5.healthd import daemon as hd
+    from vc5.healthd.checks import runner as rn
+
+    vlog.setup("bench-healthd", level=30)
+    lat = {"http": [], "syn": [], "dns": []}
+    kind_of = {str(t): name for t, (name, _) in enumerate(KINDS)}
+    counting = {"on": False, "rounds": 0, "failed": 0}
+    fail_rounds = []          # (time, passed) of the switchable backend's rounds
+    fail_key = f"192.0.2.9:{FAIL_PORT}:tcp"
+
+    d = hd.Daemon(cfg_path, "direct")
+    original = d.on_result
+
+    def on_result(skey, bkey, r):
+        if counting["on"]:
+            counting["rounds"] += 1
+            counting["failed"] += not r.passed
+            k = kind_of.get(skey.split(".")[2]) if skey.startswith("198.18.") else None
+            if k:
+                lat[k].append(r.took_ms)
+        if skey == fail_key:
+            fail_rounds.append((time.perf_counter(), r.passed))
+        original(skey, bkey, r)
+
+    d.on_result = on_result
+    # took_ms in microsecond resolution for the figures (the daemon publishes whole ms)
+    rn._ms = lambda t0: (time.monotonic() - t0) * 1000.0
+    task = asyncio.ensure_future(d.run())
+
+    # a subscriber, as xdp-loader is: watch Services for the switchable backend's usable flag
+    bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+    usable_changes = []
+
+    def handler(m):
+        if m.member != "PropertiesChanged" or m.path != "/org/vc5/Health1":
+            return
+        services = m.body[1].get("Services")
+        if services is None:
+            return
+        for s in services.value:
+            if f"{s[0]}:{s[1]}:{s[2]}" == fail_key:
+                b = s[14][0]
+                usable = b[5] and not b[3] and not b[4] and b[2] > 0
+                usable_changes.append((time.perf_counter(), usable))
+
+    bus.add_message_handler(handler)
+    await bus.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+                           interface="org.freedesktop.DBus", member="AddMatch", signature="s",
+                           body=["type='signal',interface='org.freedesktop.DBus.Properties',"
+                                 "path='/org/vc5/Health1'"]))
+
+    # warm up: every backend through its first `rise` rounds
+    t_start = time.monotonic()
+    while time.monotonic() - t_start < 120:
+        await asyncio.sleep(0.5)
+        if task.done():
+            raise RuntimeError(f"healthd stopped: exit {task.result()}")
+        if d.state.services and all(s.up for s in d.state.services.values()):
+            break
+    up_after = time.monotonic() - t_start
+    counting["on"] = True
+    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    await asyncio.sleep(window)
+    wall = time.monotonic() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    counting["on"] = False
+    cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+    result = {"pairs": len(d.scheduler), "all_up_after_s": up_after,
+              "rounds_per_s": counting["rounds"] / wall, "failed_rounds": counting["failed"],
+              "cpu_share": cpu / wall, "rounds_per_cpu_s": counting["rounds"] / max(cpu, 1e-9)}
+    for k, xs in lat.items():
+        result[f"{k}_p50_ms"], result[f"{k}_p99_ms"] = pct(xs, 50), pct(xs, 99)
+
+    # failure -> usable false on the bus, five times (every wait bounded)
+    import aiohttp
+
+    async def until(pred, seconds):
+        deadline = time.monotonic() + seconds
+        while not pred():
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.002)
+        return True
+
+    detect, share, missed = [], [], 0
+    async with aiohttp.ClientSession() as s:
+        for _ in range(5):
+            await until(lambda: d.state.services[fail_key].up, 30 * interval + 10)
+            await asyncio.sleep(interval * 1.5)
+            seen = len(usable_changes)
+            t_fail = time.perf_counter()
+            async with s.post(f"http://{FAIL_ADDR}:{FAIL_PORT}/set?status=500") as r:
+                await r.read()
+            if await until(lambda: any(not u for _, u in usable_changes[seen:]), 20 * interval + 10):
+                t_gone = next(t for t, u in usable_changes[seen:] if not u)
+                deciding = max(t for t, passed in fail_rounds if not passed and t <= t_gone)
+                detect.append(t_gone - t_fail)
+                share.append(t_gone - deciding)
+            else:
+                missed += 1
+            async with s.post(f"http://{FAIL_ADDR}:{FAIL_PORT}/set?status=200") as r:
+                await r.read()
+    result.update(fail_missed=missed, fail_to_unusable_median_s=statistics.median(detect) if detect else -1,
+                  fail_to_unusable_max_s=max(detect, default=-1),
+                  healthd_share_median_ms=statistics.median(share) * 1e3 if share else -1,
+                  healthd_share_max_ms=max(share, default=-1) * 1e3)
+    bus.disconnect()
+    d._stopped.set()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), 30)
+    except asyncio.TimeoutError:
+        for t in asyncio.all_tasks():
+            t.print_stack(limit=4, file=sys.stderr)
+        raise
+    return result
+
+
+def worker(cfg_path, n, interval, window):
+    from tests.lib.privatebus import private_bus
+    out = {}
+    out["baseline_http"] = asyncio.run(baseline_http(backends(min(n, 2000))))
+    with private_bus():
+        out["healthd"] = asyncio.run(run_healthd(cfg_path, n, interval, window))
+    print(json.dumps(out), flush=True)
+
+
+# ---- the orchestrator: builds the farm, runs the worker in the prober namespace ----------------
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        worker(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
+        return
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1700
+    interval = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
+    window = 10.0
+    if os.geteuid() != 0:
+        sys.exit("needs root (network namespaces)")
+    tmp = tempfile.mkdtemp(prefix="vc5bench-healthd")
+    prober, farm = netns.Netns.create("vc5bhp"), netns.Netns.create("vc5bhf")
+    procs = []
+    try:
+        netns.veth(prober, "eth0", farm, "eth0")
+        prober.run("ip addr add 10.9.0.1/24 dev eth0 && ip route add 10.10.0.0/16 via 10.9.0.2")
+        farm.run("ip addr add 10.9.0.2/24 dev eth0 && ip route add local 10.10.0.0/16 dev lo")
+        for ns in (prober, farm):
+            ns.sysctl("net.core.somaxconn", 4096)
+        with open(os.path.join(tmp, "nginx.conf"), "w") as f:
+            f.write(NGINX_CONF.format(d=tmp))
+        procs.append(farm.popen(["nginx", "-p", tmp, "-c", os.path.join(tmp, "nginx.conf")],
+                                stdout=subprocess.DEVNULL))
+        procs.append(farm.popen(["dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-resolv",
+                                 "--no-hosts", "--port=53", "--pid-file=", "--cache-size=0"],
+                                stdout=subprocess.DEVNULL))
+        fail = farm.popen([PY, "-c", FAIL_SERVER, FAIL_ADDR, str(FAIL_PORT)])
+        procs.append(fail)
+        assert fail.stdout.readline().strip() == b"ready"
+        cfg = os.path.join(tmp, "vc5.yaml")
+        with open(cfg, "w") as f:
+            f.write(config(n, interval))
+        t = time.monotonic()
+        while ":80 " not in farm.run("ss -ltnH").stdout and time.monotonic() - t < 10:
+            time.sleep(0.1)
+        env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "services"))
+        r = prober.run([PY, os.path.abspath(__file__), "--worker", cfg, str(n), str(interval), str(window)],
+                       timeout=590, env=env)
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+    finally:
+        for p in procs:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        prober.delete()
+        farm.delete()
+    b, h = res["baseline_http"], res["healthd"]
+    lines = [
+        f"vc5-healthd benchmark: {n} backends x (http, syn, dns/udp) + 1, interval {interval} s, "
+        f"window {window} s, {os.cpu_count()} CPUs shared",
+        f"baseline   raw aiohttp GET (keep-alive, 64 in flight): {b['rate']:.0f} req/s, "
+        f"CPU {b['cpu_share']:.0%}, "
+        f"{b['cpu_us_per_req']:.0f} us CPU/req, p50 {b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms",
+        f"healthd    {h['pairs']} (service, backend) pairs, all up after {h['all_up_after_s']:.1f} s",
+        f"healthd    sustained {h['rounds_per_s']:.0f} checks/s (target {3 * n / interval:.0f}), "
+        f"CPU {h['cpu_share']:.0%} of one core -> {h['rounds_per_cpu_s']:.0f} checks per CPU-second, "
+        f"{h['failed_rounds']} failed rounds",
+        f"latency    http p50 {h['http_p50_ms']:.2f} / p99 {h['http_p99_ms']:.2f} ms; "
+        f"syn p50 {h['syn_p50_ms']:.2f} / p99 {h['syn_p99_ms']:.2f} ms; "
+        f"dns p50 {h['dns_p50_ms']:.2f} / p99 {h['dns_p99_ms']:.2f} ms",
+        f"failure    500 -> usable=false on the bus: median {h['fail_to_unusable_median_s']:.2f} s, "
+        f"max {h['fail_to_unusable_max_s']:.2f} s (fall 2 at {interval} s rounds); healthd's share "
+        f"(deciding round -> signal received) median {h['healthd_share_median_ms']:.2f} ms, "
+        f"max {h['healthd_share_max_ms']:.2f} ms; {h['fail_missed']} of 5 never seen",
+    ]
+    print("\n".join(lines))
+    os.makedirs(os.path.join(REPO, "bench", "out"), exist_ok=True)
+    with open(os.path.join(REPO, "bench", "out", "healthd.json"), "w") as f:
+        json.dump({"n": n, "interval": interval, **res}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
