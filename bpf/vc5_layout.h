@@ -230,4 +230,71 @@ struct vc5_counter {
 };
 _Static_assert(sizeof(struct vc5_counter) == 64, "counter");
 
+/* ---- Health-check probe path (NAT), docs/probe-path.md ----------------
+ *
+ * A prober on this host connects to a per-(VIP, backend) probe address
+ * (255.a.b.c for IPv4 VIPs, fefe::ffxx:xxxx for IPv6 VIPs, vc5's scheme);
+ * the route sends it into the veth pair owned by the loader, where
+ * xdp_nat (on the peer end) rewrites it into the packet a client would
+ * send to the VIP on that backend and redirects it out of the NIC towards
+ * the backend; xdp_main turns the backend's answer back into one from the
+ * probe address (matched in nat_reply, at most VC5_NAT_REPLY_TTL_NS old). */
+#ifndef VC5_MAX_NAT
+#define VC5_MAX_NAT 65536           /* (VIP, backend) pairs with a probe address */
+#endif
+#ifndef VC5_NAT_REPLIES
+#define VC5_NAT_REPLIES 65536       /* nat_reply LRU entries (vc5: 65556) */
+#endif
+#define VC5_NAT_REPLY_TTL_NS (5ULL * 1000000000ULL)     /* vc5: 5 s */
+
+/* nat[probe address]: where a probe to that address goes. Written by user
+ * space (nat.py) only; the whole value in one update. */
+struct vc5_nat {
+    struct vc5_addr vip;         /* new IP destination */
+    struct vc5_addr backend;     /* the backend (diagnostics; the frame goes to h_dest) */
+    struct vc5_addr saddr;       /* new IP source: our address on the backend's subnet, VIP's family */
+    __u8 h_dest[6];              /* backend MAC */
+    __u8 h_source[6];            /* our MAC on the interface towards it */
+    __u32 tx_slot;               /* nat_tx key: that interface */
+    __u32 flags;                 /* none yet */
+    __u8 pad[12];
+};
+_Static_assert(sizeof(struct vc5_nat) == 80, "nat");
+
+/* nat_reply key: the answer as it arrives from the backend. */
+struct vc5_reply_key {
+    struct vc5_addr vip;         /* answer's source */
+    struct vc5_addr ext;         /* answer's destination: our address on that subnet */
+    __u16 vport;                 /* answer's source port (the service's), network order */
+    __u16 eport;                 /* answer's destination port (the prober's), network order */
+    __u8 proto;
+    __u8 pad[3];
+};
+_Static_assert(sizeof(struct vc5_reply_key) == 40, "reply_key");
+
+struct vc5_reply {
+    struct vc5_addr nat;         /* the probe address: the answer's new source */
+    struct vc5_addr src;         /* the prober's address: the answer's new destination */
+    __u64 time;                  /* coarse ktime of the last probe packet */
+};
+_Static_assert(sizeof(struct vc5_reply) == 40, "reply");
+
+/* nat_stats[0] (per CPU). user space: counters.NAT_COUNTERS */
+enum {
+    VC5_N_REQUESTS = 0,          /* probe packets rewritten and sent towards a backend */
+    VC5_N_REPLIES,               /* answers rewritten back to the prober */
+    VC5_N_NO_ENTRY,              /* probe to an address in the NAT ranges with no entry: dropped */
+    VC5_N_DROPPED,               /* probe packet not forwardable (fragment, TTL, not TCP/UDP, short) */
+    VC5_N_NO_INTERFACE,          /* nat_tx has no interface in the entry's slot: dropped */
+    VC5_N_EXPIRED,               /* answer matched an entry older than 5 s: left as it was */
+    VC5_N_PASSED,                /* not a probe packet (ARP, ND, other addresses): passed */
+    VC5_N_RESERVED,
+    VC5_N_COUNT
+};
+
+struct vc5_nat_stats {
+    __u64 c[VC5_N_COUNT];
+};
+_Static_assert(sizeof(struct vc5_nat_stats) == 64, "nat_stats");
+
 #endif

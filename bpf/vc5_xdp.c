@@ -6,7 +6,11 @@
  * Programs:
  *   xdp_main  the balancer, attached to the NICs;
  *   xdp_pass  returns XDP_PASS (for a veth peer that must run native XDP, and
- *             as the floor in benchmarks).
+ *             as the floor in benchmarks);
+ *   xdp_nat   the health-check probe path (docs/probe-path.md): attached to
+ *             the peer end of the loader's veth pair, it turns a probe to a
+ *             probe (NAT) address into the packet a client would send to the
+ *             VIP on that backend and redirects it out of the NIC.
  *
  * Packet path of xdp_main (vc5 xvs bpf/layer3.c semantics, see
  * /work/shared/reference/vc5-behaviour.md section 3.3):
@@ -14,7 +18,11 @@
  *      watchdog -> XDP_PASS everything.
  *   2. Ethernet, zero or one 802.1Q tag (kept as is). Not IPv4/IPv6 -> PASS
  *      (not_ip).
- *   3. Destination not a VIP -> PASS, untouched (not_a_vip). The VIP bitmap
+ *   3. Source may be a VIP (vip_filter bit): an answer to a health-check
+ *      probe (nat_reply hit, < 5 s old) is rewritten back to the probe
+ *      address and PASSed to the host stack (probe_reply); anything else
+ *      goes on as below.
+ *      Destination not a VIP -> PASS, untouched (not_a_vip). The VIP bitmap
  *      (vip_filter) proves most non-VIP packets with one array read; a
  *      packet whose bit is set is confirmed by its service (or by vips).
  *   4. For a VIP: length/options/fragment/TTL checks, L4 header checks,
@@ -60,6 +68,15 @@ BPF_TABLE_PINNED("lru_percpu_hash", struct vc5_flow_key, struct vc5_flow, flows,
 /* "devmap:<path>" both pins the DEVMAP and keeps bcc's .redirect_map(). */
 BPF_XDP_REDIRECT_MAP("devmap:" VC5_PIN_DIR "/tx_port", int, tx_port, VC5_REDIRECT_SLOTS);
 
+/* Health-check probe path (vc5_layout.h, docs/probe-path.md). */
+BPF_TABLE_PINNED("hash", struct vc5_addr, struct vc5_nat, nat, VC5_MAX_NAT, VC5_PIN_DIR "/nat");
+BPF_TABLE_PINNED("lru_hash", struct vc5_reply_key, struct vc5_reply, nat_reply, VC5_NAT_REPLIES,
+                 VC5_PIN_DIR "/nat_reply");
+BPF_TABLE_PINNED("percpu_array", __u32, struct vc5_nat_stats, nat_stats, 1, VC5_PIN_DIR "/nat_stats");
+/* nat_tx[slot] = ifindex of an interface probes leave through (nat.py
+ * numbers the interfaces); separate from tx_port, which is keyed by VLAN. */
+BPF_XDP_REDIRECT_MAP("devmap:" VC5_PIN_DIR "/nat_tx", int, nat_tx, VC5_REDIRECT_SLOTS);
+
 /* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), for one 16-bit word of the
  * checksummed data; all three in the same (network) byte order. */
 static __always_inline void vc5_csum_replace2(__u16 *sum, __u16 old, __u16 new)
@@ -70,6 +87,13 @@ static __always_inline void vc5_csum_replace2(__u16 *sum, __u16 old, __u16 new)
     s = (s & 0xffff) + (s >> 16);
     s = (s & 0xffff) + (s >> 16);
     *sum = (__u16)~s;
+}
+
+/* The same for one 32-bit word (two 16-bit words, loaded as the sum is). */
+static __always_inline void vc5_csum_replace4(__u16 *sum, __u32 old, __u32 new)
+{
+    vc5_csum_replace2(sum, (__u16)old, (__u16)new);
+    vc5_csum_replace2(sum, (__u16)(old >> 16), (__u16)(new >> 16));
 }
 
 /* Drop and count err under its own name and under `errors`, at every level
@@ -336,11 +360,142 @@ static __always_inline int vc5_echo_for_vip(struct vc5_global *g, struct vc5_add
     return 1;
 }
 
+/* ---- Health-check probe path (docs/probe-path.md) ------------------- */
+
+/* The checksum field of the TCP or UDP header at l4 (RFC 9293 3.1: byte
+ * 16; RFC 768: byte 6). The caller checks it against data_end (a variable
+ * offset from a packet pointer, then one bounds check: what the verifier
+ * follows best). */
+static __always_inline __u16 *vc5_l4_check(void *l4, __u8 proto)
+{
+    return l4 + (proto == VC5_IPPROTO_TCP ? 16 : 6);
+}
+
+/* New IPv4 source and destination, header and TCP/UDP checksums patched
+ * (RFC 1624; the addresses are in the pseudo-header, RFC 9293 3.1 / RFC 768).
+ * A UDP checksum of 0 means "none" and stays 0; a computed 0 is sent as
+ * 0xffff (RFC 768). */
+static __always_inline void vc5_nat_rewrite4(struct vc5_iphdr *ip, __u16 *l4sum, __u8 proto,
+                                             __u32 nsrc, __u32 ndst)
+{
+    int l4 = proto == VC5_IPPROTO_TCP || *l4sum != 0;
+    __u32 osrc = ip->saddr, odst = ip->daddr;
+    vc5_csum_replace4(&ip->check, osrc, nsrc);
+    vc5_csum_replace4(&ip->check, odst, ndst);
+    if (l4) {
+        vc5_csum_replace4(l4sum, osrc, nsrc);
+        vc5_csum_replace4(l4sum, odst, ndst);
+        if (proto == VC5_IPPROTO_UDP && *l4sum == 0)
+            *l4sum = 0xffff;
+    }
+    ip->saddr = nsrc;
+    ip->daddr = ndst;
+}
+
+/* The same for IPv6 (no header checksum; the UDP checksum is mandatory,
+ * RFC 8200 8.1). nsrc/ndst must not point into the packet. */
+static __always_inline void vc5_nat_rewrite6(struct vc5_ipv6hdr *ip6, __u16 *l4sum, __u8 proto,
+                                             struct vc5_addr *nsrc, struct vc5_addr *ndst)
+{
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        vc5_csum_replace4(l4sum, ip6->saddr[i], nsrc->w[i]);
+        vc5_csum_replace4(l4sum, ip6->daddr[i], ndst->w[i]);
+        ip6->saddr[i] = nsrc->w[i];
+        ip6->daddr[i] = ndst->w[i];
+    }
+    if (proto == VC5_IPPROTO_UDP && *l4sum == 0)
+        *l4sum = 0xffff;
+}
+
+/* An answer to a probe (key as it arrived): its nat_reply entry if there is
+ * one younger than VC5_NAT_REPLY_TTL_NS; an older one is deleted. */
+static __always_inline struct vc5_reply *vc5_reply_lookup(struct vc5_reply_key *k, __u64 now)
+{
+    struct vc5_reply *r = nat_reply.lookup(k);
+    if (!r)
+        return NULL;
+    if ((__s64)(now - r->time) > (__s64)VC5_NAT_REPLY_TTL_NS) {
+        __u32 zero = 0;
+        struct vc5_nat_stats *ns = nat_stats.lookup(&zero);
+        nat_reply.delete(k);
+        if (ns)
+            ns->c[VC5_N_EXPIRED]++;
+        return NULL;
+    }
+    return r;
+}
+
+static __always_inline int vc5_reply_done(struct vc5_global *g)
+{
+    __u32 zero = 0;
+    struct vc5_nat_stats *ns = nat_stats.lookup(&zero);
+    g->m.c[VC5_M_PROBE_REPLY]++;
+    if (ns)
+        ns->c[VC5_N_REPLIES]++;
+    return XDP_PASS;
+}
+
+/* IPv4 packet whose source may be a VIP: an answer to a probe is rewritten
+ * (source = probe address, destination = the prober) and PASSed to the host
+ * stack, which delivers it to the prober's socket. Returns -1 for anything
+ * else (the caller goes on: today's behaviour for such packets). */
+static __always_inline int vc5_reply4(void *data_end, struct vc5_iphdr *ip, struct vc5_global *g, __u64 now)
+{
+    if (ip->ver_ihl != 0x45 || (ip->frag_off & VC5_HTONS(VC5_IP_MF_OFFSET)))
+        return -1;
+    if (ip->protocol != VC5_IPPROTO_TCP && ip->protocol != VC5_IPPROTO_UDP)
+        return -1;
+    struct vc5_udphdr *ph = (void *)(ip + 1);
+    __u16 *sum = vc5_l4_check(ph, ip->protocol);
+    if ((void *)(ph + 1) > data_end || (void *)(sum + 1) > data_end)
+        return -1;
+    struct vc5_reply_key k = {};
+    k.vip.w[3] = ip->saddr;
+    k.ext.w[3] = ip->daddr;
+    k.vport = ph->source;
+    k.eport = ph->dest;
+    k.proto = ip->protocol;
+    struct vc5_reply *r = vc5_reply_lookup(&k, now);
+    if (!r)
+        return -1;
+    vc5_nat_rewrite4(ip, sum, ip->protocol, r->nat.w[3], r->src.w[3]);
+    return vc5_reply_done(g);
+}
+
+static __always_inline int vc5_reply6(void *data_end, struct vc5_ipv6hdr *ip6, struct vc5_global *g, __u64 now)
+{
+    if (ip6->nexthdr != VC5_IPPROTO_TCP && ip6->nexthdr != VC5_IPPROTO_UDP)
+        return -1;
+    struct vc5_udphdr *ph = (void *)(ip6 + 1);
+    __u16 *sum = vc5_l4_check(ph, ip6->nexthdr);
+    if ((void *)(ph + 1) > data_end || (void *)(sum + 1) > data_end)
+        return -1;
+    struct vc5_reply_key k = {};
+    __builtin_memcpy(&k.vip, ip6->saddr, 16);
+    __builtin_memcpy(&k.ext, ip6->daddr, 16);
+    k.vport = ph->source;
+    k.eport = ph->dest;
+    k.proto = ip6->nexthdr;
+    struct vc5_reply *r = vc5_reply_lookup(&k, now);
+    if (!r)
+        return -1;
+    struct vc5_addr nsrc = r->nat, ndst = r->src;
+    vc5_nat_rewrite6(ip6, sum, ip6->nexthdr, &nsrc, &ndst);
+    return vc5_reply_done(g);
+}
+
 static __always_inline int vc5_ipv4(void *data, void *data_end, struct vc5_ethhdr *eth, struct vc5_iphdr *ip,
                                     int tagged, struct vc5_global *g, __u64 now)
 {
     if ((void *)(ip + 1) > data_end || (ip->ver_ihl >> 4) != 4)
         return vc5_err(g, NULL, NULL, VC5_M_ERR_MALFORMED);
+    /* The probe path's answers come from a VIP to one of our addresses. */
+    if (vc5_maybe_vip(ip->saddr)) {
+        int r = vc5_reply4(data_end, ip, g, now);
+        if (r >= 0)
+            return r;
+    }
     if (!vc5_maybe_vip(ip->daddr)) {
         g->m.c[VC5_M_NOT_A_VIP]++;
         return XDP_PASS;
@@ -422,6 +577,11 @@ static __always_inline int vc5_ipv6(void *data, void *data_end, struct vc5_ethhd
     __builtin_memcpy(&fk.t.saddr, ip6->saddr, 16);
     __builtin_memcpy(&fk.t.daddr, ip6->daddr, 16);
     fk.proto = ip6->nexthdr;
+    if (vc5_maybe_vip(fk.t.saddr.w[0] ^ fk.t.saddr.w[1] ^ fk.t.saddr.w[2] ^ fk.t.saddr.w[3])) {
+        int r = vc5_reply6(data_end, ip6, g, now);
+        if (r >= 0)
+            return r;
+    }
     if (!vc5_maybe_vip(fk.t.daddr.w[0] ^ fk.t.daddr.w[1] ^ fk.t.daddr.w[2] ^ fk.t.daddr.w[3])) {
         g->m.c[VC5_M_NOT_A_VIP]++;
         return XDP_PASS;
@@ -537,6 +697,138 @@ int xdp_main(struct xdp_md *ctx)
         g->latency_packets++;
     }
     return action;
+}
+
+/* ---- xdp_nat: probe packets from the host to a probe (NAT) address ----
+ *
+ * Attached (generic mode) to the peer end of the loader's veth pair; the
+ * host routes 255.0.0.0/8 and fefe::/96 into the pair. A probe packet to an
+ * address with a nat entry becomes the packet a client would send to the VIP
+ * on that backend: IP source = our address on the backend's subnet, IP
+ * destination = the VIP, TTL / hop limit 1 (as L2 DSR forwarding), Ethernet
+ * destination = the backend's MAC, source = ours on that interface, checksums
+ * patched; it is redirected out of that interface (nat_tx) and the answer
+ * expected back is recorded in nat_reply. */
+
+static __always_inline int vc5_nat_send(struct vc5_ethhdr *eth, struct vc5_nat *n, struct vc5_nat_stats *ns,
+                                        struct vc5_reply_key *k, struct vc5_reply *r)
+{
+    __builtin_memcpy(eth->h_dest, n->h_dest, 6);
+    __builtin_memcpy(eth->h_source, n->h_source, 6);
+    int action = nat_tx.redirect_map(n->tx_slot, 0);
+    if (action != XDP_REDIRECT) {
+        ns->c[VC5_N_NO_INTERFACE]++;
+        return XDP_DROP;
+    }
+    nat_reply.update(k, r);
+    ns->c[VC5_N_REQUESTS]++;
+    return action;
+}
+
+static __always_inline int vc5_nat4(void *data_end, struct vc5_ethhdr *eth, struct vc5_iphdr *ip,
+                                    struct vc5_nat_stats *ns, __u64 now)
+{
+    if ((void *)(ip + 1) > data_end || (ip->daddr & 0xff) != 255) {     /* 255.0.0.0/8 */
+        ns->c[VC5_N_PASSED]++;
+        return XDP_PASS;
+    }
+    struct vc5_addr key = {};
+    key.w[3] = ip->daddr;
+    struct vc5_nat *n = nat.lookup(&key);
+    if (!n) {
+        ns->c[VC5_N_NO_ENTRY]++;
+        return XDP_DROP;
+    }
+    __u8 proto = ip->protocol;
+    if (ip->ver_ihl != 0x45 || (ip->frag_off & VC5_HTONS(VC5_IP_MF_OFFSET)) || ip->ttl <= 1 ||
+        (proto != VC5_IPPROTO_TCP && proto != VC5_IPPROTO_UDP)) {
+        ns->c[VC5_N_DROPPED]++;
+        return XDP_DROP;
+    }
+    struct vc5_udphdr *ph = (void *)(ip + 1);
+    __u16 *sum = vc5_l4_check(ph, proto);
+    if ((void *)(ph + 1) > data_end || (void *)(sum + 1) > data_end) {
+        ns->c[VC5_N_DROPPED]++;
+        return XDP_DROP;
+    }
+    struct vc5_reply_key k = {};
+    k.vip.w[3] = n->vip.w[3];
+    k.ext.w[3] = n->saddr.w[3];
+    k.vport = ph->dest;
+    k.eport = ph->source;
+    k.proto = proto;
+    struct vc5_reply r = {};
+    r.nat.w[3] = ip->daddr;
+    r.src.w[3] = ip->saddr;
+    r.time = now;
+
+    __u16 old = *(__u16 *)&ip->ttl;
+    ip->ttl = 1;
+    vc5_csum_replace2(&ip->check, old, *(__u16 *)&ip->ttl);
+    vc5_nat_rewrite4(ip, sum, proto, n->saddr.w[3], n->vip.w[3]);
+    return vc5_nat_send(eth, n, ns, &k, &r);
+}
+
+static __always_inline int vc5_nat6(void *data_end, struct vc5_ethhdr *eth, struct vc5_ipv6hdr *ip6,
+                                    struct vc5_nat_stats *ns, __u64 now)
+{
+    /* fefe::/96: words as loaded on this little-endian CPU */
+    if ((void *)(ip6 + 1) > data_end || ip6->daddr[0] != 0xfefe || ip6->daddr[1] || ip6->daddr[2]) {
+        ns->c[VC5_N_PASSED]++;
+        return XDP_PASS;
+    }
+    struct vc5_addr key;
+    __builtin_memcpy(&key, ip6->daddr, 16);
+    struct vc5_nat *n = nat.lookup(&key);
+    if (!n) {
+        ns->c[VC5_N_NO_ENTRY]++;
+        return XDP_DROP;
+    }
+    __u8 proto = ip6->nexthdr;     /* extension headers are not followed (as the balancer) */
+    if (ip6->hop_limit <= 1 || (proto != VC5_IPPROTO_TCP && proto != VC5_IPPROTO_UDP)) {
+        ns->c[VC5_N_DROPPED]++;
+        return XDP_DROP;
+    }
+    struct vc5_udphdr *ph = (void *)(ip6 + 1);
+    __u16 *sum = vc5_l4_check(ph, proto);
+    if ((void *)(ph + 1) > data_end || (void *)(sum + 1) > data_end) {
+        ns->c[VC5_N_DROPPED]++;
+        return XDP_DROP;
+    }
+    struct vc5_reply_key k = {};
+    k.vip = n->vip;
+    k.ext = n->saddr;
+    k.vport = ph->dest;
+    k.eport = ph->source;
+    k.proto = proto;
+    struct vc5_reply r = {};
+    __builtin_memcpy(&r.nat, ip6->daddr, 16);
+    __builtin_memcpy(&r.src, ip6->saddr, 16);
+    r.time = now;
+
+    ip6->hop_limit = 1;
+    struct vc5_addr nsrc = n->saddr, ndst = n->vip;
+    vc5_nat_rewrite6(ip6, sum, proto, &nsrc, &ndst);
+    return vc5_nat_send(eth, n, ns, &k, &r);
+}
+
+int xdp_nat(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    struct vc5_ethhdr *eth = data;
+    __u32 zero = 0;
+    struct vc5_nat_stats *ns = nat_stats.lookup(&zero);
+
+    if (!ns || (void *)(eth + 1) > data_end)
+        return XDP_PASS;
+    __u64 now = bpf_ktime_get_coarse_ns();      /* the clock xdp_main reads */
+    if (eth->h_proto == VC5_HTONS(VC5_ETH_P_IP))
+        return vc5_nat4(data_end, eth, (void *)(eth + 1), ns, now);
+    if (eth->h_proto == VC5_HTONS(VC5_ETH_P_IPV6))
+        return vc5_nat6(data_end, eth, (void *)(eth + 1), ns, now);
+    ns->c[VC5_N_PASSED]++;
+    return XDP_PASS;
 }
 
 int xdp_pass(struct xdp_md *ctx)

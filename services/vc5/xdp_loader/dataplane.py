@@ -14,6 +14,7 @@ it attaches `xdp_fd` to interfaces itself (this module never touches links).
     dp.xdp_fd          # program fd to attach (libbpf bpf_xdp_attach, pyroute2 ...)
     dp.xdp_function    # bcc function object for BPF.attach_xdp (compile_in_child=False only)
     dp.pass_fd         # fd of "xdp_pass" (always XDP_PASS: for veth peers in native mode)
+    dp.nat_fd          # fd of "xdp_nat" (health-check probe path: vc5.xdp_loader.nat)
     dp.set_active(True)          # False (the state of fresh maps): XDP_PASS everything
     dp.refresh_watchdog()        # call at least every watchdog/2 s; if user space stays
                                  # silent for `watchdog_s` (60 s) the program PASSes everything
@@ -169,13 +170,14 @@ class DataPlane:
         #: name -> layout.MapHandle (for tests and tools; the API above is the contract)
         self.maps: dict[str, layout.MapHandle] = {}
         #: bcc function objects (in-process build only; None otherwise)
-        self.xdp_function = self.pass_function = None
+        self.xdp_function = self.pass_function = self.nat_function = None
         try:
             if compile_in_child:
                 # bcc/LLVM never enter this process: the child compiles, checks, loads, pins.
                 progs = program.build_in_child(self.pin_dir, self.flows_size)
                 self._own_fds.extend(progs.values())
                 self.xdp_fd, self.pass_fd = progs[program.XDP_MAIN], progs[program.XDP_PASS]
+                self.nat_fd = progs[program.XDP_NAT]
                 for name, spec in self.specs.items():
                     fd = program.obj_get(f"{self.pin_dir}/{name}")
                     self._own_fds.append(fd)
@@ -191,6 +193,8 @@ class DataPlane:
                 self.xdp_fd = self.xdp_function.fd
                 self.pass_function = program.load_xdp(self._bpf, program.XDP_PASS)
                 self.pass_fd = self.pass_function.fd
+                self.nat_function = program.load_xdp(self._bpf, program.XDP_NAT)
+                self.nat_fd = self.nat_function.fd
         except BaseException:
             self._release()
             raise

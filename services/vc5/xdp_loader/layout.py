@@ -37,6 +37,10 @@ MAX_PAIRS = 65536           # (service, backend) pairs: backends[] records and b
 REDIRECT_SLOTS = 4096       # tx_port keys: any number below this (vc5 keys it by VLAN id)
 DEFAULT_FLOWS = 65536       # flow table entries (LRU, each with a value per CPU)
 
+MAX_NAT = 65536             # (VIP, backend) pairs with a probe address (nat map)
+NAT_REPLIES = 65536         # nat_reply LRU entries
+NAT_REPLY_TTL_NS = 5 * 10**9
+
 FLOW_TTL_NS = 120 * 10**9
 FLOW_REFRESH_NS = 60 * 10**9
 
@@ -55,6 +59,7 @@ BPF_MAP_TYPE_HASH = 1
 BPF_MAP_TYPE_ARRAY = 2
 BPF_MAP_TYPE_PERCPU_HASH = 5
 BPF_MAP_TYPE_PERCPU_ARRAY = 6
+BPF_MAP_TYPE_LRU_HASH = 9
 BPF_MAP_TYPE_LRU_PERCPU_HASH = 10
 BPF_MAP_TYPE_DEVMAP = 14
 BPF_F_NO_PREALLOC = 1
@@ -115,6 +120,30 @@ class Settings(ct.Structure):
                 ("refreshed_ns", ct.c_uint64), ("pad", ct.c_uint64 * 5)]
 
 
+class Nat(ct.Structure):
+    """nat[probe address]: the packet a probe to that address becomes."""
+    _fields_ = [("vip", Addr), ("backend", Addr), ("saddr", Addr), ("h_dest", ct.c_uint8 * 6),
+                ("h_source", ct.c_uint8 * 6), ("tx_slot", ct.c_uint32), ("flags", ct.c_uint32),
+                ("pad", ct.c_uint8 * 12)]
+
+
+class ReplyKey(ct.Structure):
+    """nat_reply key: the backend's answer as it arrives (ports in network order)."""
+    _fields_ = [("vip", Addr), ("ext", Addr), ("vport", ct.c_uint16), ("eport", ct.c_uint16),
+                ("proto", ct.c_uint8), ("pad", ct.c_uint8 * 3)]
+
+
+class Reply(ct.Structure):
+    _fields_ = [("nat", Addr), ("src", Addr), ("time", ct.c_uint64)]
+
+
+NAT_COUNTER_COUNT = 8
+
+
+class NatStats(ct.Structure):
+    _fields_ = [("c", ct.c_uint64 * NAT_COUNTER_COUNT)]
+
+
 METRIC_COUNT = 32
 BACKEND_COUNTER_COUNT = 8
 
@@ -136,7 +165,8 @@ U32 = ct.c_uint32
 IfIndex = ct.c_int32
 
 _SIZES = {Addr: 16, SvcKey: 20, Backend: 64, SvcHdr: 64, Service: 9280, Vip: 8, VipFilter: 8192,
-          Tuple: 36, FlowKey: 40, Flow: 16, Settings: 64, Metrics: 256, Global: 320, Counter: 64}
+          Tuple: 36, FlowKey: 40, Flow: 16, Settings: 64, Metrics: 256, Global: 320, Counter: 64,
+          Nat: 80, ReplyKey: 40, Reply: 40, NatStats: 64}
 for _t, _n in _SIZES.items():
     assert ct.sizeof(_t) == _n, f"{_t.__name__} is {ct.sizeof(_t)} bytes, the C struct {_n}"
 
@@ -174,6 +204,11 @@ def map_specs(flows: int = DEFAULT_FLOWS) -> dict[str, MapSpec]:
         MapSpec("flows", BPF_MAP_TYPE_LRU_PERCPU_HASH, FlowKey, Flow, flows),
         # bcc creates DEVMAPs read-only for programs (BPF_F_RDONLY_PROG)
         MapSpec("tx_port", BPF_MAP_TYPE_DEVMAP, U32, IfIndex, REDIRECT_SLOTS, BPF_F_RDONLY_PROG),
+        # health-check probe path (nat.py, docs/probe-path.md)
+        MapSpec("nat", BPF_MAP_TYPE_HASH, Addr, Nat, MAX_NAT),
+        MapSpec("nat_reply", BPF_MAP_TYPE_LRU_HASH, ReplyKey, Reply, NAT_REPLIES),
+        MapSpec("nat_stats", BPF_MAP_TYPE_PERCPU_ARRAY, U32, NatStats, 1),
+        MapSpec("nat_tx", BPF_MAP_TYPE_DEVMAP, U32, IfIndex, REDIRECT_SLOTS, BPF_F_RDONLY_PROG),
     ]
     return {s.name: s for s in specs}
 

@@ -6,9 +6,10 @@
                                     to attach (bcc: BPF.attach_xdp(dev, fn, flags),
                                     or libbpf bpf_xdp_attach with that fd)
 
-Program names: XDP_MAIN ("xdp_main", the balancer for the NICs) and
+Program names: XDP_MAIN ("xdp_main", the balancer for the NICs),
 XDP_PASS ("xdp_pass", returns XDP_PASS: for a veth peer that needs a native
-program, and the benchmark floor).
+program, and the benchmark floor) and XDP_NAT ("xdp_nat", the health-check
+probe path on the loader's veth pair: nat.py).
 
 build_in_child(pin_dir, flows) does compile + check + load in a short-lived
 child process (`python3 -m vc5.xdp_loader.program`) that pins the two
@@ -33,7 +34,8 @@ from . import layout
 
 XDP_MAIN = "xdp_main"
 XDP_PASS = "xdp_pass"
-PROGRAMS = (XDP_MAIN, XDP_PASS)
+XDP_NAT = "xdp_nat"                # health-check probe path, for the loader's veth pair (nat.py)
+PROGRAMS = (XDP_MAIN, XDP_PASS, XDP_NAT)
 SOURCE_NAME = "vc5_xdp.c"
 PROG_PIN_PREFIX = "prog_"          # <pin_dir>/prog_xdp_main while handed over from the child
 EXIT_LAYOUT = 3                    # child exit status for a LayoutError
@@ -72,6 +74,8 @@ def cflags(pin_dir: str, flows: int = layout.DEFAULT_FLOWS) -> list[str]:
         f"-DVC5_MAX_VIPS={layout.MAX_VIPS}",
         f"-DVC5_MAX_PAIRS={layout.MAX_PAIRS}",
         f"-DVC5_REDIRECT_SLOTS={layout.REDIRECT_SLOTS}",
+        f"-DVC5_MAX_NAT={layout.MAX_NAT}",
+        f"-DVC5_NAT_REPLIES={layout.NAT_REPLIES}",
     ]
 
 
