@@ -192,7 +192,7 @@ def test_reload_with_broken_config_is_refused_and_changes_nothing(chaos):
             # An impossible address where be1 was: a half-applying daemon would drop be1.
             text = stack.config_text(b).replace(f"      - {be1.ip}\n", "      - 10.210.2.300\n")
             stack.write_config(b, text)
-        loaders = [("xdp-loader", b) for b in (1, 2)] if loader_reloads(stack) else []
+        loaders = [("webd", 1)] + ([("xdp-loader", b) for b in (1, 2)] if loader_reloads(stack) else [])
         for service, b in daemons + loaders:
             stack.send_signal(service, b, signal.SIGHUP)
         until(lambda: all(stack.prop(b, s, "LastReloadError") for s, b in daemons), timeout=20, interval=0.2,
