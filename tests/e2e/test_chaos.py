@@ -233,7 +233,9 @@ def test_drained_backend_keeps_its_streams(chaos):
     try:
         # New connections still reach be2 when a client re-uses a source port of a recent
         # connection to it (test_drained_backend_gets_no_new_connection_on_a_reused_port):
-        # this window's be2 count shows how often that happens under this load.
+        # this window's be2 count, in the table, shows how often under this load. It grows
+        # with how long the load has run (up to 1/3 once every port was used in the last
+        # minute), so it is not asserted here.
         with load.event("be2 drained (observe)") as ev:
             time.sleep(OBSERVE_S)
         name, result, routes = load.rows[-1]
@@ -241,7 +243,6 @@ def test_drained_backend_keeps_its_streams(chaos):
         assert_clean(ev)
         on_be2 = [s for s in ev.result["streams"] if s["backend"] == "be2"]
         assert on_be2 and all(s["max_gap"] < 1.0 for s in on_be2), on_be2
-        assert ev.result["by_backend"].get("be2", 0) < ev.result["ok"] / 6, ev.result["by_backend"]
     finally:
         for b in (1, 2):
             stack.call(b, "healthd", MANAGER, "Undrain", "ss", "", be.ip)
