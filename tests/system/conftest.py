@@ -2,13 +2,19 @@
 
 Session fixtures:
   debs     - the six .debs, built ONCE per session with dpkg-buildpackage from
-             a copy of the work tree (or taken from $VC5_DEB_DIR, e.g. dist/
+             a snapshot of the source (or taken from $VC5_DEB_DIR, e.g. dist/
              after `make deb`), plus lintian's verdict on them;
   machine  - one booted container (tests/system/container.py) with the .debs
              installed by `apt install`, exactly as a user would.
 
+The snapshot is the committed tree (`git archive HEAD`): in CI that is the
+checkout; on the shared development tree it keeps other engineers'
+half-saved files out of the packages. VC5_SYSTEM_SOURCE=worktree builds the
+work tree as it is instead (uncommitted changes included). Tests compare
+installed files with the snapshot, never with a tree that may have moved.
+
 Tests that need a service skip with "service not built yet" while
-services/vc5/<service>/__main__.py does not exist.
+services/vc5/<service>/__main__.py does not exist in the source.
 """
 
 from __future__ import annotations
@@ -30,9 +36,23 @@ CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 APT = "DEBIAN_FRONTEND=noninteractive apt-get -y -o DPkg::Lock::Timeout=120"
 
 
+def _use_head() -> bool:
+    if os.environ.get("VC5_SYSTEM_SOURCE", "head") == "worktree":
+        return False
+    return subprocess.run(["git", "-C", REPO, "rev-parse", "--verify", "-q", "HEAD"],
+                          capture_output=True).returncode == 0
+
+
+USE_HEAD = _use_head()
+
+
 def service_built(pkg: str) -> bool:
-    """True when the service's entry point exists in the tree (services are written in parallel)."""
-    return os.path.exists(os.path.join(REPO, "services", "vc5", pkg, "__main__.py"))
+    """True when the service's entry point exists in the source (services are written in parallel)."""
+    rel = f"services/vc5/{pkg}/__main__.py"
+    if USE_HEAD:
+        return subprocess.run(["git", "-C", REPO, "cat-file", "-e", f"HEAD:{rel}"],
+                              capture_output=True).returncode == 0
+    return os.path.exists(os.path.join(REPO, rel))
 
 
 def needs_service(pkg: str):
@@ -40,8 +60,9 @@ def needs_service(pkg: str):
 
 
 class Debs:
-    def __init__(self, directory: str, changes: str | None, lintian: str, build_seconds: float):
+    def __init__(self, directory: str, src: str, changes: str | None, lintian: str, build_seconds: float):
         self.dir = directory
+        self.src = src                      # the source the .debs were built from
         self.files = sorted(glob.glob(os.path.join(directory, "*.deb")))
         self.changes = changes
         self.lintian = lintian
@@ -81,15 +102,28 @@ def _bump_version(src: str, version: str) -> None:
         f.write(entry + old)
 
 
-def _build(tmp: str, version: str | None = None) -> tuple[str, float]:
-    """Copy the tree to tmp/vc5 and build there; the .debs land in tmp."""
-    src = os.path.join(tmp, "vc5")
+def _snapshot(dest: str) -> str:
+    """The source to package, copied to dest: HEAD (default) or the work tree."""
+    os.makedirs(dest)
+    if USE_HEAD:
+        archive = subprocess.run(["git", "-C", REPO, "archive", "--format=tar", "HEAD"], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True, capture_output=True)
+        return dest
     for rel in _tree_files():
-        dest = os.path.join(src, rel)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        shutil.copy2(os.path.join(REPO, rel), dest)
+        target = os.path.join(dest, rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy2(os.path.join(REPO, rel), target)
+    return dest
+
+
+def _build(tmp: str, src: str, version: str | None = None) -> tuple[str, float]:
+    """Build a copy of `src` in tmp/vc5; the .debs land in tmp."""
+    work = os.path.join(tmp, "vc5")
+    shutil.copytree(src, work, symlinks=True)
     if version:
-        _bump_version(src, version)
+        _bump_version(work, version)
+    src = work
     t0 = time.monotonic()
     # Debian's Python only: pybuild runs python3.X from PATH (environment-facts: two Pythons).
     r = subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, capture_output=True, text=True,
@@ -107,17 +141,18 @@ def debs(tmp_path_factory):
     for tool in ("dpkg-buildpackage", "systemd-nspawn"):
         if shutil.which(tool, path=CLEAN_PATH) is None:
             pytest.skip(f"{tool} not installed (make deps installs it)")
+    src = _snapshot(str(tmp_path_factory.mktemp("source") / "vc5"))
     given = os.environ.get("VC5_DEB_DIR")
     if given:
         directory, seconds = os.path.abspath(given), 0.0
     else:
-        directory, seconds = _build(str(tmp_path_factory.mktemp("debs")))
+        directory, seconds = _build(str(tmp_path_factory.mktemp("debs")), src)
     changes = (glob.glob(os.path.join(directory, "vc5_*.changes")) or [None])[0]
     lintian = ""
     if changes and shutil.which("lintian", path=CLEAN_PATH):
         lintian = subprocess.run(["lintian", "-I", "--pedantic", changes], capture_output=True, text=True,
                                  env={"PATH": CLEAN_PATH, "LANG": "C.UTF-8"}, timeout=300).stdout
-    d = Debs(directory, changes, lintian, seconds)
+    d = Debs(directory, src, changes, lintian, seconds)
     names = {os.path.basename(f).split("_")[0] for f in d.files}
     missing = set(PACKAGES) - names
     assert not missing, f"no .deb for {sorted(missing)} in {directory}"
@@ -126,8 +161,8 @@ def debs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def upgrade_debs(debs, tmp_path_factory):
-    """The same tree packaged as UPGRADE_VERSION: what `apt upgrade` would bring."""
-    directory, _ = _build(str(tmp_path_factory.mktemp("debs-upgrade")), UPGRADE_VERSION)
+    """The same source packaged as UPGRADE_VERSION: what `apt upgrade` would bring."""
+    directory, _ = _build(str(tmp_path_factory.mktemp("debs-upgrade")), debs.src, UPGRADE_VERSION)
     files = sorted(glob.glob(os.path.join(directory, "*.deb")))
     assert len(files) == len(PACKAGES), files
     return files
@@ -160,6 +195,7 @@ def machine(debs):
         c.install_seconds = time.monotonic() - t0
         c.install_log = r.stdout + r.stderr
         c.install_rc = r.returncode
+        c.src = debs.src
         print(f"\ncontainer {c.name}: boot {c.boot_seconds:.1f} s, apt install {c.install_seconds:.1f} s")
         yield c
     finally:

@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tests.lib.wait import until
-from tests.system.conftest import APT, REPO, UPGRADE_VERSION, needs_service, service_built
+from tests.system.conftest import APT, UPGRADE_VERSION, needs_service, service_built
 
 BUSES = {
     "org.vc5.XdpLoader1": ("/org/vc5/XdpLoader1", "vc5-xdp-loader", "xdp_loader"),
@@ -105,7 +105,7 @@ def interfaces_of(xml_text: str) -> dict:
 
 def assert_live_matches_shipped(machine, bus):
     path = BUSES[bus][0]
-    with open(os.path.join(REPO, "services", "vc5", "dbus", f"{bus}.xml")) as f:
+    with open(os.path.join(machine.src, "services", "vc5", "dbus", f"{bus}.xml")) as f:
         shipped = interfaces_of(f.read())
     # The installed copy is the one clients read: it must be the tree's.
     installed = sh(machine, f"cat /usr/share/dbus-1/interfaces/{bus}.xml", check=True).stdout

@@ -3,8 +3,6 @@
 import os
 import subprocess
 
-from tests.system.conftest import REPO
-
 
 def _contents(path):
     out = subprocess.run(["dpkg-deb", "-c", path], check=True, capture_output=True, text=True).stdout
@@ -59,11 +57,11 @@ def test_library_package_has_vc5ctl_target_and_introspection_xml(debs):
     assert "/usr/share/bash-completion/completions/vc5ctl" in files
     assert "/lib/systemd/system/vc5.target" in files
     assert "/usr/lib/python3/dist-packages/vc5/__init__.py" in files
-    for xml in sorted(os.listdir(os.path.join(REPO, "services", "vc5", "dbus"))):
+    for xml in sorted(os.listdir(os.path.join(debs.src, "services", "vc5", "dbus"))):
         if xml.endswith(".xml"):
             assert f"/usr/share/dbus-1/interfaces/{xml}" in files, xml
             assert f"/usr/lib/python3/dist-packages/vc5/dbus/{xml}" in files, xml
-    if os.path.exists(os.path.join(REPO, "etc", "vc5", "vc5.yaml")):
+    if os.path.exists(os.path.join(debs.src, "etc", "vc5", "vc5.yaml")):
         assert "/etc/vc5/vc5.yaml" in files
         conffiles = subprocess.run(["dpkg-deb", "-I", _deb(debs, "python3-vc5"), "conffiles"],
                                    capture_output=True, text=True).stdout
@@ -72,7 +70,7 @@ def test_library_package_has_vc5ctl_target_and_introspection_xml(debs):
 
 def test_loader_package_ships_the_bpf_sources(debs):
     files = _contents(_deb(debs, "vc5-xdp-loader"))
-    sources = [f for f in os.listdir(os.path.join(REPO, "bpf")) if f.endswith((".c", ".h"))]
+    sources = [f for f in os.listdir(os.path.join(debs.src, "bpf")) if f.endswith((".c", ".h"))]
     assert sources
     for name in sources:
         assert f"/usr/share/vc5/bpf/{name}" in files, name
