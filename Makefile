@@ -23,7 +23,7 @@ RUN_DEPS  := python3 python3-yaml python3-systemd python3-dbus-next python3-pyro
 # Tests: real peers, real servers, packet builders, a booted systemd.
 TEST_DEPS := python3-pytest python3-hypothesis python3-scapy flake8 \
              bird2 gobgpd nginx-light dnsmasq-base wrk tcpdump iputils-ping \
-             systemd-container procps psmisc chromium
+             systemd-container procps psmisc chromium man-db
 # Packaging.
 BUILD_DEPS := debhelper dh-python python3-all python3-setuptools build-essential fakeroot \
               pybuild-plugin-pyproject lintian
@@ -76,8 +76,10 @@ lint:
 
 deb:
 	rm -rf dist && mkdir -p dist
-	env PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc -b
-	mv ../vc5_*.deb ../python3-vc5_*.deb ../vc5-*_*.deb ../vc5_*.changes ../vc5_*.buildinfo dist/ 2>/dev/null || true
+	dpkg-buildpackage -us -uc -b
+	debian/rules clean
+	mv ../python3-vc5_*_all.deb ../vc5_*_all.deb ../vc5-*_all.deb ../vc5_*.changes ../vc5_*.buildinfo dist/
+	lintian --fail-on error,warning -I --pedantic dist/vc5_*.changes
 
 bench: deps
 	$(PY) bench/run_all.py
