@@ -86,6 +86,10 @@ class Stack:
             env = {"DBUS_SYSTEM_BUS_ADDRESS": bus.address}
             name = f"lb{i + 1}"
             pin = self.pin_dir(i)
+            # Lab.build made this prefix's namespaces afresh, so no live lab uses these pins:
+            # whatever is there was left by a crashed run (or another flows_per_cpu, which the
+            # loader would rightly refuse).
+            shutil.rmtree(pin, ignore_errors=True)
             lock = os.path.join(self.lab.workdir, f"{name}-loader.lock")
             self.lab.spawn(lb, [py, "-m", "vc5.healthd", "--config", path], f"{name}-healthd", env)
             self.lab.spawn(lb, [py, "-m", "vc5.xdp_loader", "--config", path, "--pin-dir", pin,
