@@ -20,6 +20,7 @@ Prints, in one run:
     deciding round's end to the signal's arrival).
 
 Usage: sudo /usr/bin/python3 bench/healthd.py [N per check type (default 1700)] [interval s (default 1)]
+(VC5_BENCH_PROFILE=FILE writes a cProfile of healthd's measurement window to FILE.)
 """
 
 import asyncio
@@ -141,6 +142,7 @@ async def run_healthd(cfg_path, n, interval, window):
     lat = {"http": [], "syn": [], "dns": []}
     kind_of = {str(t): name for t, (name, _) in enumerate(KINDS)}
     counting = {"on": False, "rounds": 0, "failed": 0}
+    failures = {}             # diagnostic -> count, in the window
     fail_rounds = []          # (time, passed) of the switchable backend's rounds
     fail_key = f"192.0.2.9:{FAIL_PORT}:tcp"
 
@@ -152,6 +154,9 @@ async def run_healthd(cfg_path, n, interval, window):
             counting["rounds"] += 1
             counting["failed"] += not r.passed
             k = kind_of.get(skey.split(".")[2]) if skey.startswith("198.18.") else None
+            if not r.passed:
+                why = failures.setdefault(r.diagnostic.split(" - ")[-1][:40], 0)
+                failures[r.diagnostic.split(" - ")[-1][:40]] = why + 1
             if k:
                 lat[k].append(r.took_ms)
         if skey == fail_key:
@@ -163,7 +168,41 @@ async def run_healthd(cfg_path, n, interval, window):
     rn._ms = lambda t0: (time.monotonic() - t0) * 1000.0
     task = asyncio.ensure_future(d.run())
 
-    # a subscriber, as xdp-loader is: watch Services for the switchable backend's usable flag
+    # warm up: every backend through its first `rise` rounds
+    t_start = time.monotonic()
+    while time.monotonic() - t_start < 120:
+        await asyncio.sleep(0.5)
+        if task.done():
+            raise RuntimeError(f"healthd stopped: exit {task.result()}")
+        if d.state.services and all(s.up for s in d.state.services.values()):
+            break
+    up_after = time.monotonic() - t_start
+    counting["on"] = True
+    profile = None
+    if os.environ.get("VC5_BENCH_PROFILE"):
+        import cProfile
+        profile = cProfile.Profile()
+        profile.enable()
+    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    await asyncio.sleep(window)
+    wall = time.monotonic() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    counting["on"] = False
+    if profile is not None:
+        import pstats
+        profile.disable()
+        with open(os.environ["VC5_BENCH_PROFILE"], "w") as f:
+            pstats.Stats(profile, stream=f).sort_stats("tottime").print_stats(60)
+    cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+    result = {"pairs": len(d.scheduler), "all_up_after_s": up_after,
+              "rounds_per_s": counting["rounds"] / wall, "failed_rounds": counting["failed"],
+              "cpu_share": cpu / wall, "rounds_per_cpu_s": counting["rounds"] / max(cpu, 1e-9),
+              "failures": dict(sorted(failures.items(), key=lambda kv: -kv[1])[:5])}
+    for k, xs in lat.items():
+        result[f"{k}_p50_ms"], result[f"{k}_p99_ms"] = pct(xs, 50), pct(xs, 99)
+
+    # a subscriber, as xdp-loader is, watching the switchable backend's usable flag (connected
+    # after the window: parsing Services is the subscriber's cost, not healthd's)
     bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
     usable_changes = []
 
@@ -184,28 +223,6 @@ async def run_healthd(cfg_path, n, interval, window):
                            interface="org.freedesktop.DBus", member="AddMatch", signature="s",
                            body=["type='signal',interface='org.freedesktop.DBus.Properties',"
                                  "path='/org/vc5/Health1'"]))
-
-    # warm up: every backend through its first `rise` rounds
-    t_start = time.monotonic()
-    while time.monotonic() - t_start < 120:
-        await asyncio.sleep(0.5)
-        if task.done():
-            raise RuntimeError(f"healthd stopped: exit {task.result()}")
-        if d.state.services and all(s.up for s in d.state.services.values()):
-            break
-    up_after = time.monotonic() - t_start
-    counting["on"] = True
-    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
-    await asyncio.sleep(window)
-    wall = time.monotonic() - t0
-    r1 = resource.getrusage(resource.RUSAGE_SELF)
-    counting["on"] = False
-    cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
-    result = {"pairs": len(d.scheduler), "all_up_after_s": up_after,
-              "rounds_per_s": counting["rounds"] / wall, "failed_rounds": counting["failed"],
-              "cpu_share": cpu / wall, "rounds_per_cpu_s": counting["rounds"] / max(cpu, 1e-9)}
-    for k, xs in lat.items():
-        result[f"{k}_p50_ms"], result[f"{k}_p99_ms"] = pct(xs, 50), pct(xs, 99)
 
     # failure -> usable false on the bus, five times (every wait bounded)
     import aiohttp
@@ -280,6 +297,10 @@ def main():
         farm.run("ip addr add 10.9.0.2/24 dev eth0 && ip route add local 10.10.0.0/16 dev lo")
         for ns in (prober, farm):
             ns.sysctl("net.core.somaxconn", 4096)
+        try:    # dnsmasq's socket absorbs the prober's bursts (per-namespace on recent kernels)
+            farm.sysctl("net.core.rmem_default", 4 * 1024 * 1024)
+        except RuntimeError:
+            pass
         with open(os.path.join(tmp, "nginx.conf"), "w") as f:
             f.write(NGINX_CONF.format(d=tmp))
         procs.append(farm.popen(["nginx", "-p", tmp, "-c", os.path.join(tmp, "nginx.conf")],
@@ -319,7 +340,7 @@ def main():
         f"healthd    {h['pairs']} (service, backend) pairs, all up after {h['all_up_after_s']:.1f} s",
         f"healthd    sustained {h['rounds_per_s']:.0f} checks/s (target {3 * n / interval:.0f}), "
         f"CPU {h['cpu_share']:.0%} of one core -> {h['rounds_per_cpu_s']:.0f} checks per CPU-second, "
-        f"{h['failed_rounds']} failed rounds",
+        f"{h['failed_rounds']} failed rounds {h['failures'] or ''}",
         f"latency    http p50 {h['http_p50_ms']:.2f} / p99 {h['http_p99_ms']:.2f} ms; "
         f"syn p50 {h['syn_p50_ms']:.2f} / p99 {h['syn_p99_ms']:.2f} ms; "
         f"dns p50 {h['dns_p50_ms']:.2f} / p99 {h['dns_p99_ms']:.2f} ms",

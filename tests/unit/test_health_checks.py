@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 from aiohttp import web
+from dns import message as dnsmessage
 
 from vc5.healthd import probe_path as pp
 from vc5.healthd.checks import DEFAULT_TIMEOUTS, Result, describe_error, dns, syn, timeout_for
@@ -120,6 +121,53 @@ def test_dns_query_is_vc5s():
     q = dns.make_query()
     assert str(q.question[0].name) == "localhost." and q.question[0].rdtype == 1
     assert q.flags == 0x0120
+    wire = dns.query_wire(0xBEEF)
+    parsed = dnsmessage.from_wire(wire)
+    assert parsed.id == 0xBEEF and parsed.flags == 0x0120 and str(parsed.question[0].name) == "localhost."
+
+
+def test_dns_reply_header():
+    assert dns.parse_reply_header(bytes.fromhex("beef8185") + b"\0" * 8) == (0xBEEF, True, "REFUSED")
+    assert dns.parse_reply_header(bytes.fromhex("beef0100") + b"\0" * 8) == (0xBEEF, False, "NOERROR")
+    assert dns.parse_reply_header(b"\xbe\xef") is None
+
+
+def test_dns_udp_against_a_loopback_responder():
+    """Any RCODE passes; a reply with another id or without QR is ignored (-> Timeout)."""
+    import socket as s
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        mode = {"v": "echo"}
+
+        class Responder(asyncio.DatagramProtocol):
+            def connection_made(self, t):
+                self.t = t
+
+            def datagram_received(self, data, addr):
+                if mode["v"] == "echo":        # REFUSED, same id
+                    self.t.sendto(data[:2] + b"\x81\x05" + data[4:], addr)
+                elif mode["v"] == "wrong-id":
+                    self.t.sendto(bytes([data[0] ^ 1, data[1]]) + b"\x81\x80" + data[4:], addr)
+                elif mode["v"] == "no-qr":
+                    self.t.sendto(data, addr)
+
+        t, _ = await loop.create_datagram_endpoint(Responder, local_addr=("127.0.0.1", 0), family=s.AF_INET)
+        port = t.get_extra_info("sockname")[1]
+        checker = dns.DnsChecker()
+        try:
+            out = [await checker.probe("127.0.0.1", port, "udp", 0.5)]
+            for m in ("wrong-id", "no-qr"):
+                mode["v"] = m
+                out.append(await checker.probe("127.0.0.1", port, "udp", 0.2))
+            return out
+        finally:
+            await checker.close()
+            t.close()
+
+    ok, wrong_id, no_qr = asyncio.run(main())
+    assert ok == Result(True, "REFUSED")
+    assert wrong_id == Result(False, "Timeout") and no_qr == Result(False, "Timeout")
 
 
 def test_timeouts():

@@ -25,7 +25,8 @@ import signal
 import sys
 import time
 
-from dbus_next import BusType
+from dbus_next import BusType, Message, Variant
+from dbus_next.signature import SignatureTree
 from dbus_next.aio import MessageBus
 from dbus_next.constants import RequestNameReply
 
@@ -42,6 +43,10 @@ from .state import HealthState, parse_backend
 log = logging.getLogger("vc5.healthd")
 probe_log = logging.getLogger("vc5.healthd.probe")
 PROBE_LOG_LENGTH = 32
+# A diagnostic-only change is published within this many seconds (or with the next transition).
+DIAGNOSTIC_DELAY = 1.0
+# Publishing waits FLUSH_DUTY x (cost of the last PropertiesChanged) after it: <= 1/(1+FLUSH_DUTY) CPU.
+FLUSH_DUTY = 4.0
 SEVERITY_LEVEL = {3: logging.ERROR, 4: logging.WARNING, 5: vlog.NOTICE, 6: logging.INFO}
 
 
@@ -69,7 +74,10 @@ class Daemon:
         self.published = {"Services": [], "VIPs": [], "Generation": 0, "ConfigSource": str(config_path),
                           "LoadedAt": 0, "ProbePath": "", "LastReloadError": "", "Debug": debug}
         self.probes = {}               # (service key, backend key) -> deque of probe-log entries
-        self._flush_pending = False
+        self._flush_handle = None       # pending flush (asyncio Handle/TimerHandle) and when it runs
+        self._flush_due = 0.0
+        self._flush_done = 0.0          # loop time the last flush ended
+        self._flush_spacing = 0.0       # min gap between flushes: FLUSH_DUTY x the last flush's cost
         self._pending_props = set()    # published names changed since the last flush
         self._reload_lock = asyncio.Lock()
         self._stopped = asyncio.Event()
@@ -198,8 +206,11 @@ class Daemon:
                            passed=int(r.passed))
         if events:
             self._events(events)
-        if self.state.dirty:
             self._schedule_flush()
+        elif self.state.dirty:
+            # Only a diagnostic text changed: nothing a subscriber acts on. Published with the
+            # next transition, or within DIAGNOSTIC_DELAY.
+            self._schedule_flush(urgent=False)
 
     def drain(self, service, backend, drained) -> int:
         pairs = self.state.find_backends(service, backend)
@@ -255,13 +266,39 @@ class Daemon:
     def _changed(self, props):
         self._pending_props |= set(props)
 
-    def _schedule_flush(self):
-        if not self._flush_pending:
-            self._flush_pending = True
-            asyncio.get_running_loop().call_soon(self._flush)
+    def _schedule_flush(self, urgent=True):
+        """Publish soon: urgent changes (transitions, drains, reloads) before any further I/O.
+
+        An urgent flush runs with call_soon - in the same event-loop turn, before the loop
+        polls for I/O again - unless the previous flush ended less than `_flush_spacing` ago
+        (a storm of transitions with thousands of backends, where each Services signal costs
+        milliseconds to marshal): then all changes until then go out together, so
+        publishing never takes more than 1/(1+FLUSH_DUTY) of the CPU.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return          # not started yet: run() publishes everything once it has a bus
+        now = loop.time()
+        due = max(now, self._flush_done + self._flush_spacing) if urgent else now + DIAGNOSTIC_DELAY
+        if self._flush_handle is not None:
+            if self._flush_due <= due:
+                return
+            self._flush_handle.cancel()
+        self._flush_due = due
+        self._flush_handle = loop.call_soon(self._flush) if due <= now else loop.call_at(due, self._flush)
 
     def _flush(self):
-        self._flush_pending = False
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        t0 = time.monotonic()
+        self._emit()
+        cost = time.monotonic() - t0
+        self._flush_done = asyncio.get_running_loop().time()
+        self._flush_spacing = FLUSH_DUTY * cost
+
+    def _emit(self):
         changed = {}
         if self.state.dirty_services or "Generation" in self._pending_props:
             self.published["Services"] = wire.services_to_dbus(self.state.services_wire())
@@ -273,7 +310,32 @@ class Daemon:
             changed[p] = self.published[p]
         self._pending_props = set()
         if changed and self.bus is not None and self.bus.connected:
-            self.health.emit_properties_changed(changed)
+            self.bus.send(Message.new_signal(
+                names.HEALTH_PATH, "org.freedesktop.DBus.Properties", "PropertiesChanged", "sa{sv}as",
+                [names.HEALTH_IFACE, {k: _variant(k, v) for k, v in changed.items()}, []]))
+
+
+_SIGNATURES = {"Services": wire.SERVICES_SIGNATURE, "VIPs": wire.VIPS_SIGNATURE, "Generation": "t",
+               "ConfigSource": "s", "LoadedAt": "t", "ProbePath": "s", "LastReloadError": "s", "Debug": "b"}
+
+
+class _BuiltVariant(Variant):
+    """A Variant whose value was built by vc5.common.wire from typed dataclasses.
+
+    dbus-next's Variant() re-verifies the whole value against its signature, which for
+    thousands of backends costs as much as marshalling it; the marshaller still rejects a
+    value of the wrong shape.
+    """
+
+    def __init__(self, signature: str, value):
+        self.type = SignatureTree._get(signature).types[0]
+        self.signature = signature
+        self.value = value
+
+
+def _variant(name, value):
+    sig = _SIGNATURES[name]
+    return _BuiltVariant(sig, value) if name in ("Services", "VIPs") else Variant(sig, value)
 
 
 def parse_args(argv=None):

@@ -39,3 +39,22 @@ def describe_error(e: BaseException) -> str:
             return os.strerror(err.errno)
     text = str(e).strip()
     return text or type(e).__name__
+
+
+RECEIVE_BUFFER = 4 * 1024 * 1024
+
+
+def enlarge_receive_buffer(sock, size=RECEIVE_BUFFER) -> None:
+    """Let a shared socket absorb replies that arrive while the event loop is busy.
+
+    SO_RCVBUFFORCE (CAP_NET_ADMIN) passes net.core.rmem_max; without it SO_RCVBUF is
+    capped there. Either way failure is harmless: the default still works, with more
+    timeouts under bursts.
+    """
+    import socket
+    for opt in (getattr(socket, "SO_RCVBUFFORCE", 33), socket.SO_RCVBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, size)
+            return
+        except OSError:
+            continue

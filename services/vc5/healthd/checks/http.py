@@ -18,6 +18,7 @@ import time
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
+from yarl import URL
 
 from .. import urls
 from . import Result, describe_error
@@ -47,6 +48,7 @@ class HttpChecker:
     def __init__(self):
         self._sessions = {}       # (address, port, scheme) -> [ClientSession, last_used]
         self._pruned = time.monotonic()
+        self._requests = {}       # (check, vip, address) -> (method, URL, headers, shown URL)
 
     def _session(self, address: str, port: int, scheme: str) -> aiohttp.ClientSession:
         key = (address, port, scheme)
@@ -71,18 +73,28 @@ class HttpChecker:
                 del self._sessions[key]
                 asyncio.ensure_future(session.close())
 
+    def _request(self, check, vip, address: str):
+        """(method, URL to request, headers, URL shown in diagnostics), computed once per target."""
+        key = (check, str(vip), address)
+        req = self._requests.get(key)
+        if req is None:
+            method = urls.method_of(check)
+            shown = urls.url(check, vip)          # what vc5 shows in diagnostics
+            host = urls.host_name(check, vip)
+            if urls.is_literal(host):
+                target = f"{check.type}://{urls.bracket(address)}:{check.port}{urls.path_of(check)}"
+                headers = {"Host": urls.host_header(check, vip)}
+            else:
+                target, headers = shown, None
+            if len(self._requests) > 100_000:
+                self._requests.clear()
+            req = self._requests[key] = (method, URL(target), headers, shown)
+        return req
+
     async def probe(self, check, vip, address: str, timeout: float) -> Result:
         """One http/https check of `check` on `vip`, connecting to probe address `address`."""
-        scheme = check.type
-        method = urls.method_of(check)
-        shown = urls.url(check, vip)          # what vc5 shows in diagnostics
-        host = urls.host_name(check, vip)
-        if urls.is_literal(host):
-            target = f"{scheme}://{urls.bracket(address)}:{check.port}{urls.path_of(check)}"
-            headers = {"Host": urls.host_header(check, vip)}
-        else:
-            target, headers = shown, None
-        session = self._session(address, check.port, scheme)
+        method, target, headers, shown = self._request(check, vip, address)
+        session = self._session(address, check.port, check.type)
         try:
             async with session.request(method, target, headers=headers, allow_redirects=False,
                                        timeout=aiohttp.ClientTimeout(total=timeout)) as resp:

@@ -42,7 +42,7 @@ class Runner:
 
     async def round(self, service, backend) -> Round:
         t0 = time.monotonic()
-        target = self.path.target(service.vip, backend.address)
+        target = self.path.target(_text(service.vip), _text(backend.address))
         if not backend.checks:
             return Round(True, "OK", 0, target or "")
         if target is None:
@@ -56,6 +56,20 @@ class Runner:
     async def close(self):
         await self.http.close()
         await self.syn.close()
+        await self.dns.close()
+
+
+_texts: dict = {}
+
+
+def _text(address) -> str:
+    """str() of an ipaddress object, memoised (it is on every round's path)."""
+    t = _texts.get(address)
+    if t is None:
+        if len(_texts) > 100_000:
+            _texts.clear()
+        t = _texts[address] = str(address)
+    return t
 
 
 def _ms(t0) -> int:

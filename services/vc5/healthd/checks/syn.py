@@ -19,10 +19,11 @@ import asyncio
 import ctypes
 import ipaddress
 import os
+import random
 import socket
 import struct
 
-from . import Result
+from . import Result, enlarge_receive_buffer
 
 PORT_BASE = 61000
 # vc5 uses 61000 + seq % 4999, which overflows uint16 above 65535 and wraps to low ports; we keep to
@@ -52,12 +53,20 @@ def pseudo_header(src: str, dst: str, length: int) -> bytes:
     return s.packed + d.packed + struct.pack("!IxxxB", length, socket.IPPROTO_TCP)
 
 
+_SYN_LEN = 20 + len(MSS_OPTION)
+_pseudo_cache: dict = {}
+
+
 def build_syn(src: str, dst: str, sport: int, dport: int, seq: int) -> bytes:
     """A TCP SYN segment (no IP header) with a correct checksum."""
-    offset = (20 + len(MSS_OPTION)) // 4
-    head = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, offset << 4, FLAG_SYN, WINDOW, 0, 0)
+    pseudo = _pseudo_cache.get((src, dst))
+    if pseudo is None:
+        if len(_pseudo_cache) > 100_000:
+            _pseudo_cache.clear()
+        pseudo = _pseudo_cache[(src, dst)] = pseudo_header(src, dst, _SYN_LEN)
+    head = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, (_SYN_LEN // 4) << 4, FLAG_SYN, WINDOW, 0, 0)
     seg = head + MSS_OPTION
-    csum = checksum(pseudo_header(src, dst, len(seg)) + seg)
+    csum = checksum(pseudo + seg)
     return seg[:16] + struct.pack("!H", csum) + seg[18:]
 
 
@@ -144,6 +153,7 @@ class SynChecker:
         self._socks = {}          # family -> socket
         self._pending = {}        # (peer addr, peer port, our port) -> (future, seq)
         self._sources = {}        # peer addr -> our source address towards it
+        self._canonical = {}      # address as given -> canonical text (as replies are matched)
         self._next_port = int.from_bytes(os.urandom(2), "big") % PORT_COUNT
 
     def _socket(self, family):
@@ -151,6 +161,7 @@ class SynChecker:
         if s is None:
             s = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_TCP)
             s.setblocking(False)
+            enlarge_receive_buffer(s)
             try:
                 attach_filter(s, bpf_program(family == socket.AF_INET))
             except OSError:
@@ -191,7 +202,7 @@ class SynChecker:
             if family == socket.AF_INET:
                 src, seg = strip_ipv4(data)
             else:
-                src, seg = str(ipaddress.ip_address(peer[0].split("%")[0])), data
+                src, seg = peer[0].split("%")[0], data      # inet_ntop text: canonical
             if src is None:
                 continue
             t = parse_tcp(seg)
@@ -207,7 +218,11 @@ class SynChecker:
                 fut.set_result(r)
 
     async def probe(self, address: str, port: int, timeout: float) -> Result:
-        addr = str(ipaddress.ip_address(address))
+        addr = self._canonical.get(address)
+        if addr is None:
+            if len(self._canonical) > 100_000:
+                self._canonical.clear()
+            addr = self._canonical[address] = str(ipaddress.ip_address(address))
         family = socket.AF_INET6 if ":" in addr else socket.AF_INET
         try:
             sock = self._socket(family)
@@ -215,7 +230,7 @@ class SynChecker:
         except OSError as e:
             return Result(False, e.strerror or str(e))
         sport = self._port(addr, port)
-        seq = int.from_bytes(os.urandom(4), "big")
+        seq = random.getrandbits(32)      # not a secret: it only pairs replies with probes
         key = (addr, port, sport)
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
