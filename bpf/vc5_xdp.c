@@ -409,7 +409,8 @@ static __always_inline void vc5_nat_rewrite6(struct vc5_ipv6hdr *ip6, __u16 *l4s
 }
 
 /* An answer to a probe (key as it arrived): its nat_reply entry if there is
- * one younger than VC5_NAT_REPLY_TTL_NS; an older one is deleted. */
+ * one younger than VC5_NAT_REPLY_TTL_NS (refreshed: the entry lives while
+ * packets flow either way); an older one is deleted. */
 static __always_inline struct vc5_reply *vc5_reply_lookup(struct vc5_reply_key *k, __u64 now)
 {
     struct vc5_reply *r = nat_reply.lookup(k);
@@ -423,6 +424,7 @@ static __always_inline struct vc5_reply *vc5_reply_lookup(struct vc5_reply_key *
             ns->c[VC5_N_EXPIRED]++;
         return NULL;
     }
+    r->time = now;      /* an answer keeps the entry alive too (long responses, server FIN) */
     return r;
 }
 

@@ -20,6 +20,8 @@ Signatures (one place, mirrored by the XML):
                reason, interface, vlan
   ProgramInfo  (usssut)         program id, tag (hex), name, pin directory, layout version,
                                loaded at (µs since the epoch)
+  ProbeAddresses a(sss)         VIP, backend, probe address: where healthd connects to probe the VIP
+                               on that backend (health-check probe path, nat.py)
   GetCounters  -> (a{st}a{sa{st}}a{sa{st}}a{sa{sa{st}}})
                global, per VIP, per service key, per service key -> backend address; vc5 counter names
 """
@@ -36,6 +38,7 @@ VLANS_SIG = "a(qsssssss)"
 BACKEND_SIG = "(ssbbssq)"
 SERVICES_SIG = "a(ssqssa" + BACKEND_SIG + ")"
 PROGRAM_INFO_SIG = "(usssut)"
+PROBE_ADDRESSES_SIG = "a(sss)"
 COUNTERS_SIG = "(a{st}a{sa{st}}a{sa{st}}a{sa{sa{st}}})"
 ERROR_PREFIX = names.XDP_LOADER_BUS + ".Error."
 
@@ -93,6 +96,9 @@ class XdpLoader(ServiceInterface):
         p = self._source.program_info()
         return [int(p.prog_id), p.tag, p.name, p.pin_dir, int(p.layout_version), int(p.loaded_at_us)]
 
+    def _value_ProbeAddresses(self):
+        return [[str(v), str(b), str(a)] for v, b, a in getattr(self._source, "probe_addresses", ())]
+
     # -- D-Bus members
     @dbus_property(access=PropertyAccess.READ)
     def Mode(self) -> "s":  # noqa: N802,F821 (D-Bus member names and signatures)
@@ -121,6 +127,10 @@ class XdpLoader(ServiceInterface):
     @dbus_property(access=PropertyAccess.READ)
     def ProgramInfo(self) -> PROGRAM_INFO_SIG:  # noqa: N802
         return self._value_ProgramInfo()
+
+    @dbus_property(access=PropertyAccess.READ)
+    def ProbeAddresses(self) -> PROBE_ADDRESSES_SIG:  # noqa: N802
+        return self._value_ProbeAddresses()
 
     @method()
     def GetCounters(self) -> COUNTERS_SIG:  # noqa: N802

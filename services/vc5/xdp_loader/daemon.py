@@ -9,7 +9,12 @@ Start-up (in this order, each step refusing with a clear message):
      program is there (no detach window: restart keeps forwarding);
   5. own org.vc5.XdpLoader1 on the system bus, notify READY=1;
   6. mirror healthd's Services (waits for org.vc5.Health1; never guesses) and
-     program the maps; rescan interfaces and neighbours every `rescan` s.
+     program the maps; rescan interfaces and neighbours every `rescan` s;
+  7. the health-check probe path (nat.py, docs/probe-path.md): the veth pair
+     with xdp_nat, a probe address per (VIP, backend) of the programmed
+     services, published as ProbeAddresses for healthd. Kept across an
+     in-place restart (addresses read back from the pinned maps), torn down
+     with the detach.
 
 Until healthd's Services have been read once, the maps keep what the
 previous loader left: forwarding continues unchanged across a restart even
@@ -152,6 +157,10 @@ class Loader:
         self._wake = asyncio.Event()
         self._health_watch = None
         self._bus = None
+        self.probe_nat = None            # nat.ProbeNat once the probe path is set up
+        self.probe_plumbing = None       # nat.Plumbing
+        self.probe_error = ""            # why the probe path does not work ("" when it does)
+        self.probe_addresses = []        # [(vip, backend, probe address)] as published
 
     # -- read side for the API
     def interface_status(self):
@@ -288,6 +297,68 @@ class Loader:
                 vlog.event(log, logging.INFO, f"XDP program {gone} detached from {name}",
                            message_id=messages.XDP_DETACHED, interface=name)
 
+    # -- health-check probe path (nat.py)
+    def setup_probe_path(self):
+        """Create (or re-assert after a restart) the veth pair and xdp_nat on it; never raises."""
+        from . import nat
+
+        try:
+            if self.probe_nat is None:
+                self.probe_nat = nat.ProbeNat(self.dp)
+            if self.probe_plumbing is None:
+                self.probe_plumbing = nat.Plumbing()
+            r = self.probe_plumbing.setup(self.dp.nat_fd)
+        except Exception as e:          # netlink, ioctl, attach: the balancer keeps forwarding
+            if str(e) != self.probe_error:
+                vlog.event(log, logging.ERROR, f"health-check probe path not available: {e}; healthd "
+                           "cannot probe the VIPs on the backends")
+            self.probe_error = str(e) or type(e).__name__
+        else:
+            if self.probe_error or r.previous_prog_id != r.prog_id:
+                vlog.event(log, logging.INFO, f"health-check probe path ready: {nat.HOST_IFNAME} <-> "
+                           f"{nat.PEER_IFNAME}, routes {nat.NET4} and {nat.NET6}, program {r.prog_id} "
+                           f"({r.mode} mode)")
+            self.probe_error = ""
+            for name in self.cfg.interfaces:
+                if nat.strict_rp_filter(name):
+                    log.warning("net.ipv4.conf.%s.rp_filter is strict (1): IPv4 probe answers arriving "
+                                "on %s are dropped by the kernel; use loose (2) or off (0)", name, name)
+        self._publish_probe_addresses()
+
+    def ensure_probe_path(self):
+        """Re-create the probe path if its veth pair disappeared."""
+        if self.probe_plumbing is None or self.probe_error or not self.probe_plumbing.exists():
+            self.setup_probe_path()
+
+    def update_probe_path(self, planned):
+        from . import nat
+
+        if self.probe_nat is None:
+            return
+        targets, _reasons = nat.targets_from_plan(planned, self.view)
+        try:
+            self.probe_nat.update(targets)
+        except (ValueError, OSError) as e:
+            vlog.event(log, logging.ERROR, f"probe addresses not programmed: {e}")
+        self._publish_probe_addresses()
+
+    def _publish_probe_addresses(self):
+        addresses = self.probe_nat.addresses() if self.probe_nat is not None and not self.probe_error else []
+        if addresses != self.probe_addresses:
+            self.probe_addresses = addresses
+            self._changed("ProbeAddresses")
+
+    def teardown_probe_path(self):
+        from . import nat
+
+        if self.probe_nat is not None:
+            try:
+                self.probe_nat.clear()
+            except OSError as e:
+                log.warning("clearing the probe addresses: %s", e)
+        if nat.teardown():
+            log.info("removed the health-check probe path (%s)", nat.HOST_IFNAME)
+
     # -- network view and programming
     def redirect_ifindexes(self):
         return tuple(st.ifindex for st in self.ifaces.values() if st.ifindex)
@@ -346,6 +417,7 @@ class Loader:
                 self._programmed.pop(key, None)
                 vlog.event(log, logging.INFO, f"service {key} removed (healthd no longer lists it)",
                            service=key)
+        self.update_probe_path(planned)
         self._log_reasons(planned)
         if planned != self.planned:
             self.planned = planned
@@ -487,6 +559,7 @@ class Loader:
             try:
                 self.rescan()
                 self.check_interfaces()
+                self.ensure_probe_path()
                 if time.monotonic() >= next_probe:
                     self.probe_unknown(all_known=True)
                     next_probe = time.monotonic() + REPROBE_S
@@ -659,6 +732,9 @@ def detach_everything(cfg_interfaces, pin_dir) -> list[str]:
                            message_id=messages.XDP_DETACHED, interface=itf.name)
     finally:
         reader.close()
+    from . import nat
+    if nat.teardown():
+        done.append(f"removed the health-check probe path ({nat.HOST_IFNAME})")
     removed = remove_pins(pin_dir)
     if removed:
         done.append(f"removed {removed} pinned maps from {pin_dir}")
@@ -799,6 +875,7 @@ async def _run(args, cfg) -> int:
         loader.view = loader.reader.view(cfg.vlans, cfg.vlans6,
                                          cfg.interfaces if not (cfg.vlans or cfg.vlans6) else ())
         loader.attach_all()
+        loader.setup_probe_path()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, loader.stop_event.set)
@@ -807,6 +884,7 @@ async def _run(args, cfg) -> int:
     finally:
         if loader.detach_on_stop:
             loader.detach_all()
+            loader.teardown_probe_path()
             dp.close(unpin=True)
             log.info("detached and removed the pinned maps in %s", args.pin_dir)
         else:

@@ -94,14 +94,18 @@ class NatTarget:
     ifindex: int        # that interface
 
 
-def targets_from_plan(planned) -> tuple[dict, dict]:
+def targets_from_plan(planned, view=None) -> tuple[dict, dict]:
     """({(vip, backend): NatTarget}, {(vip, backend): reason}) from planner.PlannedService's.
 
     A backend appears once per VIP (the first forwardable service wins: MAC,
-    interface and our address depend on the backend only)."""
+    interface and our address depend on the backend only). The probe's source
+    is our address on the backend's subnet; for a backend of the other family
+    than the VIP (L2 DSR allows it: only MACs change), our address of the
+    VIP's family on the same interface, from `view` (netinfo.NetView)."""
     targets, reasons = {}, {}
     for p in planned:
         vip = str(ipaddress.ip_address(p.vip))
+        version = ipaddress.ip_address(vip).version
         for b in p.backends:
             key = (vip, str(ipaddress.ip_address(b.address)) if _is_ip(b.address) else b.address)
             if key in targets:
@@ -109,14 +113,25 @@ def targets_from_plan(planned) -> tuple[dict, dict]:
             if not b.valid or not b.mac or not b.ifindex:
                 reasons.setdefault(key, f"backend not forwardable: {b.reason or 'unknown'}")
                 continue
-            if not b.lb_ip or ipaddress.ip_address(b.lb_ip).version != ipaddress.ip_address(vip).version:
-                reasons.setdefault(key, f"no IPv{ipaddress.ip_address(vip).version} address of ours on "
-                                        f"{b.ifname or 'the backend subnet'} to probe VIP {vip} from")
+            source = _source_address(b, version, view)
+            if source is None:
+                where = b.ifname or "the backend subnet"
+                reasons.setdefault(key, f"no IPv{version} address of ours on {where} to probe VIP {vip} from")
                 continue
-            targets[key] = NatTarget(vip, key[1], str(ipaddress.ip_address(b.lb_ip)), b.mac, b.lb_mac,
-                                     b.ifindex)
+            targets[key] = NatTarget(vip, key[1], source, b.mac, b.lb_mac, b.ifindex)
             reasons.pop(key, None)
     return targets, reasons
+
+
+def _source_address(b, version: int, view) -> str | None:
+    if b.lb_ip and ipaddress.ip_address(b.lb_ip).version == version:
+        return str(ipaddress.ip_address(b.lb_ip))
+    candidates = [v for v in getattr(view, "vlans", ()) if v.usable and v.ifindex == b.ifindex
+                  and v.lb_ip is not None and v.prefix.version == version]
+    if not candidates:
+        return None
+    same_vlan = [v for v in candidates if v.vlan == b.redirect_slot]     # planner: redirect_slot = VLAN id
+    return str((same_vlan or candidates)[0].lb_ip)
 
 
 def _is_ip(text) -> bool:
