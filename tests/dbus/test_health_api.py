@@ -258,3 +258,12 @@ def test_probe_path_follows_xdp_loader_probe_addresses(private_bus, tmp_path):
             assert "probe path: loader" in h.log()
     finally:
         loader.stop()
+
+
+def test_sigterm_stops_cleanly(private_bus, tmp_path):
+    h = Healthd(write(tmp_path / "vc5.yaml", CONFIG), private_bus).start()
+    until(lambda: h.vips().get("192.0.2.1"), timeout=15)
+    h.stop()
+    assert h.proc.returncode == 0, h.log()
+    assert "vc5-healthd stopping" in h.log()
+    assert not h.owned()
