@@ -4,7 +4,9 @@
 
 HTTP on every address (IPv4 and IPv6, one dual-stack socket): GET / answers
 200 with JSON {"name", "local": the address the connection was made to,
-"peer": the address it came from}. A backend with the VIP on lo therefore
+"peer": the address it came from}; UDP on the same port answers each
+datagram with the same JSON (local = the datagram's destination, from
+IPV6_RECVPKTINFO; the answer leaves from it). A backend with the VIP on lo therefore
 answers a probe to the VIP with local = VIP; one without the VIP on lo
 answers on its own address only. Prints "ready" once listening.
 """
@@ -13,6 +15,7 @@ import json
 import socket
 import socketserver
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 NAME, PORT = sys.argv[1], int(sys.argv[2])
@@ -47,6 +50,21 @@ class DualStack(ThreadingHTTPServer):
         self.server_name, self.server_port = "backend", self.server_address[1]
 
 
+def serve_udp():
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+    s.bind(("::", PORT))
+    while True:
+        data, anc, _flags, peer = s.recvmsg(2048, socket.CMSG_SPACE(20))
+        info = next(d for level, kind, d in anc
+                    if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO)
+        local = socket.inet_ntop(socket.AF_INET6, info[:16])
+        body = json.dumps({"name": NAME, "local": plain(local), "peer": plain(peer[0])}).encode()
+        s.sendmsg([body], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, info)], 0, peer)
+
+
 server = DualStack(("::", PORT), Who)
+threading.Thread(target=serve_udp, daemon=True).start()
 print("ready", flush=True)
 server.serve_forever()

@@ -1,9 +1,10 @@
 """Probes as healthd sends them, run in the balancer's namespace.
 
-    probe_client.py '[["http", ADDRESS, PORT, HOST], ["syn", ADDRESS, PORT, null], ...]'
+    probe_client.py '[["http", ADDRESS, PORT, HOST], ["udp", ADDRESS, PORT, null],
+                      ["syn", ADDRESS, PORT, null], ...]'
 
-Prints one JSON list: for http {"ok": true, "body": {...}} or {"ok": false,
-"error": "..."}; for syn {"ok": bool, "diagnostic": "..."} from healthd's own
+Prints one JSON list: for http and udp (one datagram, one answer expected)
+{"ok": true, "body": {...}} or {"ok": false, "error": "..."}; for syn {"ok": bool, "diagnostic": "..."} from healthd's own
 SYN checker (vc5.healthd.checks.syn: raw socket, SYN-ACK expected). 2 s
 timeouts, as vc5.
 """
@@ -11,6 +12,7 @@ timeouts, as vc5.
 import asyncio
 import http.client
 import json
+import socket
 import sys
 
 from vc5.healthd.checks.syn import SynChecker
@@ -27,6 +29,18 @@ def http_get(address, port, host):
         c.close()
         return {"ok": r.status == 200, "body": json.loads(body)}
     except (OSError, http.client.HTTPException, ValueError) as e:
+        return {"ok": False, "error": f"{type(e).__name__}: {e}"}
+
+
+def udp_ask(address, port):
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.settimeout(TIMEOUT)
+            s.connect((address, port))
+            s.send(b"probe")
+            return {"ok": True, "body": json.loads(s.recv(2048))}
+    except (OSError, ValueError) as e:
         return {"ok": False, "error": f"{type(e).__name__}: {e}"}
 
 
@@ -49,6 +63,8 @@ def main():
     for i, j in enumerate(jobs):
         if j[0] == "http":
             out[i] = http_get(j[1], j[2], j[3])
+        elif j[0] == "udp":
+            out[i] = udp_ask(j[1], j[2])
     print(json.dumps(out))
 
 

@@ -97,6 +97,15 @@ def test_http_probe_reaches_the_vip_on_each_backend(lab, v6):
 
 
 @pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_udp_probe_reaches_the_vip_and_the_answer_comes_back(lab, v6):
+    vip, balancer = (L.VIP6, L.BALANCER6) if v6 else (L.VIP, L.BALANCER)
+    results = probe(lab, *[["udp", nat_of(lab, n, v6), L.HTTP_PORT, None] for n in GOOD])
+    for name, r in zip(GOOD, results):
+        assert r["ok"], (name, r)
+        assert r["body"] == {"name": name, "local": vip, "peer": balancer}
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
 def test_syn_probe_gets_syn_ack(lab, v6):
     results = probe(lab, *[["syn", nat_of(lab, n, v6), L.HTTP_PORT, None] for n in GOOD])
     assert all(r["ok"] for r in results), results
