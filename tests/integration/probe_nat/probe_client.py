@@ -5,8 +5,8 @@
 
 Prints one JSON list: for http and udp (one datagram, one answer expected)
 {"ok": true, "body": {...}} or {"ok": false, "error": "..."}; for syn
-{"ok": bool, "diagnostic": "..."} from healthd's own SYN checker (vc5.healthd.checks.syn: raw socket, SYN-ACK expected). 2 s
-timeouts, as vc5.
+{"ok": bool, "diagnostic": "..."} from healthd's own SYN checker
+(vc5.healthd.checks.syn: raw socket, SYN-ACK expected). 2 s timeouts, as vc5.
 """
 
 import asyncio
