@@ -13,7 +13,8 @@ from dbus_next import BusType, Message
 from dbus_next.aio import MessageBus
 from dbus_next.introspection import Node
 
-from tests.integration.health.healthd_proc import IFACE, MANAGER, BusCallFailed, Healthd, write
+from tests.integration.health.healthd_proc import (IFACE, MANAGER, BusCallFailed, Healthd, LoaderStandIn,
+                                                   write)
 from tests.lib.wait import until
 
 XML = os.path.join(os.path.dirname(__file__), "..", "..", "services", "vc5", "dbus", "org.vc5.Health1.xml")
@@ -187,56 +188,6 @@ def test_live_object_matches_with_common_contract_check(healthd):
     from vc5.common.bus import assert_matches_introspection, load_introspection
     (live_xml,) = healthd.call("org.freedesktop.DBus.Introspectable", "Introspect")
     assert_matches_introspection(live_xml, load_introspection("org.vc5.Health1"))
-
-
-class LoaderStandIn:
-    """Publishes org.vc5.XdpLoader1 ProbeAddresses a(sss) from a thread, as xdp-loader will.
-
-    A stand-in for the peer until xdp-loader's NAT path publishes the property.
-    """
-
-    def __init__(self, addresses):
-        import threading
-        from dbus_next.service import PropertyAccess, ServiceInterface, dbus_property
-
-        class Iface(ServiceInterface):
-            def __init__(self):
-                super().__init__("org.vc5.XdpLoader1")
-                self.addresses = addresses
-
-            @dbus_property(access=PropertyAccess.READ)
-            def ProbeAddresses(self) -> "a(sss)":  # noqa: N802,F821
-                return self.addresses
-
-        self.iface = Iface()
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        assert self.ready.wait(10)
-
-    def _run(self):
-        asyncio.set_event_loop(self.loop)
-
-        async def start():
-            self.bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
-            self.bus.export("/org/vc5/XdpLoader1", self.iface)
-            await self.bus.request_name("org.vc5.XdpLoader1")
-            self.ready.set()
-
-        self.loop.run_until_complete(start())
-        self.loop.run_forever()
-
-    def publish(self, addresses):
-        def change():
-            self.iface.addresses = addresses
-            self.iface.emit_properties_changed({"ProbeAddresses": addresses})
-        self.loop.call_soon_threadsafe(change)
-
-    def stop(self):
-        self.loop.call_soon_threadsafe(self.bus.disconnect)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 def test_probe_path_follows_xdp_loader_probe_addresses(private_bus, tmp_path):

@@ -105,3 +105,33 @@ def test_a_crashing_round_reports_a_failure():
 
     results = run(main())
     assert results and not results[0][2].passed and "boom" in results[0][2].diagnostic
+
+
+def test_rounds_continue_after_a_check_cancels_itself_internally():
+    """aiohttp 3.8 times out by cancelling the running task and swallowing the CancelledError
+    (never uncancelling it): the backend must keep being checked."""
+    class SelfCancelling:
+        def __init__(self):
+            self.calls = 0
+
+        async def round(self, service, backend):
+            self.calls += 1
+            asyncio.current_task().cancel()
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                pass
+            return Round(False, "http: GET http://192.0.2.1/ - Timeout", 0, backend.address)
+
+    async def main():
+        runner, results = SelfCancelling(), []
+        sch = Scheduler(runner, lambda *a: results.append(a))
+        sch.sync(state({"s": (Svc(interval=0.05), [Bk("10.0.0.1")])}))
+        for _ in range(100):
+            if len(results) >= 3:
+                break
+            await asyncio.sleep(0.02)
+        await sch.stop()
+        return results
+
+    assert len(run(main())) >= 3

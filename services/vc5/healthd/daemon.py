@@ -111,6 +111,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopped.set)
+        loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
         watchdog = asyncio.ensure_future(sd.watchdog())
         lost = asyncio.ensure_future(self.bus.wait_for_disconnect())
         lost.add_done_callback(lambda _f: self._stopped.set())
@@ -336,6 +337,15 @@ class _BuiltVariant(Variant):
 def _variant(name, value):
     sig = _SIGNATURES[name]
     return _BuiltVariant(sig, value) if name in ("Services", "VIPs") else Variant(sig, value)
+
+
+def dump_tasks():
+    """SIGUSR1: log where every task waits (operators' view of a stuck check)."""
+    import io
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(limit=8, file=out)
+        log.warning("task %s", out.getvalue())
 
 
 def parse_args(argv=None):

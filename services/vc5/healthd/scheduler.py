@@ -61,10 +61,12 @@ class Scheduler:
         while True:
             try:
                 r = await self.runner.round(service, backend)
-                if me.cancelling():
-                    # asyncio.wait_for (3.11) inside a check can swallow our cancel when its
-                    # inner future completes at the same moment: honour it here.
-                    raise asyncio.CancelledError()
+                if self._tasks.get(key, (None, None))[1] is not me:
+                    # Removed by sync()/stop() while the round ran, and the cancel was swallowed
+                    # (asyncio.wait_for in 3.11 can, when its inner future completes at the same
+                    # moment). Task.cancelling() cannot tell: aiohttp 3.8 cancels the task for its
+                    # own timeouts and never uncancels it.
+                    return
                 self.on_result(key[0], key[1], r)
             except asyncio.CancelledError:
                 raise

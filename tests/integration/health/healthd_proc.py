@@ -1,10 +1,14 @@
 """Run the real vc5-healthd as a subprocess and read its bus object with busctl (test helper)."""
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import time
+
+from dbus_next import BusType
+from dbus_next.aio import MessageBus
 
 from tests.lib.wait import until
 
@@ -113,6 +117,56 @@ class Healthd:
 
 class BusCallFailed(Exception):
     pass
+
+
+class LoaderStandIn:
+    """Publishes org.vc5.XdpLoader1 ProbeAddresses a(sss) from a thread, as xdp-loader will.
+
+    A stand-in for the peer until xdp-loader's NAT path publishes the property.
+    """
+
+    def __init__(self, addresses):
+        import threading
+        from dbus_next.service import PropertyAccess, ServiceInterface, dbus_property
+
+        class Iface(ServiceInterface):
+            def __init__(self):
+                super().__init__("org.vc5.XdpLoader1")
+                self.addresses = addresses
+
+            @dbus_property(access=PropertyAccess.READ)
+            def ProbeAddresses(self) -> "a(sss)":  # noqa: N802,F821
+                return self.addresses
+
+        self.iface = Iface()
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        assert self.ready.wait(10)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+
+        async def start():
+            self.bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+            self.bus.export("/org/vc5/XdpLoader1", self.iface)
+            await self.bus.request_name("org.vc5.XdpLoader1")
+            self.ready.set()
+
+        self.loop.run_until_complete(start())
+        self.loop.run_forever()
+
+    def publish(self, addresses):
+        def change():
+            self.iface.addresses = addresses
+            self.iface.emit_properties_changed({"ProbeAddresses": addresses})
+        self.loop.call_soon_threadsafe(change)
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.bus.disconnect)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
 
 
 def write(path, text):

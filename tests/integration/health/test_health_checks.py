@@ -9,6 +9,7 @@ import time
 from tests.lib.wait import until
 
 from .conftest import V4, V6
+from .healthd_proc import LoaderStandIn
 
 
 def web(servers, policy, extra="", vips="[192.0.2.1, 2001:db8::1]"):
@@ -131,3 +132,25 @@ def test_reload_good_and_bad_files(farm):
         # the old configuration keeps checking
         farm.set_status(V4[1], 503)
         h.wait_backend(svc, V4[1], False, timeout=5)
+
+
+def test_loader_probe_path_names_the_dsr_mistake(farm):
+    """Through xdp-loader's probe addresses: a backend reachable on its own address but not
+    through the (VIP, backend) path is reported with the DSR hint; a good path passes."""
+    loader = LoaderStandIn([["192.0.2.1", V4[0], "10.9.0.99"],      # leads nowhere: "VIP not on lo"
+                            ["192.0.2.1", V4[1], V4[1]]])
+    try:
+        cfg = web(V4[:2], "      http:\n        path: /alive\n", vips="192.0.2.1")
+        with farm.healthd(cfg, args=["--probe-path", "loader"]) as h:
+            svc = "192.0.2.1:80:tcp"
+            assert h.get("ProbePath") == "loader"
+            h.wait_backend(svc, V4[1], True)
+            until(lambda: "answers on its own address but not on VIP 192.0.2.1"
+                  in h.backend(svc, V4[0])["diagnostic"], timeout=5,
+                  message="no DSR hint in the diagnostic")
+            d = h.backend(svc, V4[0])["diagnostic"]
+            assert d.startswith("http: GET http://192.0.2.1/alive - Timeout (backend 10.9.0.10 ") and \
+                "192.0.2.1/32 dev lo" in d
+            assert not h.backend(svc, V4[0])["up"]
+    finally:
+        loader.stop()

@@ -50,7 +50,18 @@ class Runner:
         for check in backend.checks:
             r = await self.check(check, service, target)
             if not r.passed:
-                return Round(False, f"{check.type}: {r.diagnostic}", _ms(t0), target)
+                diagnostic = f"{check.type}: {r.diagnostic}"
+                own = _text(backend.address)
+                if target != own:
+                    # Through the NAT path the probe reached the VIP on the backend and failed:
+                    # if the same check passes on the backend's own address, say what is wrong.
+                    took = _ms(t0)
+                    direct = await self.check(check, service, own)
+                    hint = pp.dsr_hint(False, direct.passed, _text(service.vip), own)
+                    if hint:
+                        diagnostic = f"{diagnostic} ({hint})"
+                    return Round(False, diagnostic, took, target)
+                return Round(False, diagnostic, _ms(t0), target)
         return Round(True, "OK", _ms(t0), target)
 
     async def close(self):
