@@ -1,7 +1,7 @@
 """A test backend: aiohttp on http (80) and https (443), both families, every local address.
 
 GET/HEAD /alive answers the status written in STATE_DIR/<local address> (200
-if absent) and records the request's Host header in STATE_DIR/host-<local
+if absent; "hang" answers after 5 s) and records the request's Host header in STATE_DIR/host-<local
 address>; /redirect answers 302. Prints "ready" once listening.
 
     python3 backend_server.py STATE_DIR CERT KEY
@@ -26,9 +26,13 @@ def main(state_dir, cert, key):
             f.write(request.headers.get("Host", ""))
         try:
             with open(os.path.join(state_dir, addr)) as f:
-                status = int(f.read().strip() or 200)
+                text = f.read().strip()
         except FileNotFoundError:
-            status = 200
+            text = ""
+        if text == "hang":          # answer far too late: the check must time out
+            await asyncio.sleep(5)
+            text = ""
+        status = int(text or 200)
         return web.Response(status=status, text="alive\n")
 
     async def redirect(request):

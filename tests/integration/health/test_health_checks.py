@@ -154,3 +154,16 @@ def test_loader_probe_path_names_the_dsr_mistake(farm):
             assert not h.backend(svc, V4[0])["up"]
     finally:
         loader.stop()
+
+
+def test_http_timeout_goes_down_and_rounds_go_on(farm):
+    """A hanging backend times out (aiohttp cancels internally) and is checked again until it recovers."""
+    with farm.healthd(web(V4[:1], "      http:\n        path: /alive\n", vips="192.0.2.1")) as h:
+        svc = "192.0.2.1:80:tcp"
+        h.wait_backend(svc, V4[0], True)
+        farm.set_status(V4[0], "hang")
+        h.wait_backend(svc, V4[0], False, timeout=5)
+        until(lambda: h.backend(svc, V4[0])["diagnostic"] == "http: GET http://192.0.2.1/alive - Timeout",
+              timeout=5)
+        farm.set_status(V4[0], 200)
+        h.wait_backend(svc, V4[0], True, timeout=10)
