@@ -63,9 +63,10 @@ class LoadClient:
     def report(self):
         return self.ask("report")
 
-    def recycle(self, backend="*"):
-        """Replace the streams of `backend` ("*": every stream) with new ones."""
-        answer = self.ask(f"recycle {backend}")
+    def recycle(self, backend="*", port=None):
+        """Replace the streams of `backend` ("*": every stream) with new ones, from source ports
+        port, port+1, ... if given (else the kernel's choice)."""
+        answer = self.ask(f"recycle {backend} {port}" if port else f"recycle {backend}")
         assert answer["ready"], f"new streams did not all start delivering: {answer}"
 
     @contextmanager

@@ -8,7 +8,9 @@ answered by one JSON line on stdout:
                     every stream that broke, wait until all of them deliver
                     lines again -> {"streams": {backend: count}}
   report            what happened since `window` -> see Load.report()
-  recycle BACKEND   close the streams served by BACKEND ("*": all) and open new ones
+  recycle BACKEND [PORT]
+                    close the streams served by BACKEND ("*": all) and open new ones;
+                    with PORT, new streams bind to source ports PORT, PORT+1, ...
   quit              stop
 
 New connections: `--workers` loops, each making one HTTP/1.0 GET / at a time
@@ -68,6 +70,7 @@ class Load:
         self.a = args
         self.streams = []
         self.next_id = 0
+        self.next_port = None     # source port of the next stream (None: the kernel's choice)
         self.zero()
 
     def zero(self):
@@ -114,10 +117,11 @@ class Load:
             await asyncio.sleep(self.a.pause)
 
     # ---------------------------------------------------------------- streams
-    async def run_stream(self, s):
+    async def run_stream(self, s, port=None):
         try:
+            local = ("0.0.0.0", port) if port else None
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.a.vip, self.a.port), self.a.timeout)
+                asyncio.open_connection(self.a.vip, self.a.port, local_addr=local), self.a.timeout)
             s.writer = writer
             writer.write(f"GET /stream HTTP/1.0\r\nHost: {self.a.vip}\r\n\r\n".encode())
             buf = b""
@@ -150,7 +154,10 @@ class Load:
     def open_stream(self):
         s = Stream(self.next_id)
         self.next_id += 1
-        s.task = asyncio.ensure_future(self.run_stream(s))
+        port = self.next_port
+        if port:
+            self.next_port += 1
+        s.task = asyncio.ensure_future(self.run_stream(s, port))
         self.streams.append(s)
         return s
 
@@ -207,6 +214,8 @@ class Load:
             elif cmd == "report":
                 answer = self.report()
             elif cmd == "recycle":
+                arg, _, port = arg.partition(" ")
+                self.next_port = int(port) if port else None
                 for s in [s for s in self.streams if arg in (s.backend, "*")]:
                     self.close_stream(s)
                 answer = {"ready": await self.fill_streams()}
