@@ -97,6 +97,12 @@ def config(n, interval):
 
 # ---- the worker: runs inside the prober namespace ----------------------------------------------
 
+def udp_drops(ns):
+    """UDP datagrams dropped for a full receive buffer in `ns` (nstat), all families."""
+    out = ns.run("nstat -az UdpRcvbufErrors Udp6RcvbufErrors", check=False).stdout
+    return sum(int(line.split()[1]) for line in out.splitlines() if "RcvbufErrors" in line)
+
+
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else float("nan")
@@ -321,6 +327,7 @@ def main():
         r = prober.run([PY, os.path.abspath(__file__), "--worker", cfg, str(n), str(interval), str(window)],
                        timeout=590, env=env)
         res = json.loads(r.stdout.strip().splitlines()[-1])
+        res["udp_drops"] = {name: udp_drops(ns) for name, ns in (("farm", farm), ("prober", prober))}
     finally:
         for p in procs:
             p.terminate()
@@ -340,7 +347,8 @@ def main():
         f"healthd    {h['pairs']} (service, backend) pairs, all up after {h['all_up_after_s']:.1f} s",
         f"healthd    sustained {h['rounds_per_s']:.0f} checks/s (target {3 * n / interval:.0f}), "
         f"CPU {h['cpu_share']:.0%} of one core -> {h['rounds_per_cpu_s']:.0f} checks per CPU-second, "
-        f"{h['failed_rounds']} failed rounds {h['failures'] or ''}",
+        f"{h['failed_rounds']} failed rounds {h['failures'] or ''}; UDP receive-buffer drops: "
+        f"farm {res['udp_drops']['farm']}, prober {res['udp_drops']['prober']}",
         f"latency    http p50 {h['http_p50_ms']:.2f} / p99 {h['http_p99_ms']:.2f} ms; "
         f"syn p50 {h['syn_p50_ms']:.2f} / p99 {h['syn_p99_ms']:.2f} ms; "
         f"dns p50 {h['dns_p50_ms']:.2f} / p99 {h['dns_p99_ms']:.2f} ms",
