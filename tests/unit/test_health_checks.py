@@ -193,6 +193,9 @@ def test_probe_path_direct_and_loader():
     assert p.target("192.0.2.1", "10.0.0.2") == "255.0.0.2" and p.target("192.0.2.1", "10.0.0.1") is None
     with pytest.raises(ValueError):
         pp.ProbePath("auto")
+    auto = pp.ProbePath("loader", [("192.0.2.1", "10.0.0.1", "255.0.0.1")], requested="auto")
+    assert auto.target("192.0.2.1", "10.0.0.1") == "255.0.0.1"
+    assert auto.target("192.0.2.1", "10.0.0.2") == "10.0.0.2"     # no address: direct, not failed
 
 
 def test_dsr_hint_names_the_mistake():

@@ -14,7 +14,8 @@ Modes:
     backend accepts traffic for the VIP (the usual DSR mistake: VIP missing
     from the backend's loopback); it is logged at start and shown in the
     ProbePath property and in every round's probe target.
-  * "auto" (default): "loader" if xdp-loader publishes ProbeAddresses, else "direct".
+  * "auto" (default): "loader" if xdp-loader publishes ProbeAddresses, else "direct";
+    in loader mode a (VIP, backend) without a probe address is probed directly.
 """
 
 import asyncio
@@ -54,7 +55,13 @@ class ProbePath:
     def target(self, vip, backend):
         if self.mode == "direct":
             return str(backend)
-        return self._map.get((str(vip), str(backend)))
+        t = self._map.get((str(vip), str(backend)))
+        if t is None and self.requested == "auto":
+            # auto: a pair the loader has no address for (yet, or its NAT path failed) is probed
+            # directly rather than failed - failing it would withdraw healthy VIPs. ProbeLog
+            # shows the target of every round.
+            return str(backend)
+        return t
 
     def describe(self) -> str:
         return self.mode
