@@ -203,7 +203,11 @@ static __always_inline struct vc5_backend *vc5_select(struct vc5_flow_key *fk, _
     if (f) {
         __u64 age = now - f->time;  /* time 0 (never set on this CPU) or in the future: huge */
         stale = 1;
-        if (age <= VC5_FLOW_TTL_NS && !((tcpflags & VC5_TCP_SYN) && age > VC5_FLOW_REFRESH_NS)) {
+        /* A SYN opens a new connection: it never follows an entry, which can
+         * only belong to an earlier connection on the same 4-tuple (SYNs are
+         * never stored), so a re-used source port gets today's Maglev choice,
+         * never a drained or failed backend (vc5 followed entries < 60 s). */
+        if (age <= VC5_FLOW_TTL_NS && !(tcpflags & VC5_TCP_SYN)) {
             *pair = f->pair;
             b = backends.lookup(pair);
             if (b && f->cookie != 0 && b->cookie == f->cookie && (b->flags & VC5_BE_VALID)) {

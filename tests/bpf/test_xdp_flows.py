@@ -169,15 +169,17 @@ def test_flow_is_refreshed_when_older_than_60_s(clean, one_cpu):
     assert abs(entry(clean, one_cpu, vip, 40000).time - now_ns()) < 5e9
 
 
-def test_syn_on_an_old_entry_reselects_but_not_on_a_fresh_one(clean, one_cpu):
+def test_syn_never_follows_an_entry_of_an_earlier_connection(clean, one_cpu):
     vip = "192.0.2.204"
     bes = backends("10.24.0.", 4)
     clean.set_service(ServiceSpec(vip, 80, "tcp", backends=bes))
     first = send(clean, tcp(vip, 80, sport=41000, flags="A"), bes)
+    assert send(clean, tcp(vip, 80, sport=41000, flags="S"), bes) == first   # same table: same choice
+    send(clean, tcp(vip, 80, sport=41000, flags="A"), bes)                    # entry back
     clean.set_service(ServiceSpec(vip, 80, "tcp", backends=drained(bes, first)))
-    assert send(clean, tcp(vip, 80, sport=41000, flags="S"), bes) == first   # fresh: a retransmitted SYN
-    age(clean, vip, 41000, 61)
-    assert send(clean, tcp(vip, 80, sport=41000, flags="S"), bes) != first   # port reuse: new choice
+    assert send(clean, tcp(vip, 80, sport=41000, flags="A"), bes) == first   # established: pinned
+    # A re-used source port a second later: the drained backend gets no new connection.
+    assert send(clean, tcp(vip, 80, sport=41000, flags="S"), bes) != first
     assert entry(clean, one_cpu, vip, 41000) is None                          # and a SYN stores nothing
 
 

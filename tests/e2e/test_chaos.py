@@ -54,10 +54,17 @@ def chaos(root):
         stack.stop()
 
 
-def assert_clean(ev, spare_backend=None):
-    """No failed new connection; no stream reset, closed or stalled (except spare_backend's)."""
+def assert_clean(ev, spare_backend=None, in_flight=0):
+    """No failed new connection; no stream reset, closed or stalled (except spare_backend's).
+
+    `in_flight`: how many new connections may be reset because they were
+    mid-handshake with spare_backend when it was removed (their ACK is
+    re-balanced and the new backend answers RST): removal's allowed loss.
+    """
     r = ev.result
-    assert r["failed"] == 0, f"{ev.name}: {r['failed']} new connections failed: {r['errors']}"
+    resets = r["errors"].get("ConnectionResetError", 0)
+    allowed = min(in_flight, resets) if set(r["errors"]) <= {"ConnectionResetError"} else 0
+    assert r["failed"] <= allowed, f"{ev.name}: {r['failed']} new connections failed: {r['errors']}"
     broken = [s for s in r["streams"] if s["backend"] != spare_backend
               and (s["reset"] or s["closed"] or s["stalled"])]
     assert not broken, f"{ev.name}: streams broken: {broken}"
@@ -231,16 +238,14 @@ def test_drained_backend_keeps_its_streams(chaos):
     assert ev.before.get("be2"), f"no stream was on be2 to begin with: {ev.before}"
     assert_clean(ev)
     try:
-        # New connections still reach be2 when a client re-uses a source port of a recent
-        # connection to it (test_drained_backend_gets_no_new_connection_on_a_reused_port):
-        # this window's be2 count, in the table, shows how often under this load. It grows
-        # with how long the load has run (up to 1/3 once every port was used in the last
-        # minute), so it is not asserted here.
+        # No new connection reaches be2, even from a client re-using a source port of a
+        # recent connection to it (a SYN never follows a flow entry).
         with load.event("be2 drained (observe)") as ev:
             time.sleep(OBSERVE_S)
         name, result, routes = load.rows[-1]
         load.rows[-1] = (f"{name}: {result['by_backend'].get('be2', 0)} to be2", result, routes)
         assert_clean(ev)
+        assert result["by_backend"].get("be2", 0) == 0, result["by_backend"]
         on_be2 = [s for s in ev.result["streams"] if s["backend"] == "be2"]
         assert on_be2 and all(s["max_gap"] < 1.0 for s in on_be2), on_be2
     finally:
@@ -270,9 +275,6 @@ def get_from_port(lab, port):
     return lab.client.ns.run(["python3", "-c", FIXED_PORT_GET, str(port), VIP4], timeout=10).stdout.strip()
 
 
-@pytest.mark.xfail(strict=True, reason="data plane (bpf/vc5_xdp.c vc5_select): a SYN whose 4-tuple has a "
-                   "flow entry younger than 60 s re-uses the pinned backend even when that backend is "
-                   "drained or down, so a client re-using a source port gets the drained backend")
 def test_drained_backend_gets_no_new_connection_on_a_reused_port(chaos):
     lab, stack, load = chaos
     be = lab.backends[1]
@@ -304,7 +306,7 @@ def test_removed_backend_breaks_only_its_own_connections(chaos):
         time.sleep(OBSERVE_S)
     try:
         assert ev.before.get("be3"), f"no stream was on be3 to begin with: {ev.before}"
-        assert_clean(ev, spare_backend="be3")
+        assert_clean(ev, spare_backend="be3", in_flight=5)
         with load.event("be3 removed (observe new connections)") as ev2:
             time.sleep(OBSERVE_S)
         assert_clean(ev2, spare_backend="be3")
@@ -337,10 +339,8 @@ def test_withdrawn_balancer_hands_its_flows_to_the_other_one_unbroken(chaos):
 
     Fresh streams first, from source ports no earlier connection used: a flow that began
     under another backend set (before an earlier event) may be pinned where today's Maglev
-    table would not send it, and so may a new connection that re-uses the 4-tuple of a
-    connection of the last minute (the SYN follows the pinned entry: see
-    test_drained_backend_gets_no_new_connection_on_a_reused_port); the balancers share no
-    flow state (vc5's multicast flow sharing is not implemented)."""
+    table would not send it; the balancers share no flow state (vc5's multicast flow
+    sharing is not implemented)."""
     lab, stack, load = chaos
     lb1, lb2 = lab.balancers
     load.recycle("*", port=21000)
