@@ -30,6 +30,8 @@ from typing import Any
 from dbus_next import BusType, DBusError, Message, MessageType, Variant
 from dbus_next.aio import MessageBus
 
+from vc5.common import busfix
+
 log = logging.getLogger(__name__)
 
 DBUS_NAME = "org.freedesktop.DBus"
@@ -41,7 +43,12 @@ PropertiesCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
 
 
 async def connect_system_bus() -> MessageBus:
-    """Connect to the system bus (DBUS_SYSTEM_BUS_ADDRESS if set, else the standard socket)."""
+    """Connect to the system bus (DBUS_SYSTEM_BUS_ADDRESS if set, else the standard socket).
+
+    Installs the fix for dbus-next 0.2.3's writer first (vc5.common.busfix):
+    without it a full socket buffer silently drops the whole connection.
+    """
+    busfix.patch()
     return await MessageBus(bus_type=BusType.SYSTEM).connect()
 
 

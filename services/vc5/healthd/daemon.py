@@ -26,15 +26,14 @@ import signal
 import sys
 import time
 
-from dbus_next import BusType, Message, Variant
+from dbus_next import Message, Variant
 from dbus_next.signature import SignatureTree
-from dbus_next.aio import MessageBus
 from dbus_next.constants import RequestNameReply
 
 from vc5.common import log as vlog
 from vc5.common import messages, names, sd, wire
+from vc5.common.bus import connect_system_bus
 
-from . import busfix
 from . import probe_path as pp
 from .api import HealthInterface, ManagerInterface
 from .checks.runner import Runner
@@ -93,8 +92,7 @@ class Daemon:
         except Exception as e:
             self._log_rejected(e, "start")
             return 1
-        busfix.patch()
-        self.bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+        self.bus = await connect_system_bus()
         self.path = await pp.open_probe_path(self.bus, self.probe_mode)
         self.runner = Runner(self.path)
         self.scheduler = Scheduler(self.runner, self.on_result)

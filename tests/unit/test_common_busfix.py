@@ -3,7 +3,7 @@
 import asyncio
 from queue import Queue
 
-from vc5.healthd import busfix
+from vc5.common import busfix
 
 
 class FullOnceSocket:
