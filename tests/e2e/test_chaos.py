@@ -369,9 +369,6 @@ def test_withdrawn_balancer_hands_its_flows_to_the_other_one_unbroken(chaos):
     assert_clean(ev2)
 
 
-@pytest.mark.xfail(strict=True, reason="healthd publishes every backend, service and VIP down when it starts "
-                   "(vc5's initial state) and bgpd withdraws the VIP at once; it comes back after 5 passing "
-                   "rounds plus bgpd's 5 s hold-down: the VIP is unreachable for ~8 s")
 def test_healthd_restart_on_the_only_balancer_keeps_serving(chaos):
     """With one balancer advertising, a healthd restart must not take the VIP away
     ("forwarding keeps going while healthd or bgpd restart", ARCHITECTURE.md)."""

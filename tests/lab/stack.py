@@ -91,7 +91,10 @@ class Stack:
             # loader would rightly refuse).
             shutil.rmtree(pin, ignore_errors=True)
             lock = os.path.join(self.lab.workdir, f"{name}-loader.lock")
-            self.lab.spawn(lb, [py, "-m", "vc5.healthd", "--config", path], f"{name}-healthd", env)
+            # As the unit's RuntimeDirectory: state carried across a restart.
+            state = os.path.join(self.lab.workdir, f"{name}-healthd.state.json")
+            self.lab.spawn(lb, [py, "-m", "vc5.healthd", "--config", path, "--state-file", state],
+                           f"{name}-healthd", env)
             self.lab.spawn(lb, [py, "-m", "vc5.xdp_loader", "--config", path, "--pin-dir", pin,
                                 "--lock", lock], f"{name}-xdp-loader", env)
             self.lab.spawn(lb, [py, "-m", "vc5.bgpd", "--config", path], f"{name}-bgpd", env)

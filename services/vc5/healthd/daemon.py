@@ -22,6 +22,7 @@ import asyncio
 import collections
 import gc
 import logging
+import os
 import signal
 import sys
 import time
@@ -34,6 +35,7 @@ from vc5.common import log as vlog
 from vc5.common import messages, names, sd, wire
 from vc5.common.bus import connect_system_bus
 
+from . import persist
 from . import probe_path as pp
 from .api import HealthInterface, ManagerInterface
 from .checks.runner import Runner
@@ -47,6 +49,9 @@ PROBE_LOG_LENGTH = 32
 DIAGNOSTIC_DELAY = 1.0
 # Publishing waits FLUSH_DUTY x (cost of the last PropertiesChanged) after it: <= 1/(1+FLUSH_DUTY) CPU.
 FLUSH_DUTY = 4.0
+# State is saved this often (and at stop) when a state file is configured: a
+# SIGKILLed healthd restarts from state at most this old.
+SAVE_INTERVAL_S = 2.0
 SEVERITY_LEVEL = {3: logging.ERROR, 4: logging.WARNING, 5: vlog.NOTICE, 6: logging.INFO}
 
 
@@ -60,8 +65,10 @@ def load_config(path):
 
 
 class Daemon:
-    def __init__(self, config_path, probe_mode="auto", debug=False):
+    def __init__(self, config_path, probe_mode="auto", debug=False, state_file=None, state_max_age=60.0):
         self.config_path = config_path
+        self.state_file = state_file
+        self.state_max_age = state_max_age
         self.probe_mode = probe_mode
         self.debug = debug
         self.state = HealthState()
@@ -96,6 +103,7 @@ class Daemon:
         self.path = await pp.open_probe_path(self.bus, self.probe_mode)
         self.runner = Runner(self.path)
         self.scheduler = Scheduler(self.runner, self.on_result)
+        self._restore_state()           # the previous generation, if saved before a restart
         self._apply(cfg)
         self.published["ProbePath"] = self.path.describe()
         self.path.on_change = self._probe_path_changed
@@ -112,6 +120,7 @@ class Daemon:
             loop.add_signal_handler(sig, self._stopped.set)
         loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
         watchdog = asyncio.ensure_future(sd.watchdog())
+        saver = asyncio.ensure_future(self._save_periodically()) if self.state_file else None
         lost = asyncio.ensure_future(self.bus.wait_for_disconnect())
         lost.add_done_callback(lambda _f: self._stopped.set())
         vlog.event(log, vlog.NOTICE, "vc5-healthd started", message_id=messages.SERVICE_STARTED)
@@ -125,12 +134,38 @@ class Daemon:
             return 1
         lost.cancel()
         sd.notify_stopping()
+        if saver is not None:
+            saver.cancel()
+            self._save_state()
         vlog.event(log, vlog.NOTICE, "vc5-healthd stopping", message_id=messages.SERVICE_STOPPING)
         watchdog.cancel()
         await self.scheduler.stop()
         await self.runner.close()
         self.bus.disconnect()
         return 0
+
+    # ---- state across restarts (vc5.healthd.persist) ------------------------------------------
+
+    def _restore_state(self) -> None:
+        if not self.state_file:
+            return
+        prior, why = persist.load(self.state_file, now_us(), self.state_max_age)
+        if why:
+            log.warning("%s: starting as a new balancer (every backend down)", why)
+        if prior is not None:
+            self.state = prior
+            log.info("restored the state of generation %d from %s", prior.generation, self.state_file)
+
+    def _save_state(self) -> None:
+        try:
+            persist.save(self.state_file, self.state, now_us())
+        except OSError as e:
+            log.warning("cannot save state to %s: %s", self.state_file, e)
+
+    async def _save_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(SAVE_INTERVAL_S)
+            self._save_state()
 
     def _status(self) -> str:
         s = self.state
@@ -359,13 +394,26 @@ def parse_args(argv=None):
                         "addresses (loader), the backend's own address (direct), or loader when "
                         "xdp-loader publishes ProbeAddresses (auto, default)")
     p.add_argument("--debug", action="store_true", help="log every probe result (DEBUG)")
+    p.add_argument("--state-file", default=_default_state_file(),
+                   help="where state is saved for a restart (default: $RUNTIME_DIRECTORY/state.json under "
+                        "systemd, else none: a restart starts every backend down, as vc5)")
+    p.add_argument("--state-max-age", type=float, default=60.0, metavar="SECONDS",
+                   help="restore saved state only if younger than this (%(default)s)")
     return p.parse_args(argv)
+
+
+def _default_state_file():
+    # systemd sets RUNTIME_DIRECTORY for RuntimeDirectory= (kept across restarts by
+    # RuntimeDirectoryPreserve=restart); may list several, separated by ':'.
+    d = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    return os.path.join(d, "state.json") if d else None
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     vlog.setup("vc5-healthd")
-    return asyncio.run(Daemon(args.config, args.probe_path, args.debug).run())
+    return asyncio.run(Daemon(args.config, args.probe_path, args.debug, args.state_file,
+                              args.state_max_age).run())
 
 
 if __name__ == "__main__":

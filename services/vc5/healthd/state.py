@@ -104,8 +104,9 @@ class BackendRecord:
         """This record under a new configuration (reload): state and counters kept."""
         r = BackendRecord(config, self.hyst.resized(rise, fall), self.since)
         r.diagnostic, r.took_ms = self.diagnostic, self.took_ms
-        # "kept until the next config change that touches that backend"
-        r.drained = self.drained and config == self.config
+        # "kept until the next config change that touches that backend"; a record restored
+        # from a snapshot (config None: vc5.healthd.persist) keeps its drain.
+        r.drained = self.drained and (self.config is None or config == self.config)
         r.probes, r.passes, r.failures = self.probes, self.passes, self.failures
         r.last_probe = self.last_probe
         return r
