@@ -317,8 +317,6 @@ def test_config_check_lists_every_error_at_once():
         os.unlink(path)
 
 
-@pytest.mark.xfail(strict=True, reason="vc5.config: when a service's `virtual` is invalid, the problems in "
-                   "its policy (port out of range, bad check method) are not reported")
 def test_config_check_reports_policy_errors_of_a_service_with_a_bad_vip():
     text = EVERY_ERROR.replace("    virtual: 192.0.2.1\n", "    virtual: 192.0.2.999\n")
     r, path = config_check(text)

@@ -307,6 +307,9 @@ class ServiceCompiler:
                 r.error(m["servers"][1], join(path, "servers"),
                         f"has {len(servers)} servers; at most {MAX_BACKENDS} per service")
         if vips is None or policy is None or servers is None:
+            if policy is not None:
+                # Report the policy's own problems now, not after the VIP or servers are fixed.
+                self.validate_unused(*policy)
             return []
         pnode, ppath = policy
         pm = r.mapping(pnode, ppath, what=" of policy entries (http:, 443:, domain:, ...)")
