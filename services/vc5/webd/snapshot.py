@@ -23,24 +23,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping, Optional
 
-from vc5.common import wire
+from vc5.common import wire, xvs_names
 
 EMPTY: Mapping = MappingProxyType({})
 
-# xvs `struct metrics` (global, per VIP, per service), in vc5's order (spec §1.10).
-XVS_METRICS = (
-    "current", "err_malformed", "err_tot_len", "err_l4_unsupported", "err_icmp_unsupported",
-    "err_fragmented", "err_service_not_found", "err_no_backend", "err_backend_invalid",
-    "err_no_tunnel_port", "err_expired", "err_adjust_failed", "err_tunnel_unsupported",
-    "err_tcp_header", "err_udp_header", "err_icmp_header", "err_internal", "err_cve_2025_37799",
-    "not_ip", "not_a_vip", "probe_reply", "userspace", "icmp_echo_request", "too_big",
-    "packets", "octets", "flows", "errors", "syn", "ack", "fin", "rst",
-)
-# xvs `struct counter` (per backend of a service).
-XVS_BACKEND_COUNTERS = (
-    "packets", "octets", "flows", "errors", "syn", "ack", "fin", "rst",
-    "tunnel_unsupported", "too_big", "adjust_failed", "current",
-)
+# xvs's counter names, in vc5's order (spec §1.10).
+XVS_METRICS = xvs_names.METRICS
+XVS_BACKEND_COUNTERS = xvs_names.BACKEND_COUNTERS
 # Counters whose per-second rate webd derives (vc5's *_per_second fields).
 RATED = ("packets", "octets", "flows")
 # Gauges in the xvs families (everything else is a counter).

@@ -11,21 +11,17 @@ this data plane leaves it 0 for now.
 
 from __future__ import annotations
 
+from vc5.common import xvs_names
+
 from . import layout
 
-METRICS = (
-    "current", "err_malformed", "err_tot_len", "err_l4_unsupported", "err_icmp_unsupported",
-    "err_fragmented", "err_service_not_found", "err_no_backend", "err_backend_invalid",
-    "err_no_tunnel_port", "err_expired", "err_adjust_failed", "err_tunnel_unsupported",
-    "err_tcp_header", "err_udp_header", "err_icmp_header", "err_internal", "err_cve_2025_37799",
-    "not_ip", "not_a_vip", "probe_reply", "userspace", "icmp_echo_request", "too_big",
-    "packets", "octets", "flows", "errors", "syn", "ack", "fin", "rst",
-)
+METRICS = xvs_names.METRICS
 assert len(METRICS) == layout.METRIC_COUNT
 
 ERRORS = tuple(m for m in METRICS if m.startswith("err_"))
 
-BACKEND_COUNTERS = ("packets", "octets", "flows", "errors", "syn", "ack", "fin", "rst")
+# The data plane keeps the first 8 of xvs's 12 per-backend counters (no tunnels yet).
+BACKEND_COUNTERS = xvs_names.BACKEND_COUNTERS[:8]
 assert len(BACKEND_COUNTERS) == layout.BACKEND_COUNTER_COUNT
 
 

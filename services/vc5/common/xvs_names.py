@@ -1,0 +1,22 @@
+"""xvs's counter vocabulary (vc5-behaviour §1.10, §3.7), in xvs's order.
+
+One list for the data plane that counts (vc5.xdp_loader.counters) and the
+web service that exports them as xvs_* metrics (vc5.webd), so the names a
+Grafana dashboard built for vc5 reads cannot drift between the two.
+"""
+
+# xvs `struct metrics`: global, per VIP and per service.
+METRICS = (
+    "current", "err_malformed", "err_tot_len", "err_l4_unsupported", "err_icmp_unsupported",
+    "err_fragmented", "err_service_not_found", "err_no_backend", "err_backend_invalid",
+    "err_no_tunnel_port", "err_expired", "err_adjust_failed", "err_tunnel_unsupported",
+    "err_tcp_header", "err_udp_header", "err_icmp_header", "err_internal", "err_cve_2025_37799",
+    "not_ip", "not_a_vip", "probe_reply", "userspace", "icmp_echo_request", "too_big",
+    "packets", "octets", "flows", "errors", "syn", "ack", "fin", "rst",
+)
+
+# xvs `struct counter`: per backend of a service.
+BACKEND_COUNTERS = (
+    "packets", "octets", "flows", "errors", "syn", "ack", "fin", "rst",
+    "tunnel_unsupported", "too_big", "adjust_failed", "current",
+)
