@@ -103,8 +103,8 @@ def test_properties_and_advertised_follow_health(bgpd, health):
                     and msg.path == names.BGP_PATH and msg.body[0] == names.BGP_IFACE):
                 changes.append(vbus.unwrap(msg.body[1]))
         health.bus.add_message_handler(handler)
-        await vbus._call(health.bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                         "AddMatch", "s", [f"type='signal',path='{names.BGP_PATH}'"])
+        await vbus.call(health.bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                        "AddMatch", "s", [f"type='signal',path='{names.BGP_PATH}'"])
     health._call(subscribe())
 
     health.set({"192.0.2.1": True, "2001:db8::1": True, "192.0.2.2": False})

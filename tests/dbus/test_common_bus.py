@@ -219,7 +219,7 @@ def test_live_object_matches_shipped_introspection(private_bus):
         client = await vbus.connect_system_bus()
         service = await start_service(private_bus, Thing())
         try:
-            [live] = await vbus._call(client, NAME, PATH, "org.freedesktop.DBus.Introspectable", "Introspect")
+            [live] = await vbus.call(client, NAME, PATH, "org.freedesktop.DBus.Introspectable", "Introspect")
         finally:
             await stop_service(service)
             client.disconnect()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from vc5.common import bus
+from vc5.common import bus, introspection
 
 SHIPPED = """<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">
@@ -83,7 +83,7 @@ def test_bad_xml_is_a_clear_error():
 def test_load_introspection_reads_package_data(monkeypatch, tmp_path):
     (tmp_path / "dbus").mkdir()
     (tmp_path / "dbus" / "org.vc5.Health1.xml").write_text(SHIPPED)
-    monkeypatch.setattr(bus.importlib.resources, "files", lambda package: tmp_path)
+    monkeypatch.setattr(introspection.importlib.resources, "files", lambda package: tmp_path)
     assert bus.load_introspection("org.vc5.Health1") == SHIPPED
     with pytest.raises(FileNotFoundError, match="no shipped introspection XML vc5/dbus/org.vc5.Nope1.xml"):
         bus.load_introspection("org.vc5.Nope1")

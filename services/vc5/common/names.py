@@ -30,3 +30,24 @@ UNITS = {
     HEALTH_BUS: "vc5-healthd.service",
     BGP_BUS: "vc5-bgpd.service",
 }
+
+# D-Bus error names the daemons answer with (org.freedesktop.DBus.Error.* are the bus's own).
+HEALTH_ERROR_INVALID_CONFIG = HEALTH_BUS + ".Error.InvalidConfig"
+HEALTH_ERROR_NOT_FOUND = HEALTH_BUS + ".Error.NotFound"
+HEALTH_ERROR_FAILED = HEALTH_BUS + ".Error.Failed"
+BGP_ERROR_INVALID_CONFIG = BGP_BUS + ".Error.InvalidConfig"
+BGP_ERROR_NOT_FOUND = BGP_BUS + ".Error.NotFound"
+# The loader's errors are XDP_LOADER_ERROR_PREFIX + the Manager method that failed
+# (e.g. org.vc5.XdpLoader1.Error.Reload), or + "Counters" for GetCounters.
+XDP_LOADER_ERROR_PREFIX = XDP_LOADER_BUS + ".Error."
+
+# Errors of the bus itself that mean "that daemon is not running".
+BUS_ERRORS_ABSENT = frozenset({
+    "org.freedesktop.DBus.Error.ServiceUnknown",
+    "org.freedesktop.DBus.Error.NameHasNoOwner",
+    "org.freedesktop.systemd1.NoSuchUnit",
+})
+# ... and "the bus policy refused the call".
+BUS_ERRORS_DENIED = frozenset({
+    "org.freedesktop.DBus.Error.AccessDenied",
+})

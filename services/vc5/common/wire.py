@@ -1,28 +1,88 @@
-"""The state healthd publishes on org.vc5.Health1, as typed values.
+"""Every value vc5's daemons put on the bus, as typed structs: one definition each.
 
-One definition of each D-Bus struct, used by the publisher (healthd) and every
-subscriber (xdp-loader, bgpd, webd, vc5ctl), so they cannot drift. The shipped
-introspection XML uses these signatures.
+The publisher (healthd, bgpd, xdp-loader) encodes with `to_dbus()`, every
+subscriber (the others, webd, vc5ctl) decodes with `from_dbus()`, so nobody
+indexes a D-Bus struct by position and the two ends cannot drift. The shipped
+introspection XML (vc5/dbus/*.xml) uses the signatures below; a unit test
+checks every property, signal and method reply of the XML against them.
 
-Timestamps are microseconds since the UNIX epoch (CLOCK_REALTIME), as
-systemd's own `t` timestamps; 0 means "never".
+An interface is described by an `Interface` schema (HEALTH, BGP, XDP_LOADER at
+the bottom): property name -> `Prop` (signature, encoder, decoder). The
+Publisher in vc5.common.bus encodes with it; watch_properties(schema=...)
+decodes with it.
+
+Conventions (docs/architecture.md, "D-Bus contract"):
+- timestamps are microseconds since the UNIX epoch (CLOCK_REALTIME), as
+  systemd's own `t` timestamps; 0 means "never";
+- prefixes are strings in CIDR form, addresses in their canonical text form.
 """
 
+from __future__ import annotations
+
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping
 
-# (address, port, weight, disabled, drained, up, since, diagnostic, took_ms)
-BACKEND_SIGNATURE = "(sqqbbbtsu)"
-# (vip, port, protocol, name, description, priority, sticky, need,
-#  tunnel_type, tunnel_port, tunnel_no_checksum, up, since, available, backends)
-SERVICE_SIGNATURE = "(sqssssbqsqbbtqa" + BACKEND_SIGNATURE + ")"
-SERVICES_SIGNATURE = "a" + SERVICE_SIGNATURE
-# (vip, up, since)
-VIP_SIGNATURE = "(sbt)"
-VIPS_SIGNATURE = "a" + VIP_SIGNATURE
+from vc5.common import names
 
+
+class Struct:
+    """A frozen dataclass that is one D-Bus struct: fields in wire order.
+
+    Subclasses set SIGNATURE (one complete struct type) and, for fields that
+    hold nested structs, NESTED = {field: StructClass} (the field is an array
+    of that struct on the wire, a tuple here).
+    """
+
+    SIGNATURE: ClassVar[str] = "()"
+    NESTED: ClassVar[Mapping[str, type]] = {}
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        names_ = cls.__dict__.get("_FIELDS")
+        if names_ is None:
+            names_ = tuple(f.name for f in dataclasses.fields(cls))
+            cls._FIELDS = names_
+        return names_
+
+    def to_dbus(self) -> list:
+        out = []
+        for name in self.field_names():
+            value = getattr(self, name)
+            if name in self.NESTED:
+                value = [v.to_dbus() for v in value]
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            out.append(value)
+        return out
+
+    @classmethod
+    def from_dbus(cls, value) -> "Struct":
+        values = list(value)
+        fields_ = cls.field_names()
+        if len(values) != len(fields_):
+            raise ValueError(f"{cls.__name__}: {len(values)} items on the wire, expected {len(fields_)} "
+                             f"({cls.SIGNATURE})")
+        kwargs = {}
+        for name, v in zip(fields_, values):
+            nested = cls.NESTED.get(name)
+            if nested is not None:
+                v = tuple(nested.from_dbus(x) for x in v)
+            elif isinstance(v, list):
+                v = tuple(v)
+            kwargs[name] = v
+        return cls(**kwargs)
+
+
+# =============================================================== org.vc5.Health1
 
 @dataclass(frozen=True)
-class BackendState:
+class BackendState(Struct):
+    """One backend of one service as healthd sees it."""
+
+    SIGNATURE: ClassVar[str] = "(sqqbbbtsu)"
     address: str
     port: int
     weight: int = 1
@@ -35,10 +95,10 @@ class BackendState:
 
     @property
     def usable(self) -> bool:
-        """Invariant: only usable backends enter the Maglev table."""
+        """Invariant: only usable backends may enter the Maglev table (the loader adds its own reasons)."""
         return self.up and not self.disabled and not self.drained and self.weight > 0
 
-    def to_dbus(self):
+    def to_dbus(self):   # hot path (thousands per signal): written out, same order as the fields
         return [self.address, self.port, self.weight, self.disabled, self.drained,
                 self.up, self.since, self.diagnostic, self.took_ms]
 
@@ -48,7 +108,11 @@ class BackendState:
 
 
 @dataclass(frozen=True)
-class ServiceState:
+class ServiceState(Struct):
+    """Desired data-plane state of one service ("vip:port:proto") with its backends."""
+
+    SIGNATURE: ClassVar[str] = "(sqssssbqsqbbtqa" + BackendState.SIGNATURE + ")"
+    NESTED: ClassVar[Mapping[str, type]] = {"backends": BackendState}
     vip: str
     port: int
     protocol: str
@@ -70,7 +134,7 @@ class ServiceState:
         """vc5's service key "vip:port:proto"."""
         return f"{self.vip}:{self.port}:{self.protocol}"
 
-    def to_dbus(self):
+    def to_dbus(self):   # hot path: written out
         return [self.vip, self.port, self.protocol, self.name, self.description, self.priority,
                 self.sticky, self.need, self.tunnel_type, self.tunnel_port, self.tunnel_no_checksum,
                 self.up, self.since, self.available, [b.to_dbus() for b in self.backends]]
@@ -82,17 +146,47 @@ class ServiceState:
 
 
 @dataclass(frozen=True)
-class VipState:
+class VipState(Struct):
+    """A VIP is up iff every service on it is up; bgpd advertises from this."""
+
+    SIGNATURE: ClassVar[str] = "(sbt)"
     vip: str
     up: bool = False
     since: int = 0
 
-    def to_dbus(self):
-        return [self.vip, self.up, self.since]
 
-    @classmethod
-    def from_dbus(cls, v):
-        return cls(*v)
+@dataclass(frozen=True)
+class ProbeRound(Struct):
+    """One entry of ProbeLog: a probe of one backend."""
+
+    SIGNATURE: ClassVar[str] = "(tbsus)"
+    time: int
+    passed: bool
+    diagnostic: str
+    took_ms: int
+    target: str          # what was connected to: "addr:port" or "addr"
+
+
+@dataclass(frozen=True)
+class Transition(Struct):
+    """Signal org.vc5.Health1.Transition: one state change and its log line."""
+
+    SIGNATURE: ClassVar[str] = "(ssqssbs)"
+    kind: str            # backend | service | vip | vip-removed
+    vip: str
+    port: int
+    protocol: str
+    backend: str
+    up: bool
+    text: str            # e.g. "Backend 10.1.10.10:80 for service 192.0.2.1:80:tcp went down"
+
+
+# Kept for readers of the older module: the array signatures of Health1's properties.
+BACKEND_SIGNATURE = BackendState.SIGNATURE
+SERVICE_SIGNATURE = ServiceState.SIGNATURE
+SERVICES_SIGNATURE = "a" + SERVICE_SIGNATURE
+VIP_SIGNATURE = VipState.SIGNATURE
+VIPS_SIGNATURE = "a" + VIP_SIGNATURE
 
 
 def services_to_dbus(services):
@@ -109,3 +203,245 @@ def vips_to_dbus(vips):
 
 def vips_from_dbus(value):
     return tuple(VipState.from_dbus(v) for v in value)
+
+
+# =============================================================== org.vc5.Bgp1
+
+@dataclass(frozen=True)
+class PeerState(Struct):
+    """One configured BGP peer (org.vc5.Bgp1.Peers), sorted by address on the bus."""
+
+    SIGNATURE: ClassVar[str] = "(ssstttqqasasa{st}sassuus)"
+    address: str
+    group: str = ""                 # "" = none
+    state: str = "Idle"             # Idle | Connect | Active | OpenSent | OpenConfirm | Established
+    since: int = 0                  # last state change
+    established_at: int = 0         # 0 unless Established
+    uptime_s: int = 0               # seconds Established, as of the read
+    hold_time: int = 0              # negotiated; 0 unless OpenConfirm/Established
+    keepalive_s: int = 0
+    capabilities: tuple = ()        # the peer's: "mp:ipv4-unicast", "4-octet-as", ...
+    families: tuple = ()            # negotiated: "ipv4-unicast", ...
+    counters: Mapping = field(default_factory=dict)   # PEER_COUNTERS -> n
+    last_error: str = ""
+    advertised_prefixes: tuple = ()  # this peer's Adj-RIB-Out
+    local_address: str = ""         # "" unless connected
+    local_asn: int = 0
+    remote_asn: int = 0             # configured, or learned from the OPEN; 0 = unknown
+    remote_id: str = ""             # the peer's BGP identifier; "" = unknown
+
+    def counter(self, name: str) -> int:
+        return int(self.counters.get(name, 0))
+
+
+# The keys of PeerState.counters, in the order bgpd keeps them.
+PEER_COUNTERS = ("updates_in", "updates_out", "advertised", "withdrawn", "connection_attempts",
+                 "established", "notifications_in", "notifications_out")
+
+
+@dataclass(frozen=True)
+class PeerStateChange(Struct):
+    """Signal org.vc5.Bgp1.PeerStateChanged; reason says why (e.g. the NOTIFICATION)."""
+
+    SIGNATURE: ClassVar[str] = "(ssss)"
+    address: str
+    old_state: str
+    new_state: str
+    reason: str
+
+
+# =============================================================== org.vc5.XdpLoader1
+
+@dataclass(frozen=True)
+class InterfaceStatus(Struct):
+    """One configured interface and the program on it."""
+
+    SIGNATURE: ClassVar[str] = "(sisubs)"
+    name: str
+    ifindex: int = 0
+    mode: str = ""          # native | generic | "" (not attached)
+    prog_id: int = 0
+    attached: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class VlanStatus(Struct):
+    """One VLAN (or the untagged network): our address on it and its gateway."""
+
+    SIGNATURE: ClassVar[str] = "(qsssssss)"
+    vlan: int
+    prefix: str = ""
+    interface: str = ""
+    address: str = ""       # ours on that network
+    mac: str = ""           # ours
+    gateway: str = ""
+    gateway_mac: str = ""
+    reason: str = ""        # why it is unusable; "" = usable
+
+
+@dataclass(frozen=True)
+class ProgrammedBackend(Struct):
+    """One backend of one service as the data plane has it."""
+
+    SIGNATURE: ClassVar[str] = "(ssbbssq)"
+    address: str
+    mac: str = ""
+    in_table: bool = False   # in the Maglev table: new flows may go to it
+    valid: bool = False      # pinned flows may use it (drained backends stay valid)
+    reason: str = ""         # why it is not in the table; "" = it is
+    interface: str = ""
+    vlan: int = 0
+
+
+@dataclass(frozen=True)
+class ProgrammedService(Struct):
+    """One service as the data plane has it (org.vc5.XdpLoader1.Services)."""
+
+    SIGNATURE: ClassVar[str] = "(ssqssa" + ProgrammedBackend.SIGNATURE + ")"
+    NESTED: ClassVar[Mapping[str, type]] = {"backends": ProgrammedBackend}
+    key: str                 # "vip:port:proto"
+    vip: str = ""
+    port: int = 0
+    protocol: str = ""
+    reason: str = ""         # why it is not programmed; "" = it is
+    backends: tuple = ()
+
+
+@dataclass(frozen=True)
+class ProgramInfo(Struct):
+    """The XDP program in force."""
+
+    SIGNATURE: ClassVar[str] = "(usssut)"
+    prog_id: int = 0
+    tag: str = ""
+    name: str = ""
+    pin_dir: str = ""
+    layout_version: int = 0
+    loaded_at: int = 0       # µs since the epoch; 0 = not loaded
+
+
+@dataclass(frozen=True)
+class ProbeAddress(Struct):
+    """Where healthd connects to probe `vip` on `backend` (docs/probe-path.md)."""
+
+    SIGNATURE: ClassVar[str] = "(sss)"
+    vip: str
+    backend: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Counters(Struct):
+    """GetCounters(): vc5/xvs counter names -> value, per scope (docs/observability.md)."""
+
+    SIGNATURE: ClassVar[str] = "(a{st}a{sa{st}}a{sa{st}}a{sa{sa{st}}})"
+    totals: Mapping = field(default_factory=dict)      # global
+    vips: Mapping = field(default_factory=dict)        # VIP -> counters
+    services: Mapping = field(default_factory=dict)    # "vip:port:proto" -> counters
+    backends: Mapping = field(default_factory=dict)    # "vip:port:proto" -> backend address -> counters
+
+    def to_dbus(self):
+        return [dict(self.totals), {k: dict(v) for k, v in self.vips.items()},
+                {k: dict(v) for k, v in self.services.items()},
+                {k: {b: dict(c) for b, c in v.items()} for k, v in self.backends.items()}]
+
+    @classmethod
+    def from_dbus(cls, v):
+        totals, vips, services, backends = v
+        return cls(dict(totals), dict(vips), dict(services), dict(backends))
+
+
+# =============================================================== interface schemas
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class Prop:
+    """One property: its D-Bus signature and how typed values cross the wire."""
+
+    signature: str
+    encode: Callable[[Any], Any] = _identity
+    decode: Callable[[Any], Any] = _identity
+
+    @classmethod
+    def scalar(cls, signature: str) -> "Prop":
+        return cls(signature)
+
+    @classmethod
+    def strings(cls) -> "Prop":
+        return cls("as", list, tuple)
+
+    @classmethod
+    def struct(cls, struct: type) -> "Prop":
+        return cls(struct.SIGNATURE, struct.to_dbus, struct.from_dbus)
+
+    @classmethod
+    def array(cls, struct: type) -> "Prop":
+        return cls("a" + struct.SIGNATURE, lambda items: [s.to_dbus() for s in items],
+                   lambda value: tuple(struct.from_dbus(v) for v in value))
+
+
+@dataclass(frozen=True)
+class Interface:
+    """What one read interface publishes: properties, signals, method replies."""
+
+    name: str
+    properties: Mapping[str, Prop]
+    signals: Mapping[str, type] = field(default_factory=dict)     # member -> Struct of its args
+    replies: Mapping[str, str] = field(default_factory=dict)      # method -> out signature
+
+    def decode(self, values: Mapping[str, Any]) -> dict:
+        """Typed values from plain (Variant-unwrapped) ones; unknown names are kept as they are.
+
+        Raises ValueError or TypeError naming the property when a value has the wrong shape.
+        """
+        out = {}
+        for name, value in values.items():
+            prop = self.properties.get(name)
+            try:
+                out[name] = prop.decode(value) if prop is not None else value
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{self.name}.{name}: {e}") from e
+        return out
+
+    def encode(self, name: str, value: Any) -> Any:
+        return self.properties[name].encode(value)
+
+
+HEALTH = Interface(names.HEALTH_IFACE, {
+    "Services": Prop.array(ServiceState),
+    "VIPs": Prop.array(VipState),
+    "Generation": Prop.scalar("t"),
+    "ConfigSource": Prop.scalar("s"),
+    "LoadedAt": Prop.scalar("t"),
+    "ProbePath": Prop.scalar("s"),
+    "LastReloadError": Prop.scalar("s"),
+    "Debug": Prop.scalar("b"),
+}, signals={"Transition": Transition}, replies={"ProbeLog": "a" + ProbeRound.SIGNATURE})
+
+BGP = Interface(names.BGP_IFACE, {
+    "Peers": Prop.array(PeerState),
+    "Advertised": Prop.strings(),
+    "AsNumber": Prop.scalar("u"),
+    "RouterId": Prop.scalar("s"),
+    "ShuttingDown": Prop.scalar("b"),
+    "HealthConnected": Prop.scalar("b"),
+    "Generation": Prop.scalar("t"),
+    "LastReloadError": Prop.scalar("s"),
+}, signals={"PeerStateChanged": PeerStateChange})
+
+XDP_LOADER = Interface(names.XDP_LOADER_IFACE, {
+    "Mode": Prop.scalar("s"),
+    "Status": Prop.scalar("s"),
+    "Active": Prop.scalar("b"),
+    "Interfaces": Prop.array(InterfaceStatus),
+    "Vlans": Prop.array(VlanStatus),
+    "Services": Prop.array(ProgrammedService),
+    "ProgramInfo": Prop.struct(ProgramInfo),
+    "ProbeAddresses": Prop.array(ProbeAddress),
+}, replies={"GetCounters": Counters.SIGNATURE})
+
+SCHEMAS = {names.HEALTH_IFACE: HEALTH, names.BGP_IFACE: BGP, names.XDP_LOADER_IFACE: XDP_LOADER}

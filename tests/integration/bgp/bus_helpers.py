@@ -91,8 +91,8 @@ def bgp_property(health, name):
     from vc5.common import names
 
     async def get():
-        reply = await vbus._call(health.bus, names.BGP_BUS, names.BGP_PATH, "org.freedesktop.DBus.Properties",
-                                 "Get", "ss", [names.BGP_IFACE, name])
+        reply = await vbus.call(health.bus, names.BGP_BUS, names.BGP_PATH, "org.freedesktop.DBus.Properties",
+                                "Get", "ss", [names.BGP_IFACE, name])
         return vbus.unwrap(reply[0])
     return health._call(get())
 
@@ -103,8 +103,8 @@ def bgp_call(health, member, signature="", body=None):
     from vc5.common import names
 
     async def call():
-        return await vbus._call(health.bus, names.BGP_BUS, names.BGP_PATH, names.BGP_MANAGER_IFACE, member,
-                                signature, body)
+        return await vbus.call(health.bus, names.BGP_BUS, names.BGP_PATH, names.BGP_MANAGER_IFACE, member,
+                               signature, body)
     return health._call(call())
 
 
