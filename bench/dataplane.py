@@ -2,7 +2,7 @@
 """Data plane benchmark: ns per packet through BPF_PROG_TEST_RUN, service
 update cost, process RSS. Prints a Markdown table; not a test.
 
-    sudo PYTHONPATH=services /usr/bin/python3 bench/dataplane.py [--calls 20000]
+    sudo /usr/bin/python3 bench/dataplane.py [--calls 20000]
 
 Method (bcc-data-plane-facts.md section 6): the process is pinned to one CPU
 (per-CPU flow table); each case is `calls` BPF_PROG_TEST_RUN calls with
@@ -23,16 +23,17 @@ import sys
 import time
 import uuid
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "services"))
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path[:0] = [REPO, os.path.join(REPO, "services")]    # vc5, and tests.lib.testrun
 
 from scapy.layers.inet import IP, TCP  # noqa: E402
 from scapy.layers.inet6 import IPv6  # noqa: E402
 from scapy.layers.l2 import Ether  # noqa: E402
 
+from tests.lib.testrun import TestRunner  # noqa: E402
 from vc5 import maglev  # noqa: E402
 from vc5.xdp_loader import layout  # noqa: E402
 from vc5.xdp_loader.dataplane import BackendSpec, DataPlane, ServiceSpec  # noqa: E402
-from vc5.xdp_loader.testrun import TestRunner  # noqa: E402
 
 LB_MAC, CLIENT_MAC = "02:00:00:00:00:1b", "02:00:00:00:00:c1"
 VIP4, VIP6 = "192.0.2.1", "2001:db8::1"

@@ -3,7 +3,7 @@
 vc5's program against a trivial XDP_TX program measured in the same run.
 Prints a Markdown table; not a test.
 
-    sudo PYTHONPATH=services /usr/bin/python3 bench/dataplane_pps.py [--frames 2000000]
+    sudo /usr/bin/python3 bench/dataplane_pps.py [--frames 2000000]
 
 Set-up (bcc-data-plane-facts.md sections 6 and 7), all in one private network
 namespace (vc5pps<id>) and a private bpffs mounted on a temporary directory,
@@ -52,11 +52,12 @@ import tempfile
 import time
 import uuid
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "services"))
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path[:0] = [REPO, os.path.join(REPO, "services")]    # vc5, and tests.lib.testrun
 
+from tests.lib.testrun import BpfTestRunOpts  # noqa: E402
 from vc5.xdp_loader import attach  # noqa: E402
 from vc5.xdp_loader.dataplane import BackendSpec, DataPlane, ServiceSpec  # noqa: E402
-from vc5.xdp_loader.testrun import BpfTestRunOpts  # noqa: E402
 
 C0_MAC, L0_MAC = "02:00:00:00:0c:00", "02:00:00:00:01:00"
 VIP, PORT = "192.0.2.1", 8053

@@ -13,26 +13,19 @@ import uuid
 
 import pytest
 
+from tests.lib.require import require
+
 PIN_ROOT = "/sys/fs/bpf"
-
-
-def _unavailable() -> str:
-    if os.geteuid() != 0:
-        return "needs root (BPF_PROG_TEST_RUN, pinned maps)"
-    if not os.path.ismount(PIN_ROOT):
-        return f"no bpffs mounted at {PIN_ROOT}"
-    try:
-        import bcc  # noqa: F401
-    except ImportError:
-        return "python3-bpfcc (bcc) is not installed"
-    return ""
 
 
 @pytest.fixture(scope="session")
 def pin_base():
-    reason = _unavailable()
-    if reason:
-        pytest.skip(reason)
+    # Only a non-root run skips; what `make deps` sets up (bcc, the bpffs mount) must be there.
+    if os.geteuid() != 0:
+        pytest.skip("needs root (BPF_PROG_TEST_RUN, pinned maps)")
+    require("bcc", "python3-bpfcc")
+    if not os.path.ismount(PIN_ROOT):
+        pytest.fail(f"no bpffs mounted at {PIN_ROOT}: mount it (make bpffs)", pytrace=False)
     base = f"{PIN_ROOT}/vc5-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     os.makedirs(base)
     yield base

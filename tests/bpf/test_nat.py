@@ -10,10 +10,10 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
+from tests.lib.testrun import XDP_DROP, XDP_PASS, XDP_REDIRECT, test_run
 from vc5.xdp_loader import layout
 from vc5.xdp_loader.dataplane import ServiceSpec
 from vc5.xdp_loader.nat import HOST4, HOST6, NatTarget, ProbeNat, index_of, probe_address
-from vc5.xdp_loader.testrun import XDP_DROP, XDP_PASS, XDP_REDIRECT, test_run
 
 from .frames import Delta, backends
 

@@ -9,9 +9,9 @@ from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6, IPv6ExtHdrFragment, IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
+from tests.lib.testrun import XDP_DROP, XDP_PASS, test_run
 from vc5.xdp_loader import layout
 from vc5.xdp_loader.dataplane import BackendSpec, ServiceKey, ServiceSpec
-from vc5.xdp_loader.testrun import XDP_DROP, XDP_PASS, test_run
 
 from .frames import CLIENT4, CLIENT6, CLIENT_MAC, LB_MAC, Delta, backends, ether, tcp, udp, wire
 

@@ -6,11 +6,11 @@ import time
 
 import pytest
 
+from tests.lib.testrun import XDP_TX, test_run
 from vc5.xdp_loader import layout
 from vc5.xdp_loader.dataplane import BackendSpec, ServiceSpec
 
 from .frames import CLIENT4, CLIENT6, Delta, backend_by_mac, backends, flow_key, tcp, udp, vc5_choice
-from vc5.xdp_loader.testrun import XDP_TX, test_run
 
 CASES = [("192.0.2.200", "10.20.0."), ("2001:db8:200::1", "fd00:20::")]
 TCP, UDP = 6, 17

@@ -6,8 +6,8 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Dot1Q, Ether
 
+from tests.lib.testrun import XDP_REDIRECT, XDP_TX, test_run
 from vc5.xdp_loader.dataplane import BackendSpec, BackendKey, ServiceKey, ServiceSpec
-from vc5.xdp_loader.testrun import XDP_REDIRECT, XDP_TX, test_run
 
 from .frames import (CLIENT4, CLIENT6, LB_MAC, Delta, backend_by_mac, backends, dsr_expected, tcp, udp,
                      vc5_choice, wire)

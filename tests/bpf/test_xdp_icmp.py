@@ -7,8 +7,8 @@ from scapy.layers.inet import ICMP, IP
 from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import Dot1Q, Ether
 
+from tests.lib.testrun import XDP_PASS, XDP_TX, test_run
 from vc5.xdp_loader.dataplane import ServiceSpec
-from vc5.xdp_loader.testrun import XDP_PASS, XDP_TX, test_run
 
 from .frames import CLIENT4, CLIENT6, CLIENT_MAC, LB_MAC, Delta, backends, ether
 

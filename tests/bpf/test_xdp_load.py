@@ -3,8 +3,8 @@ are pinned with the declared layout."""
 
 import os
 
+from tests.lib.testrun import XDP_PASS, test_run
 from vc5.xdp_loader import layout, program
-from vc5.xdp_loader.testrun import XDP_PASS, test_run
 
 
 def test_program_loads_and_verifies(dp):

@@ -7,10 +7,10 @@ import os
 
 import pytest
 
+from tests.lib.testrun import XDP_TX, test_run
 from vc5.xdp_loader import layout
 from vc5.xdp_loader.dataplane import BackendKey, DataPlane, LayoutError, ServiceKey, ServiceSpec
 from vc5.xdp_loader.program import ProgramError
-from vc5.xdp_loader.testrun import XDP_TX, test_run
 
 from .frames import CLIENT4, backend_by_mac, backends, flow_key, tcp
 

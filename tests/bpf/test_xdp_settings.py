@@ -3,8 +3,8 @@
 
 import time
 
+from tests.lib.testrun import XDP_PASS, XDP_TX, test_run
 from vc5.xdp_loader.dataplane import ServiceSpec
-from vc5.xdp_loader.testrun import XDP_PASS, XDP_TX, test_run
 
 from .frames import Delta, backends, tcp
 

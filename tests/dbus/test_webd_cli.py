@@ -7,10 +7,9 @@ import os
 import subprocess
 import tempfile
 
-import pytest
-
 from tests.integration.web.fakes import Fakes
 from tests.lib.privatebus import private_bus as make_private_bus
+from tests.lib.require import require_user
 
 SERVICES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "services"))
 
@@ -88,8 +87,7 @@ def test_no_bus_at_all():
 
 
 def test_non_root_gets_permission_denied_with_a_hint(root):
-    if subprocess.run(["id", "-u", "nobody"], capture_output=True).returncode != 0:
-        pytest.skip("no user 'nobody' on this machine")
+    require_user("nobody")
     with tempfile.TemporaryDirectory(prefix="vc5pol") as pol:
         reads = "\n".join(f'    <allow send_destination="{n}" send_interface="{i}"/>'
                           for n in NAMES for i in (n, "org.freedesktop.DBus.Properties"))

@@ -19,14 +19,13 @@ import sys
 import tempfile
 import time
 
-import pytest
-
 from tests.lab.chaos import LoadClient
 from tests.lab.topology import HERE, REPO, VIP4, VIP6
 from tests.lib.privatebus import Bus
+from tests.lib.require import require
 from tests.lib.wait import until
 
-scapy = pytest.importorskip("scapy.all")
+require("scapy.all", "python3-scapy")
 from scapy.all import GRE, ICMP, IP, TCP, Ether, IPv6, IPv6ExtHdrFragment, Raw  # noqa: E402
 
 MALFORMED_PER_KIND = 20000

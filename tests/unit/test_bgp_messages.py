@@ -4,6 +4,7 @@ import ipaddress as ip
 
 import pytest
 
+from tests.lib.require import require
 from vc5.bgpd import attributes as attr
 from vc5.bgpd import capabilities as caps
 from vc5.bgpd import messages
@@ -11,7 +12,7 @@ from vc5.bgpd.errors import BgpError, describe
 from vc5.bgpd.messages import header, keepalive, notification, route_refresh, update
 from vc5.bgpd.messages import open as bgp_open
 
-scapy_bgp = pytest.importorskip("scapy.contrib.bgp")
+scapy_bgp = require("scapy.contrib.bgp", "python3-scapy")
 
 MARKER = b"\xff" * 16
 

@@ -5,5 +5,4 @@ Data plane layer (this package, used by the service):
   layout.py     ctypes mirrors of bpf/vc5_layout.h, map specs, pinned-layout check
   dataplane.py  DataPlane: the map-programming API (services, settings, counters)
   counters.py   vc5/xvs counter names, per-CPU sums
-  testrun.py    BPF_PROG_TEST_RUN through libbpf (tests, benchmarks)
 """

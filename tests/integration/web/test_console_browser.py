@@ -16,19 +16,18 @@ import pytest
 from tests.integration.web.fakes import Fakes
 from tests.integration.web.webd_process import GUARD, SERVICES
 from tests.lib.netns import veth
+from tests.lib.require import require_program
 from tests.lib.wait import until
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "..", "out", "web")
 WEB_IP, CLIENT_IP = "10.203.77.1", "10.203.77.2"
-CHROMIUM = shutil.which("chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
 @pytest.fixture
 def lab(root, private_bus, netns_factory):
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (Debian package chromium)")
+    require_program("chromium", "chromium")
     web, client = netns_factory("vc5w"), netns_factory("vc5w")
     veth(web, "w0", client, "c0")
     web.run(["ip", "addr", "add", f"{WEB_IP}/24", "dev", "w0"])
@@ -54,8 +53,9 @@ def lab(root, private_bus, netns_factory):
 
 
 def chromium(client, tmp, *args, size="1280,1000"):
+    exe = require_program("chromium", "chromium")
     profile = tempfile.mkdtemp(prefix="prof", dir=tmp)
-    p = client.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", f"--window-size={size}",
+    p = client.run([exe, *FLAGS, f"--user-data-dir={profile}", f"--window-size={size}",
                     "--virtual-time-budget=5000", *args, f"http://{WEB_IP}/"], check=False, timeout=60)
     shutil.rmtree(profile, ignore_errors=True)
     return p
