@@ -6,8 +6,9 @@ import subprocess
 from vc5.cli import __main__ as cli
 from vc5.cli import ops_cmd
 from vc5.cli.completion import bash_script
-from vc5.webd import demo, render_json
-from vc5.webd.snapshot import take
+from vc5.client import status as render_status
+from vc5.client.snapshot import take
+from vc5.webd import demo
 
 NOW = demo.T0 / 1e6 + 315
 
@@ -15,7 +16,7 @@ NOW = demo.T0 / 1e6 + 315
 def doc(**kw):
     _, first = take(demo.health(**kw), demo.bgp(), demo.xdp(0), now=NOW - 2, monotonic=1.0)
     snap, _ = take(demo.health(**kw), demo.bgp(), demo.xdp(1), previous=first, now=NOW, monotonic=3.0)
-    return render_json.status(snap)
+    return render_status.status(snap)
 
 
 def test_status_table_shows_summary_vips_bgp_and_backends():
@@ -32,7 +33,7 @@ def test_status_table_shows_summary_vips_bgp_and_backends():
 
 def test_absent_daemons_are_named():
     snap, _ = take(demo.health(), None, None, now=NOW)
-    out = ops_cmd.format_status(render_json.status(snap))
+    out = ops_cmd.format_status(render_status.status(snap))
     assert "warning: vc5-bgpd is not running (org.vc5.Bgp1 is not on the bus)" in out
     assert "warning: vc5-xdp-loader is not running" in out
 

@@ -7,11 +7,11 @@ import json
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from vc5.client.snapshot import take
 from vc5.config import load_text
 from vc5.webd import demo
 from vc5.webd.app import make_app
 from vc5.webd.logring import LogRing
-from vc5.webd.snapshot import take
 
 CONFIG = """
 logging:

@@ -4,8 +4,8 @@ import re
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from vc5.client.snapshot import Snapshot, take
 from vc5.webd import demo, metrics
-from vc5.webd.snapshot import Snapshot, take
 
 NOW = demo.T0 / 1e6 + 315
 
@@ -139,8 +139,8 @@ def test_our_bgp_and_healthcheck_families():
 
 
 def test_label_values_are_escaped():
+    from vc5.client.snapshot import HealthView
     from vc5.common.wire import ServiceState, VipState
-    from vc5.webd.snapshot import HealthView
     svc = ServiceState("10.0.0.1", 80, "tcp", name='we"ird\\name')
     snap = Snapshot(now=NOW, started=NOW, health=HealthView.from_wire([svc], [VipState("10.0.0.1")]))
     body = metrics.render(snap).decode()

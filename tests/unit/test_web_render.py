@@ -3,9 +3,11 @@
 import gzip
 import json
 
+from vc5.client import status as render_status
+from vc5.client.snapshot import BgpView, Snapshot, XdpView, take
+from vc5.common.wire import Counters, PeerState
 from vc5.webd import demo, events, render_json
 from vc5.webd.logring import LogRing
-from vc5.webd.snapshot import Snapshot, take
 
 SUMMARY_FIELDS = [
     "uptime", "latency_ns", "current", "dropped", "dropped_per_second", "blocked", "blocked_per_second",
@@ -37,7 +39,7 @@ def snapshots(**health):
 
 
 def test_status_has_vc5_top_level_keys_and_summary_fields():
-    doc = render_json.status(snapshots())
+    doc = render_status.status(snapshots())
     for key in ("summary", "services", "bgp", "vip", "rib", "logging"):
         assert key in doc
     assert list(doc["summary"]) == SUMMARY_FIELDS
@@ -48,7 +50,7 @@ def test_status_has_vc5_top_level_keys_and_summary_fields():
 
 
 def test_services_keyed_by_vip_with_vc5_fields():
-    doc = render_json.status(snapshots())
+    doc = render_status.status(snapshots())
     assert sorted(doc["services"]) == ["192.168.101.1", "192.168.101.2"]
     http = doc["services"]["192.168.101.1"][0]
     assert [k for k in http if k in SERVICE_FIELDS] == SERVICE_FIELDS
@@ -65,7 +67,7 @@ def test_services_keyed_by_vip_with_vc5_fields():
 
 
 def test_rates_are_deltas_between_two_samples():
-    doc = render_json.status(snapshots())
+    doc = render_status.status(snapshots())
     d = doc["services"]["192.168.101.1"][0]["destinations"][0]["stats"]
     # demo: packets grow by 37236*2 per 2-s sample -> 37236/s
     assert d["ingress_packets_per_second"] == 37236
@@ -79,11 +81,11 @@ def test_rates_are_deltas_between_two_samples():
 def test_counter_reset_gives_zero_rate_not_negative():
     _, first = take(None, None, demo.xdp(5), monotonic=1.0)
     snap, _ = take(None, None, demo.xdp(0), previous=first, monotonic=3.0)
-    assert render_json.summary(snap)["ingress_packets_per_second"] == 0
+    assert render_status.summary(snap)["ingress_packets_per_second"] == 0
 
 
 def test_vip_list_and_bgp_and_rib():
-    doc = render_json.status(snapshots())
+    doc = render_status.status(snapshots())
     assert [v["vip"] for v in doc["vip"]] == ["192.168.101.1", "192.168.101.2"]
     assert list(doc["vip"][0]) == VIP_FIELDS
     vip1 = doc["vip"][0]["stats"]
@@ -97,7 +99,7 @@ def test_vip_list_and_bgp_and_rib():
 
 def test_down_backend_and_absent_daemons():
     snap, _ = take(demo.health(flip_down="10.1.100.120"), None, None, now=NOW)
-    doc = render_json.status(snap)
+    doc = render_status.status(snap)
     d = doc["services"]["192.168.101.1"][0]["destinations"][0]
     assert d["up"] is False and "500" in d["diagnostic"]
     assert doc["bgp"] == {} and doc["rib"] == []
@@ -107,13 +109,13 @@ def test_down_backend_and_absent_daemons():
 
 def test_nothing_running_still_renders():
     snap = Snapshot(now=NOW, started=NOW - 5)
-    doc = render_json.status(snap)
+    doc = render_status.status(snap)
     assert doc["services"] == {} and doc["vip"] == [] and doc["summary"]["uptime"] == 5
     assert render_json.cue(snap) == [] and render_json.lb(snap) == []
 
 
 def test_json_is_pretty_with_newline_and_gzip_roundtrips():
-    body = render_json.dumps(render_json.status(snapshots()))
+    body = render_json.dumps(render_status.status(snapshots()))
     assert body.endswith(b"\n") and b'\n  "summary": {' in body
     packed = render_json.gzipped(body)
     assert packed[:2] == b"\x1f\x8b" and gzip.decompress(packed) == body
@@ -183,24 +185,23 @@ def test_events_narrate_transitions_in_vc5_words():
 
 
 def test_bgp_peer_structs_as_bgpd_publishes_them():
-    from vc5.webd.snapshot import BgpView
     ctr = {"updates_in": 1, "updates_out": 7, "advertised": 3, "withdrawn": 1, "connection_attempts": 4,
            "established": 2}
     struct = ["10.0.0.9", "", "Established", demo.T0, demo.T0 + 5_000_000, 310, 9, 3, ["4-octet-as"],
               ["ipv4-unicast"], ctr, "", ["192.0.2.1/32"], "10.0.0.1", 65000, 65001, "10.0.0.9"]
-    for value in (struct, struct[:5] + struct[6:]):          # with and without uptime_s
-        [p] = BgpView.from_dbus([value], ["192.0.2.1/32"]).peers
-        assert (p.address, p.state, p.hold_time, p.remote_asn, p.local_ip) == (
-            "10.0.0.9", "ESTABLISHED", 9, 65001, "10.0.0.1")
-        assert (p.updates_sent, p.advertised_routes, p.connection_attempts, p.current_routes) == (7, 3, 4, 1)
-        snap, _ = take(None, BgpView.from_dbus([value], ["192.0.2.1/32"]), None, now=NOW)
-        assert render_json.status(snap)["bgp"]["10.0.0.9"]["duration_s"] == 315
-        assert render_json.status(snap)["rib"] == ["192.0.2.1"]
+    value = PeerState.from_dbus(struct)                     # as vc5.common.bus decodes Peers
+    [p] = BgpView.from_wire([value], ["192.0.2.1/32"]).peers
+    assert (p.address, p.state, p.hold_time, p.remote_asn, p.local_ip) == (
+        "10.0.0.9", "ESTABLISHED", 9, 65001, "10.0.0.1")
+    assert (p.updates_sent, p.advertised_routes, p.connection_attempts, p.current_routes) == (7, 3, 4, 1)
+    snap, _ = take(None, BgpView.from_properties({"Peers": (value,), "Advertised": ("192.0.2.1/32",)}), None,
+                   now=NOW)
+    assert render_status.status(snap)["bgp"]["10.0.0.9"]["duration_s"] == 315
+    assert render_status.status(snap)["rib"] == ["192.0.2.1"]
 
 
 def test_latency_from_the_loaders_counter_names():
-    from vc5.webd.snapshot import XdpView
-    assert XdpView.from_counters({"global": {"latency_ns": 137}}).latency_ns == 137  # loader: mean
-    assert XdpView.from_counters({"global": {"latency_ns": 1000, "latency_packets": 8}}).latency_ns == 125
-    assert XdpView.from_counters({"global": {"latency": 429}}).latency_ns == 429
-    assert XdpView.from_counters({"global": {"latency_ns": 5, "latency_packets": 0}}).latency_ns == 0
+    assert XdpView.from_counters(Counters({"latency_ns": 137})).latency_ns == 137  # loader: mean
+    assert XdpView.from_counters(Counters({"latency_ns": 1000, "latency_packets": 8})).latency_ns == 125
+    assert XdpView.from_counters(Counters({"latency": 429})).latency_ns == 429
+    assert XdpView.from_counters(Counters({"latency_ns": 5, "latency_packets": 0})).latency_ns == 0

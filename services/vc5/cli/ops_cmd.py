@@ -2,7 +2,8 @@
 
 Reading commands use the read-only interfaces (org.vc5.Health1, org.vc5.Bgp1,
 org.vc5.XdpLoader1) exactly as vc5-webd does, through the same Snapshot and
-renderers, so `vc5ctl status --json` is the console's /status.json. Mutating
+renderer (vc5.client), so `vc5ctl status --json` is the console's /status.json
+(docs/observability.md, "vc5ctl"). Mutating
 commands call org.vc5.Health1.Manager (Drain, Undrain, Reload) and, for
 `reload --bgp`, org.vc5.Bgp1.Manager.Reload; the bus policy lets only root do
 that, and a refusal is reported as "permission denied" with what to do.
@@ -17,14 +18,14 @@ import asyncio
 import json
 import sys
 
-from vc5.common import names
+from vc5.client import status as render_status
+from vc5.client.snapshot import BgpView, HealthView, XdpView, take
+from vc5.common import bus as vbus
+from vc5.common import names, wire
 
 EXIT_FAILED, EXIT_ABSENT, EXIT_DENIED, EXIT_NOBUS = 1, 3, 4, 5
 UNIT_OF = {names.HEALTH_BUS: "vc5-healthd", names.BGP_BUS: "vc5-bgpd", names.XDP_LOADER_BUS: "vc5-xdp-loader"}
 POLICY_DIR = "/usr/share/dbus-1/system.d"
-ABSENT_ERRORS = ("org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner",
-                 "org.freedesktop.systemd1.NoSuchUnit")
-DENIED_ERRORS = ("org.freedesktop.DBus.Error.AccessDenied",)
 
 
 class OpError(Exception):
@@ -36,68 +37,63 @@ class OpError(Exception):
 # ---------------------------------------------------------------- D-Bus plumbing
 
 async def _connect():
-    from vc5.common.bus import connect_system_bus
     try:
-        return await connect_system_bus()
+        return await vbus.connect_system_bus()
     except Exception as e:
         raise OpError(f"cannot connect to the system bus: {e}", EXIT_NOBUS) from e
 
 
-async def _call(bus, bus_name, path, interface, member, signature="", body=None, what=""):
-    from dbus_next import Message, MessageType
-    reply = await bus.call(Message(destination=bus_name, path=path, interface=interface, member=member,
-                                   signature=signature, body=body or []))
-    if reply.message_type == MessageType.ERROR:
-        error = reply.error_name or ""
-        text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else error
-        unit = UNIT_OF.get(bus_name, bus_name)
-        if error in ABSENT_ERRORS:
-            raise OpError(f"{unit} is not running ({bus_name} is not on the bus); "
-                          f"start it with: systemctl start {unit}", EXIT_ABSENT)
-        if error in DENIED_ERRORS:
-            raise OpError(f"permission denied: {what or member} calls {interface}.{member}, which the bus "
-                          f"policy ({POLICY_DIR}/{bus_name}.conf) allows only to root; run it as root "
-                          f"(e.g. sudo vc5ctl {what or member.lower()})", EXIT_DENIED)
-        raise OpError(f"{unit}: {interface}.{member} failed: {error}: {text}")
-    return reply.body
+def _op_error(error: vbus.BusError, bus_name: str, interface: str, member: str, what: str = "") -> OpError:
+    """What vc5ctl says (and exits with) for an error reply."""
+    text = error.text if isinstance(error.text, str) else error.type
+    unit = UNIT_OF.get(bus_name, bus_name)
+    if error.type in names.BUS_ERRORS_ABSENT:
+        return OpError(f"{unit} is not running ({bus_name} is not on the bus); "
+                       f"start it with: systemctl start {unit}", EXIT_ABSENT)
+    if error.type in names.BUS_ERRORS_DENIED:
+        return OpError(f"permission denied: {what or member} calls {interface}.{member}, which the bus "
+                       f"policy ({POLICY_DIR}/{bus_name}.conf) allows only to root; run it as root "
+                       f"(e.g. sudo vc5ctl {what or member.lower()})", EXIT_DENIED)
+    return OpError(f"{unit}: {interface}.{member} failed: {error.type}: {text}")
 
 
-async def _get_all(bus, bus_name, path, interface):
-    """Properties of a read interface as plain values, or None if the daemon is not on the bus."""
-    from vc5.common.bus import get_name_owner, unwrap
-    if await get_name_owner(bus, bus_name) is None:
-        return None
+async def _call(bus, bus_name, path, interface, member, signature="", body=None, what="", reply=None):
     try:
-        [values] = await _call(bus, bus_name, path, "org.freedesktop.DBus.Properties", "GetAll", "s",
-                               [interface])
-    except OpError as e:
-        if e.code == EXIT_ABSENT:
+        return await vbus.call(bus, bus_name, path, interface, member, signature, body or (), reply=reply)
+    except vbus.BusError as e:
+        raise _op_error(e, bus_name, interface, member, what) from e
+
+
+async def _get_all(bus, bus_name, path, schema):
+    """Typed properties of a read interface, or None if the daemon is not on the bus."""
+    try:
+        return await vbus.get_all(bus, bus_name, path, schema)
+    except vbus.BusError as e:
+        error = _op_error(e, bus_name, vbus.PROPERTIES_IFACE, "GetAll")
+        if error.code == EXIT_ABSENT:
             return None
-        raise
-    return unwrap(values)
+        raise error from e
 
 
 async def read_snapshot(rates: bool = True, interval: float = 1.0):
     """One Snapshot of the three daemons (rates from two counter samples `interval` apart)."""
-    from vc5.webd.snapshot import BgpView, HealthView, take, xdp_from_dbus
     bus = await _connect()
     try:
-        h = await _get_all(bus, names.HEALTH_BUS, names.HEALTH_PATH, names.HEALTH_IFACE)
-        b = await _get_all(bus, names.BGP_BUS, names.BGP_PATH, names.BGP_IFACE)
-        x = await _get_all(bus, names.XDP_LOADER_BUS, names.XDP_LOADER_PATH, names.XDP_LOADER_IFACE)
-        health = HealthView.from_dbus(h.get("Services", []), h.get("VIPs", []), h.get("Generation", 0),
-                                      h.get("ConfigSource", "")) if h is not None else None
-        bgp = BgpView.from_dbus(b.get("Peers", []), b.get("Advertised", [])) if b is not None else None
+        h = await _get_all(bus, names.HEALTH_BUS, names.HEALTH_PATH, wire.HEALTH)
+        b = await _get_all(bus, names.BGP_BUS, names.BGP_PATH, wire.BGP)
+        x = await _get_all(bus, names.XDP_LOADER_BUS, names.XDP_LOADER_PATH, wire.XDP_LOADER)
+        health = HealthView.from_properties(h) if h is not None else None
+        bgp = BgpView.from_properties(b) if b is not None else None
 
         async def counters():
             if x is None:
                 return None
             try:
-                [value] = await _call(bus, names.XDP_LOADER_BUS, names.XDP_LOADER_PATH,
-                                      names.XDP_LOADER_IFACE, "GetCounters")
+                value = await _call(bus, names.XDP_LOADER_BUS, names.XDP_LOADER_PATH, names.XDP_LOADER_IFACE,
+                                    "GetCounters", reply=wire.Counters)
             except OpError:
                 value = None
-            return xdp_from_dbus(value, x)
+            return XdpView.from_properties(value, x)
 
         first = await counters()
         previous = None
@@ -249,9 +245,8 @@ def _run(coro_fn):
 
 
 async def _status_doc(args):
-    from vc5.webd import render_json
     snap = await read_snapshot(rates=not getattr(args, "quick", False))
-    return render_json.status(snap)
+    return render_status.status(snap)
 
 
 async def cmd_status(args) -> int:

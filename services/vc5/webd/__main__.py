@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import sys
+
+from vc5.common import lifecycle
+
+from . import daemon
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,22 +24,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
-    from .daemon import parse_listen, run
+def parse_args(argv=None) -> argparse.Namespace:
+    """The command line; a malformed --listen exits 2 naming the accepted forms."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.listen:
         try:
-            parse_listen(args.listen)
+            daemon.parse_listen(args.listen)
         except ValueError as e:
-            print(f"vc5-webd: {e}", file=sys.stderr)
-            return 2
-    try:
-        return asyncio.run(run(args.listen, args.config, args.demo, args.interval))
-    except OSError as e:
-        print(f"vc5-webd: {e}", file=sys.stderr)
-        return 1
+            parser.exit(2, f"vc5-webd: {e}\n")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    return lifecycle.main("vc5-webd", args, daemon.main, debug=args.debug)
 
 
 if __name__ == "__main__":

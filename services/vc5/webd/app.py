@@ -6,7 +6,7 @@ response never mixes two moments. Rendered bodies are cached per snapshot
 gzip-compressed when the client accepts it; `/status.json.gz` is always
 gzip (Content-Encoding: gzip), as vc5's console expects.
 
-Paths (vc5:manager.go, spec §1.9): `/` and any other path = static files
+Paths (vc5:manager.go; docs/observability.md, "HTTP endpoints"): `/` and any other path = static files
 (webroot first, if configured, else the embedded console); `/status.json`,
 `/status.json.gz`, `/config.json`, `/cue.json`, `/lb.json`, `/log/<N>`,
 `/build.json`, `/metrics`, `/prefixes.json` (404 with an explanation: this data
@@ -22,6 +22,8 @@ import os
 import threading
 
 from aiohttp import web
+
+from vc5.client import status as render_status
 
 from . import metrics, render_json
 
@@ -77,7 +79,7 @@ def make_app(reader, webroot: str | None = None) -> web.Application:
     render = Renderer(reader)
 
     def status_body(snap):
-        return render_json.dumps(render_json.status(snap))
+        return render_json.dumps(render_status.status(snap))
 
     async def status(request):
         return _json_response(request, await render.render("status", status_body))

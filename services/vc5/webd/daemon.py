@@ -7,19 +7,23 @@ socket itself; it serves on the inherited descriptor (aiohttp SockSite, which
 creates no socket). `--listen ADDR:PORT` (tests, development) is the only way
 webd opens a TCP socket of its own.
 
-Signals: SIGTERM/SIGINT stop; SIGHUP re-reads the configuration file
-(RELOADING=1 ... READY=1, as `systemctl reload vc5-webd`).
+Signals (vc5.common.lifecycle.StopSignals): SIGTERM/SIGINT stop; SIGHUP
+re-reads the configuration file (RELOADING=1 ... READY=1, as `systemctl
+reload vc5-webd`); SIGUSR1 logs every task's stack. Logging is vc5's
+(vc5.common.log: journald with MESSAGE_IDs under systemd, stderr otherwise),
+set up by vc5.common.lifecycle.main before anything logs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
+import sys
 
 from aiohttp import web
 
-from vc5.common import sd
+from vc5.common import bus as vbus
+from vc5.common import lifecycle, sd
 
 from .app import make_app
 from .reader import BusReader, ConfigCache, DemoReader
@@ -39,10 +43,9 @@ def parse_listen(text: str) -> tuple[str | None, int]:
 
 async def _connect_bus_forever(reader: BusReader, stopping: asyncio.Event) -> None:
     """Connect to the system bus, retrying: meanwhile every daemon shows as absent."""
-    from vc5.common.bus import connect_system_bus
     while not stopping.is_set():
         try:
-            bus = await connect_system_bus()
+            bus = await vbus.connect_system_bus()
         except Exception as e:
             log.warning("system bus not reachable (%s); retrying in %.0f s", e, BUS_RETRY_S)
             try:
@@ -54,6 +57,29 @@ async def _connect_bus_forever(reader: BusReader, stopping: asyncio.Event) -> No
         return
 
 
+async def main(args) -> int:
+    """The life cycle (vc5.common.lifecycle.main runs it): exit 1 if a socket cannot be served."""
+    try:
+        return await run(args.listen, args.config, args.demo, args.interval)
+    except OSError as e:
+        print(f"vc5-webd: {e}", file=sys.stderr)
+        return 1
+
+
+async def _serve(runner: web.AppRunner, listen: str | None, config: ConfigCache) -> str:
+    """Start the sites: the inherited sockets under systemd, else --listen (or config, or :80)."""
+    sockets = sd.listen_sockets()
+    if sockets:
+        sites = [web.SockSite(runner, sock) for sock in sockets]
+    else:
+        text = listen or getattr(config.config, "webserver", None) or ":80"
+        host, port = parse_listen(text)
+        sites = [web.TCPSite(runner, host, port, reuse_address=True)]
+    for site in sites:
+        await site.start()
+    return ", ".join(site.name for site in sites)
+
+
 async def run(listen: str | None = None, config_path: str | None = None, demo: bool = False,
               interval: float = 2.0) -> int:
     config = ConfigCache(config_path)
@@ -62,27 +88,9 @@ async def run(listen: str | None = None, config_path: str | None = None, demo: b
     if not demo:
         await asyncio.to_thread(config.load)
         webroot = getattr(config.config, "webroot", None)
-    app = make_app(reader, webroot=webroot)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(make_app(reader, webroot=webroot), access_log=None, handle_signals=False)
     await runner.setup()
-
-    sockets = sd.listen_sockets()
-    sites = []
-    if sockets:
-        for sock in sockets:
-            sites.append(web.SockSite(runner, sock))
-    else:
-        text = listen or getattr(config.config, "webserver", None) or ":80"
-        host, port = parse_listen(text)
-        sites.append(web.TCPSite(runner, host, port, reuse_address=True))
-    for site in sites:
-        await site.start()
-    where = ", ".join(site.name for site in sites)
-
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stopping.set)
-    loop.add_signal_handler(signal.SIGINT, stopping.set)
+    where = await _serve(runner, listen, config)
 
     async def reload():
         sd.notify_reloading()
@@ -90,16 +98,15 @@ async def run(listen: str | None = None, config_path: str | None = None, demo: b
         sd.notify_ready(f"serving on {where}; configuration {config.path}"
                         + (f" NOT loaded: {config.error}" if config.error else ""))
 
-    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload()))
-
+    signals = lifecycle.StopSignals(on_reload=reload)
     if demo:
         await reader.start()
     else:
-        connector = asyncio.create_task(_connect_bus_forever(reader, stopping))
+        connector = asyncio.create_task(_connect_bus_forever(reader, signals.stopped))
     watchdog = asyncio.create_task(sd.watchdog())
     sd.notify_ready(f"serving on {where}")
     log.info("serving on %s%s", where, " (demo data)" if demo else "")
-    await stopping.wait()
+    await signals.wait()
     sd.notify_stopping()
     watchdog.cancel()
     if not demo:

@@ -8,9 +8,8 @@ samples had passed, so rates are non-zero.
 
 from __future__ import annotations
 
-from vc5.common.wire import BackendState, ServiceState, VipState
-
-from .snapshot import BgpView, HealthView, XdpView
+from vc5.client.snapshot import BgpView, HealthView, XdpView
+from vc5.common.wire import BackendState, Counters, PeerState, ServiceState, VipState
 
 T0 = 1_700_000_000_000_000          # µs: a fixed "since" for every state
 MACS = {"10.1.100.120": "52:54:00:00:01:20", "10.1.100.121": "52:54:00:00:01:21",
@@ -47,15 +46,14 @@ def health(flip_down: str | None = None, drained: str | None = None, t0: int = T
     return HealthView.from_wire(services, vips, generation=1, config_source="/etc/vc5/vc5.yaml")
 
 
-def bgp(state: str = "ESTABLISHED", t0: int = T0) -> BgpView:
-    peers = {}
-    for addr in ("10.1.100.100", "10.1.100.101"):
-        peers[addr] = {"state": state, "when": t0, "advertised_routes": 2, "current_routes": 2,
-                       "connection_attempts": 1, "successful_connections": 1, "established_sessions": 1,
-                       "hold_time": 10, "local_asn": 65000, "remote_asn": 65000,
-                       "adj_rib_out": ["192.168.101.1/32", "192.168.101.2/32"], "local_ip": "10.1.100.2",
-                       "updates_sent": 3, "updates_received": 1}
-    return BgpView.from_dbus(peers, ["192.168.101.1", "192.168.101.2"])
+def bgp(state: str = "Established", t0: int = T0) -> BgpView:
+    counters = {"updates_in": 1, "updates_out": 3, "advertised": 2, "withdrawn": 0, "connection_attempts": 1,
+                "established": 1}
+    peers = [PeerState(addr, state=state, since=t0, hold_time=10, counters=counters,
+                       advertised_prefixes=("192.168.101.1/32", "192.168.101.2/32"),
+                       local_address="10.1.100.2", local_asn=65000, remote_asn=65000)
+             for addr in ("10.1.100.100", "10.1.100.101")]
+    return BgpView.from_wire(peers, ["192.168.101.1", "192.168.101.2"])
 
 
 def xdp(n: int = 0, t0: int = T0) -> XdpView:
@@ -70,15 +68,15 @@ def xdp(n: int = 0, t0: int = T0) -> XdpView:
                    ("192.168.101.2:53:udp", "10.1.100.120"): (11, 8096, 0),
                    ("192.168.101.2:53:udp", "10.1.100.121"): (16, 12144, 0),
                    ("192.168.101.2:53:udp", "10.1.100.122"): (13, 9568, 0)}
-    tree = {"global": {"latency": 429}, "vips": {}, "services": {}, "backends": {}}
+    backends, services = {}, {}
     total = {"packets": 1_000_000, "octets": 900_000_000, "flows": 50_000, "current": 0}
     for (svc, rip), (pps, ops, fps) in per_backend.items():
         c = {"packets": 500_000 + pps * 2 * n, "octets": 400_000_000 + ops * 2 * n,
              "flows": 10_000 + fps * 2 * n, "current": fps // 80, "syn": fps * 2 * n}
-        tree["backends"].setdefault(svc, {})[rip] = c
-        s = tree["services"].setdefault(svc, {})
+        backends.setdefault(svc, {})[rip] = c
+        s = services.setdefault(svc, {})
         for k, v in c.items():
             s[k] = s.get(k, 0) + v
             total[k] = total.get(k, 0) + v
-    tree["global"].update(total)
-    return XdpView.from_counters(tree, interfaces=("eth0",), macs=MACS, started=t0 / 1e6)
+    counters = Counters({"latency": 429, **total}, {}, services, backends)
+    return XdpView.from_counters(counters, interfaces=("eth0",), macs=MACS, started=t0 / 1e6)

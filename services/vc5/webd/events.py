@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from typing import Iterator, Optional, Tuple
 
+from vc5.client.snapshot import Snapshot
 from vc5.common import names
-
-from .snapshot import Snapshot
 
 NOTICE, WARNING, ERR, INFO = 5, 4, 3, 6
 

@@ -28,10 +28,9 @@ from typing import Iterable
 from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
+from vc5.client import status as render_status
+from vc5.client.snapshot import EMPTY, XVS_BACKEND_COUNTERS, XVS_GAUGES, XVS_METRICS, Snapshot
 from vc5.common import names
-
-from . import render_json
-from .snapshot import EMPTY, XVS_BACKEND_COUNTERS, XVS_GAUGES, XVS_METRICS, Snapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -103,7 +102,7 @@ class SnapshotCollector:
 
 
 def vc5_families(snap: Snapshot):
-    summ = render_json.summary(snap)
+    summ = render_status.summary(snap)
     for key, typ, value in (
             ("uptime", "counter", summ["uptime"]),
             ("defcon", "gauge", 0),
@@ -262,7 +261,7 @@ def bgp_families(snap: Snapshot):
             established = p.state.upper() == "ESTABLISHED"
             state.add((p.address, p.state), 1)
             up.add((p.address,), int(established))
-            peer = render_json.peer(snap, p)
+            peer = render_status.peer(snap, p)
             uptime.add((p.address,), peer["duration_s"] if established else 0)
             for k, v in (("advertised_routes_total", p.advertised_routes),
                          ("withdrawn_routes_total", p.withdrawn_routes),

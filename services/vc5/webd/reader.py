@@ -2,8 +2,9 @@
 
 Read-only by construction: the only calls made are org.freedesktop.DBus
 (name owners, match rules), Properties.GetAll on the read interfaces
-(through vc5.common.bus.watch_properties), and org.vc5.XdpLoader1.GetCounters
-(a method of the read interface, because counters change with every packet).
+(through vc5.common.bus.watch_properties, decoded with the vc5.common.wire
+schemas), and org.vc5.XdpLoader1.GetCounters (a method of the read interface,
+because counters change with every packet).
 No `.Manager` interface is ever called; tests fail if one is.
 
 Properties arrive as PropertiesChanged signals and rebuild the snapshot at
@@ -19,14 +20,12 @@ import dataclasses
 import logging
 import time
 
-from dbus_next import DBusError, Message, MessageType
-
+from vc5.client.snapshot import BgpView, HealthView, Snapshot, XdpView, take
 from vc5.common import bus as vbus
-from vc5.common import names
+from vc5.common import names, wire
 
 from . import events
 from .logring import LogRing
-from .snapshot import BgpView, HealthView, Snapshot, take, xdp_from_dbus
 
 log = logging.getLogger(__name__)
 
@@ -78,23 +77,17 @@ class BusReader:
     async def start(self, bus) -> None:
         self.bus = bus
         self.log.add("Initialised", level=1)
-        # healthd's own log lines for every transition (signal Transition(kind, vip, port, protocol,
-        # backend, up, text)); subscribed before the property watch so none falls in between.
-        bus.add_message_handler(self._on_message)
-        rule = (f"type='signal',sender='{names.HEALTH_BUS}',path='{names.HEALTH_PATH}',"
-                f"interface='{names.HEALTH_IFACE}',member='Transition'")
-        await bus.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
-                               interface="org.freedesktop.DBus", member="AddMatch", signature="s",
-                               body=[rule]))
+        # healthd's own log line for every transition; subscribed before the property watch so
+        # none falls in between.
+        self._watches = [await vbus.watch_signal(bus, names.HEALTH_BUS, names.HEALTH_PATH, wire.HEALTH,
+                                                 "Transition", self._on_transition)]
         self.health_signals = True
-        self._watches = [
-            await vbus.watch_properties(bus, names.HEALTH_BUS, names.HEALTH_PATH, names.HEALTH_IFACE,
-                                        self._on_health, on_vanished=self._health_gone, raw=True),
-            await vbus.watch_properties(bus, names.BGP_BUS, names.BGP_PATH, names.BGP_IFACE,
-                                        self._on_bgp, on_vanished=self._bgp_gone, raw=True),
-            await vbus.watch_properties(bus, names.XDP_LOADER_BUS, names.XDP_LOADER_PATH,
-                                        names.XDP_LOADER_IFACE, self._on_xdp, on_vanished=self._xdp_gone),
-        ]
+        for name, path, schema, changed, gone in (
+                (names.HEALTH_BUS, names.HEALTH_PATH, wire.HEALTH, self._on_health, self._health_gone),
+                (names.BGP_BUS, names.BGP_PATH, wire.BGP, self._on_bgp, self._bgp_gone),
+                (names.XDP_LOADER_BUS, names.XDP_LOADER_PATH, wire.XDP_LOADER, self._on_xdp, self._xdp_gone)):
+            self._watches.append(await vbus.watch_properties(bus, name, path, schema.name, changed,
+                                                             on_vanished=gone, schema=schema))
         if self.config.config is None and not self.config.error:
             await asyncio.to_thread(self.config.load)
         await self.sample()
@@ -119,19 +112,11 @@ class BusReader:
 
     # ------------------------------------------------------------ property callbacks
 
-    def _on_message(self, msg) -> None:
-        if (msg.message_type == MessageType.SIGNAL and msg.interface == names.HEALTH_IFACE
-                and msg.member == "Transition" and msg.signature == "ssqssbs"):
-            kind, up, text = msg.body[0], msg.body[5], msg.body[6]
-            self.log.add(text, level=events.transition_level(kind, up))
+    def _on_transition(self, t: wire.Transition) -> None:
+        self.log.add(t.text, level=events.transition_level(t.kind, t.up))
 
     async def _on_health(self, props: dict) -> None:
-        try:
-            self.health = HealthView.from_dbus(props.get("Services", []), props.get("VIPs", []),
-                                               props.get("Generation", 0), props.get("ConfigSource", ""))
-        except (TypeError, ValueError) as e:
-            log.warning("org.vc5.Health1 published something unreadable: %s", e)
-            return
+        self.health = HealthView.from_properties(props)
         if self.health.generation != self.generation:
             self.generation = self.health.generation
             await asyncio.to_thread(self.config.load, self.health.config_source or None)
@@ -142,11 +127,7 @@ class BusReader:
         self._rebuild()
 
     async def _on_bgp(self, props: dict) -> None:
-        try:
-            self.bgp = BgpView.from_dbus(props.get("Peers", []), props.get("Advertised", []))
-        except (TypeError, ValueError) as e:
-            log.warning("org.vc5.Bgp1 published something unreadable: %s", e)
-            return
+        self.bgp = BgpView.from_properties(props)
         self._rebuild()
 
     def _bgp_gone(self) -> None:
@@ -168,27 +149,23 @@ class BusReader:
 
     # ------------------------------------------------------------ sampling
 
-    async def _counters(self):
-        owner = await vbus.get_name_owner(self.bus, names.XDP_LOADER_BUS)
-        if owner is None:
+    async def _counters(self) -> wire.Counters | None:
+        """GetCounters(), or None if the loader is not there (or failed: said in the log)."""
+        try:
+            return await vbus.call(self.bus, names.XDP_LOADER_BUS, names.XDP_LOADER_PATH,
+                                   names.XDP_LOADER_IFACE, "GetCounters", reply=wire.Counters)
+        except vbus.BusError as e:
+            if e.type not in names.BUS_ERRORS_ABSENT:
+                log.warning("GetCounters failed: %s", e.text)
             return None
-        reply = await self.bus.call(Message(destination=owner, path=names.XDP_LOADER_PATH,
-                                            interface=names.XDP_LOADER_IFACE, member="GetCounters"))
-        if reply.message_type == MessageType.ERROR:
-            raise DBusError._from_message(reply)
-        return reply.body[0]
 
     async def sample(self) -> None:
         """Read the counters (if the loader is there) and publish a snapshot with fresh rates."""
         xdp = None
         if self.xdp_props is not None and self.bus is not None:
-            try:
-                value = await self._counters()
-            except DBusError as e:
-                log.warning("GetCounters failed: %s", e.text)
-                value = None
+            counters = await self._counters()
             if self.xdp_props is not None:
-                xdp = xdp_from_dbus(value, self.xdp_props)
+                xdp = XdpView.from_properties(counters, self.xdp_props)
         self.xdp = xdp
         snap, self.previous_sample = take(self.health, self.bgp, xdp, previous=self.previous_sample,
                                           started=self.started, config=self.config.config,
