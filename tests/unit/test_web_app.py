@@ -111,3 +111,26 @@ def test_webroot_overrides_embedded_files(tmp_path):
     (r1, r2) = fetch(Reader(), ("/", {}), ("/vc5.css", {}), webroot=str(tmp_path))
     assert r1[2] == b"<p>site-local console</p>"
     assert r2[0] == 200 and b":root" in r2[2]        # not in webroot: the embedded one
+
+
+def test_webd_runs_in_the_common_skeleton(monkeypatch, capsys):
+    """__main__ parses, vc5.common.lifecycle.main sets up vc5 logging (journald, MESSAGE_IDs) and runs
+    webd's daemon.main; a malformed --listen exits 2 naming the accepted forms."""
+    import pytest
+
+    from vc5.common import lifecycle
+    from vc5.webd import __main__ as webd_main
+    from vc5.webd import daemon
+    seen = {}
+
+    def fake_main(service, args, run, *, debug=False):
+        seen.update(service=service, listen=args.listen, run=run, debug=debug)
+        return 0
+
+    monkeypatch.setattr(lifecycle, "main", fake_main)
+    assert webd_main.main(["--listen", "127.0.0.1:8080", "--debug"]) == 0
+    assert seen == {"service": "vc5-webd", "listen": "127.0.0.1:8080", "run": daemon.main, "debug": True}
+    with pytest.raises(SystemExit) as exit_:
+        webd_main.main(["--listen", "8080"])
+    assert exit_.value.code == 2
+    assert "vc5-webd: --listen '8080': expected ADDR:PORT, :PORT or [IPv6]:PORT" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""xvs's counter vocabulary (vc5-behaviour §1.10, §3.7), in xvs's order.
+"""xvs's counter vocabulary, in xvs's order (docs/observability.md; docs/data-plane.md, "D-Bus").
 
 One list for the data plane that counts (vc5.xdp_loader.counters) and the
 web service that exports them as xvs_* metrics (vc5.webd), so the names a

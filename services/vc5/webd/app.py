@@ -74,6 +74,28 @@ def _json_response(request, body: bytes, status: int = 200) -> web.Response:
     return resp
 
 
+def _static_file(webroot: str | None, name: str) -> tuple[bytes, str]:
+    """(body, content type) of a console file: webroot's if it has it, else the embedded one."""
+    name = name or "index.html"
+    if name.endswith("/"):
+        name += "index.html"
+    parts = [p for p in name.split("/") if p]
+    if any(p in (".", "..") or p.startswith(".") for p in parts):
+        raise web.HTTPNotFound()
+    body = None
+    if webroot:
+        path = os.path.join(webroot, *parts)
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                body = f.read()
+    if body is None:
+        res = STATIC.joinpath(*parts)
+        if not res.is_file():
+            raise web.HTTPNotFound(text=f"no such page: /{name}\n")
+        body = res.read_bytes()
+    return body, mimetypes.guess_type(parts[-1])[0] or "application/octet-stream"
+
+
 def make_app(reader, webroot: str | None = None) -> web.Application:
     app = web.Application()
     render = Renderer(reader)
@@ -126,24 +148,7 @@ def make_app(reader, webroot: str | None = None) -> web.Application:
         return resp
 
     async def static(request):
-        name = request.match_info.get("path", "") or "index.html"
-        if name.endswith("/"):
-            name += "index.html"
-        parts = [p for p in name.split("/") if p]
-        if any(p in (".", "..") or p.startswith(".") for p in parts):
-            raise web.HTTPNotFound()
-        body = None
-        if webroot:
-            path = os.path.join(webroot, *parts)
-            if os.path.isfile(path):
-                with open(path, "rb") as f:
-                    body = f.read()
-        if body is None:
-            res = STATIC.joinpath(*parts)
-            if not res.is_file():
-                raise web.HTTPNotFound(text=f"no such page: /{name}\n")
-            body = res.read_bytes()
-        ctype = mimetypes.guess_type(parts[-1])[0] or "application/octet-stream"
+        body, ctype = _static_file(webroot, request.match_info.get("path", ""))
         resp = web.Response(body=body, headers={"Content-Type": ctype, "Cache-Control": "no-cache"})
         if _accepts_gzip(request) and len(body) > 512:
             resp.enable_compression(web.ContentCoding.gzip)

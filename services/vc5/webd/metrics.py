@@ -1,6 +1,6 @@
 """Prometheus `/metrics`: a prometheus-client Collector over one Snapshot.
 
-Names and label formats are vc5's, verbatim (spec §1.10, vc5:prometheus.go,
+Names and label formats are vc5's, verbatim (docs/observability.md, "Prometheus"; vc5:prometheus.go,
 vc5:cmd/balancer.go): `service` = "<vip>:<proto>:<port>" (note: not the JSON
 key's order), `backend` = "<ip>:<port>", `name` = the service name, `status` =
 "up"|"down"; xvs families carry `address`, `port`, `protocol`, `destination`
