@@ -94,17 +94,11 @@ class BusReader:
         self._sampler = asyncio.create_task(self._sample_forever(), name="webd sampler")
 
     async def close(self) -> None:
+        """Stop sampling, then every watch (the bus may be gone already: errors are ignored)."""
         if self._sampler is not None:
             self._sampler.cancel()
-            try:
-                await self._sampler
-            except asyncio.CancelledError:
-                pass
-        for w in self._watches:
-            try:
-                await w.close()
-            except Exception:
-                pass
+            await asyncio.gather(self._sampler, return_exceptions=True)
+        await asyncio.gather(*(w.close() for w in self._watches), return_exceptions=True)
 
     async def reload_config(self) -> None:
         await asyncio.to_thread(self.config.load)

@@ -95,16 +95,14 @@ class HealthManager(ServiceInterface):
 
 
 def peers_struct(state="Established"):
-    out = []
-    for addr in ("10.1.100.100", "10.1.100.101"):
-        up = state == "Established"
-        out.append([addr, "", state, T0, T0 if up else 0, int(time.time() - T0 / 1e6) if up else 0, 10, 3,
-                    ["mp:ipv4-unicast"], ["ipv4-unicast"],
-                    {"updates_in": 1, "updates_out": 3, "advertised": 2, "withdrawn": 0,
-                     "connection_attempts": 1, "established": 1, "notifications_in": 0,
-                     "notifications_out": 0},
-                    "", ["192.168.101.1/32", "192.168.101.2/32"], "10.1.100.2", 65000, 65000, addr])
-    return out
+    counters = {"updates_in": 1, "updates_out": 3, "advertised": 2, "withdrawn": 0, "connection_attempts": 1,
+                "established": 1, "notifications_in": 0, "notifications_out": 0}
+    up = state == "Established"
+    since, uptime = (T0, int(time.time() - T0 / 1e6)) if up else (0, 0)
+    return [wire.PeerState(addr, "", state, T0, since, uptime, 10, 3, ("mp:ipv4-unicast",), ("ipv4-unicast",),
+                           counters, "", ("192.168.101.1/32", "192.168.101.2/32"), "10.1.100.2", 65000, 65000,
+                           addr).to_dbus()
+            for addr in ("10.1.100.100", "10.1.100.101")]
 
 
 class Bgp(ServiceInterface):
@@ -147,20 +145,18 @@ class Loader(ServiceInterface):
 
     @dbus_property(access=PropertyAccess.READ)
     def Interfaces(self) -> "a(sisubs)":  # noqa: N802,F722,F821
-        return [["eth0", 2, "generic", 42, True, ""]]
+        return [wire.InterfaceStatus("eth0", 2, "generic", 42, True, "").to_dbus()]
 
     @dbus_property(access=PropertyAccess.READ)
     def Services(self) -> "a(ssqssa(ssbbssq))":  # noqa: N802,F722,F821
-        out = []
-        for s in demo.health().services:
-            out.append([s.key, s.vip, s.port, s.protocol, "",
-                        [[b.address, demo.MACS[b.address], b.usable, True, "", "eth0", 0]
-                         for b in s.backends]])
-        return out
+        return [wire.ProgrammedService(s.key, s.vip, s.port, s.protocol, "", tuple(
+                    wire.ProgrammedBackend(b.address, demo.MACS[b.address], b.usable, True, "", "eth0", 0)
+                    for b in s.backends)).to_dbus()
+                for s in demo.health().services]
 
     @dbus_property(access=PropertyAccess.READ)
     def ProgramInfo(self) -> "(usssut)":  # noqa: N802,F722,F821
-        return [42, "abcdef", "xdp_vc5", "/sys/fs/bpf/vc5", 1, T0]
+        return wire.ProgramInfo(42, "abcdef", "xdp_vc5", "/sys/fs/bpf/vc5", 1, T0).to_dbus()
 
     @method()
     def GetCounters(self) -> "(a{st}a{sa{st}}a{sa{st}}a{sa{sa{st}}})":  # noqa: N802,F722,F821
@@ -168,9 +164,8 @@ class Loader(ServiceInterface):
         x = demo.xdp(self.tick)
         backends = {}
         for (svc, rip), c in x.backends.items():
-            backends.setdefault(svc, {})[rip] = dict(c)
-        return [dict(x.globals), {k: dict(v) for k, v in x.vips.items()},
-                {k: dict(v) for k, v in x.services.items()}, backends]
+            backends.setdefault(svc, {})[rip] = c
+        return wire.Counters(x.globals, x.vips, x.services, backends).to_dbus()
 
 
 class LoaderManager(ServiceInterface):
