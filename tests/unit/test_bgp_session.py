@@ -14,7 +14,7 @@ from vc5.bgpd import capabilities as caps
 from vc5.bgpd.fsm import State
 from vc5.bgpd.messages import header, keepalive, notification, route_refresh, update
 from vc5.bgpd.messages import open as bgp_open
-from vc5.bgpd.session import Local, check_open, our_capabilities
+from vc5.bgpd.negotiation import Local, check_open, our_capabilities
 from vc5.bgpd.speaker import Speaker
 from vc5.common.wire import VipState
 from vc5.config.model import Bgp, Peer
