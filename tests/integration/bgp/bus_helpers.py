@@ -8,9 +8,13 @@ import time
 # ---------------------------------------------------------------- Health1 publisher
 
 class HealthPublisher:
-    """org.vc5.Health1 with a VIPs property, on the private bus, run in its own thread."""
+    """org.vc5.Health1 with a VIPs property, on the private bus, run in its own thread.
 
-    def __init__(self):
+    `address`: another private bus than DBUS_SYSTEM_BUS_ADDRESS (a second balancer host's).
+    """
+
+    def __init__(self, address=None):
+        self.address = address
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -38,7 +42,11 @@ class HealthPublisher:
             def VIPs(self) -> wire.VIPS_SIGNATURE:  # noqa: N802
                 return pub.vips
 
-        self.bus = await vbus.connect_system_bus()
+        if self.address is None:
+            self.bus = await vbus.connect_system_bus()
+        else:
+            from dbus_next.aio import MessageBus
+            self.bus = await MessageBus(bus_address=self.address).connect()
         self.iface = Health()
         self.bus.export(names.HEALTH_PATH, self.iface)
         await self.bus.request_name(names.HEALTH_BUS)
