@@ -6,61 +6,37 @@ shipped introspection XML vc5/dbus/org.vc5.Bgp1.xml (tested against the live obj
     HealthConnected, Generation, LastReloadError; signal PeerStateChanged.
   * org.vc5.Bgp1.Manager (bus policy: root and vc5 operators): Reload, ResetPeer.
 
-The properties read the daemon's Publisher (vc5.common.bus): what the last
-PropertiesChanged carried, so a Get and the signal never disagree; Peers is read
-as of now (`current`) because its uptime_s is computed on read (see the XML).
-PeerStateChanged is emitted by Publisher.signal(wire.PeerStateChange); the
-declaration here gives it its place in the introspection.
+Each member of org.vc5.Bgp1 is declared from wire.BGP (vc5.common.bus.declare), so
+its signature is written once and checked against the XML by tests/unit/test_wire.py.
+Properties answer from the daemon's Publisher: what the last PropertiesChanged
+carried, so a Get and the signal never disagree; Peers is read as of now (live)
+because its uptime_s is computed on read (see the XML). PeerStateChanged is
+emitted by Publisher.signal(wire.PeerStateChange).
 """
 
 from dbus_next import DBusError
-from dbus_next.service import PropertyAccess, ServiceInterface, dbus_property, method, signal
+from dbus_next.service import ServiceInterface, method
 
-from vc5.common import names
+from vc5.common import names, wire
+from vc5.common.bus.declare import declared_signal, read_property
 
 
 class BgpInterface(ServiceInterface):
     """org.vc5.Bgp1: read-only view of sessions and the RIB."""
 
+    Peers = read_property(wire.BGP, "Peers", live=True)
+    Advertised = read_property(wire.BGP, "Advertised")
+    AsNumber = read_property(wire.BGP, "AsNumber")
+    RouterId = read_property(wire.BGP, "RouterId")
+    ShuttingDown = read_property(wire.BGP, "ShuttingDown")
+    HealthConnected = read_property(wire.BGP, "HealthConnected")
+    Generation = read_property(wire.BGP, "Generation")
+    LastReloadError = read_property(wire.BGP, "LastReloadError")
+    PeerStateChanged = declared_signal(wire.BGP, "PeerStateChanged")
+
     def __init__(self, publisher):
         super().__init__(names.BGP_IFACE)
-        self._pub = publisher
-
-    @dbus_property(access=PropertyAccess.READ)
-    def Peers(self) -> "a(ssstttqqasasa{st}sassuus)":
-        return self._pub.current("Peers")
-
-    @dbus_property(access=PropertyAccess.READ)
-    def Advertised(self) -> "as":
-        return self._pub.published("Advertised")
-
-    @dbus_property(access=PropertyAccess.READ)
-    def AsNumber(self) -> "u":
-        return self._pub.published("AsNumber")
-
-    @dbus_property(access=PropertyAccess.READ)
-    def RouterId(self) -> "s":
-        return self._pub.published("RouterId")
-
-    @dbus_property(access=PropertyAccess.READ)
-    def ShuttingDown(self) -> "b":
-        return self._pub.published("ShuttingDown")
-
-    @dbus_property(access=PropertyAccess.READ)
-    def HealthConnected(self) -> "b":
-        return self._pub.published("HealthConnected")
-
-    @dbus_property(access=PropertyAccess.READ)
-    def Generation(self) -> "t":
-        return self._pub.published("Generation")
-
-    @dbus_property(access=PropertyAccess.READ)
-    def LastReloadError(self) -> "s":
-        return self._pub.published("LastReloadError")
-
-    @signal()
-    def PeerStateChanged(self) -> "ssss":
-        raise NotImplementedError("emitted by Publisher.signal(wire.PeerStateChange)")
+        self.publisher = publisher
 
 
 class BgpManagerInterface(ServiceInterface):

@@ -53,15 +53,17 @@ class HealthPublisher:
 
     def set(self, states):
         """states: {vip: up} or {vip: (up, since_seconds)}; since defaults to now when up."""
+        from vc5.common import wire
+
         now = time.time()
-        previous = {v[0]: v for v in self.vips}
+        previous = {v.vip: v for v in map(wire.VipState.from_dbus, self.vips)}
         out = []
         for vip, st in sorted(states.items()):
             up, since = st if isinstance(st, tuple) else (st, now)
             old = previous.get(vip)
-            if not isinstance(st, tuple) and old is not None and old[1] == bool(up):
-                since = old[2] / 1e6            # unchanged state keeps its `since`, as healthd does
-            out.append([vip, bool(up), int(since * 1e6)])
+            if not isinstance(st, tuple) and old is not None and old.up == bool(up):
+                since = old.since / 1e6         # unchanged state keeps its `since`, as healthd does
+            out.append(wire.VipState(vip, bool(up), int(since * 1e6)).to_dbus())
 
         async def apply():
             self.vips = out
@@ -117,15 +119,21 @@ def bgp_call(health, member, signature="", body=None):
 
 
 def peer_status(health, address):
-    """The Peers entry of `address` as a dict; None if bgpd is not (yet) on the bus or has no such peer."""
+    """The Peers entry of `address` as a dict; None if bgpd is not (yet) on the bus or has no such peer.
+
+    Keys are wire.PeerState's fields, plus the short names the tests use (uptime, keepalive,
+    advertised); sequences are lists, as on the bus."""
     from dbus_next import DBusError
+
+    from vc5.common import wire
     try:
         peers = bgp_property(health, "Peers")
     except DBusError:
         return None
-    for p in peers:
-        if p[0] == address:
-            return dict(zip(("address", "group", "state", "since", "established_at", "uptime", "hold_time",
-                             "keepalive", "capabilities", "families", "counters", "last_error", "advertised",
-                             "local_address", "local_asn", "remote_asn", "remote_id"), p))
+    for p in map(wire.PeerState.from_dbus, peers):
+        if p.address == address:
+            out = {name: list(v) if isinstance(v, tuple) else v
+                   for name, v in ((f, getattr(p, f)) for f in wire.PeerState.field_names())}
+            out.update(uptime=p.uptime_s, keepalive=p.keepalive_s, advertised=list(p.advertised_prefixes))
+            return out
     return None
