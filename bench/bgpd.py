@@ -14,7 +14,17 @@ Prints, for N VIPs (default 10,000):
     `gobgp global rib add` per route takes minutes for 10,000.)
 
 Usage: sudo /usr/bin/python3 bench/bgpd.py [N]
+
+Reload latency, same run (no root, no network): `bench/bgpd.py reload [N] [TREE ...]`
+starts one vc5-bgpd per source tree (default: this one; e.g. a `git worktree` of the
+previous commit as the baseline), each on its own private bus with 4 passive peers and
+100 VIPs up, then alternates between them N times (default 50): a Manager.Reload round
+trip (call -> reply carrying the new Generation), and SIGHUP -> PropertiesChanged with
+the new Generation. Prints median, 90th percentile and max per tree.
 """
+
+import asyncio
+import signal
 
 import ipaddress
 import os
@@ -194,5 +204,126 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+RELOAD_CONFIG = """\
+address: 10.0.0.2
+bgp:
+  as_number: 65001
+  hold_time: 9
+  groups:
+    - name: routers
+      passive: true
+      peers: [192.0.2.251, 192.0.2.252, 192.0.2.253, 192.0.2.254]
+"""
+
+
+class ReloadTarget:
+    """One vc5-bgpd from source tree `tree`, on its own private bus, and a client connection to it."""
+
+    def __init__(self, tree, tmp):
+        from tests.lib.privatebus import Bus
+        self.tree, self.bus = tree, Bus()
+        self.config = os.path.join(tmp, f"vc5-{len(os.listdir(tmp))}.yaml")
+        with open(self.config, "w") as f:
+            f.write(RELOAD_CONFIG)
+        self.health = HealthPublisher(self.bus.address)
+        self.health.set({str(ipaddress.IPv4Address(int(ipaddress.IPv4Address("10.128.0.1")) + i)): True
+                         for i in range(100)})
+        env = dict(os.environ, PYTHONPATH=os.path.join(tree, "services"),
+                   DBUS_SYSTEM_BUS_ADDRESS=self.bus.address)
+        env.pop("NOTIFY_SOCKET", None)
+        self.proc = subprocess.Popen(["/usr/bin/python3", "-m", "vc5.bgpd", "--config", self.config,
+                                      "--learn", "0", "--hold-down", "0"], env=env, cwd=tree,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.client = None
+        self.generations = asyncio.Queue()
+        self.reload_rtt, self.sighup = [], []
+
+    async def connect(self):
+        from dbus_next.aio import MessageBus
+
+        from vc5.common import bus as vbus
+        from vc5.common import names
+        self.client = await MessageBus(bus_address=self.bus.address).connect()
+        await vbus.wait_for_name(self.client, names.BGP_BUS, timeout=30)
+
+        def on_message(msg):
+            if (msg.member == "PropertiesChanged" and msg.path == names.BGP_PATH
+                    and "Generation" in msg.body[1]):
+                self.generations.put_nowait((time.perf_counter(), msg.body[1]["Generation"].value))
+        self.client.add_message_handler(on_message)
+        await vbus.call(self.client, vbus.DBUS_NAME, vbus.DBUS_PATH, vbus.DBUS_NAME, "AddMatch", "s",
+                        [f"type='signal',path='{names.BGP_PATH}',member='PropertiesChanged'"])
+
+    async def one_round(self):
+        from vc5.common import bus as vbus
+        from vc5.common import names
+        t0 = time.perf_counter()
+        [generation] = await vbus.call(self.client, names.BGP_BUS, names.BGP_PATH, names.BGP_MANAGER_IFACE,
+                                       "Reload", timeout=10)
+        self.reload_rtt.append(time.perf_counter() - t0)
+        await self._generation(generation)
+        t0 = time.perf_counter()
+        self.proc.send_signal(signal.SIGHUP)
+        self.sighup.append(await self._generation(generation + 1) - t0)
+
+    async def _generation(self, wanted):
+        while True:
+            t, generation = await asyncio.wait_for(self.generations.get(), 10)
+            if generation == wanted:
+                return t
+
+    def close(self):
+        if self.client is not None:
+            self.client.disconnect()
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.health.close()
+        self.bus.stop()
+
+
+def _ms(values):
+    values = sorted(values)
+    p90 = values[min(len(values) - 1, int(round(0.9 * (len(values) - 1))))]
+    return (f"median {statistics.median(values) * 1000:6.2f} ms, p90 {p90 * 1000:6.2f} ms, "
+            f"max {values[-1] * 1000:6.2f} ms")
+
+
+def reload_bench(n, trees):
+    tmp = tempfile.mkdtemp(prefix="vc5reload")
+    targets = []
+
+    async def measure():
+        for t in targets:
+            await t.connect()
+        for t in targets:            # warm-up (imports, first config load), not counted
+            await t.one_round()
+            t.reload_rtt.clear()
+            t.sighup.clear()
+        for _ in range(n):
+            for t in targets:        # alternate: both see the same machine, round by round
+                await t.one_round()
+        for t in targets:
+            t.client.disconnect()
+            t.client = None
+    try:
+        targets = [ReloadTarget(os.path.abspath(tree), tmp) for tree in trees]
+        asyncio.run(measure())
+        print(f"vc5-bgpd reload latency, same run, N={n} each, alternating (4 passive peers, 100 VIPs up)")
+        for t in targets:
+            print(f"  {t.tree}")
+            print(f"    Manager.Reload round trip         {_ms(t.reload_rtt)}")
+            print(f"    SIGHUP -> PropertiesChanged(Gen)  {_ms(t.sighup)}")
+    finally:
+        for t in targets:
+            t.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["reload"]:
+        reload_bench(int(sys.argv[2]) if len(sys.argv) > 2 else 50, sys.argv[3:] or [REPO])
+    else:
+        main()

@@ -25,7 +25,7 @@ def body(msg):
     return msg[19:]
 
 
-# --- vc5's own golden bytes (davidcoles/bgp bgp_test.go, see vc5-behaviour.md §5)
+# --- vc5's own golden bytes (davidcoles/bgp bgp_test.go; docs/bgp.md, "What each peer is sent")
 
 def test_as_path_ibgp_is_empty():
     assert attr.as_path((), four_octet=False) == bytes([0x40, 2, 0])

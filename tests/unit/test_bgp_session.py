@@ -14,9 +14,9 @@ from vc5.bgpd import capabilities as caps
 from vc5.bgpd.fsm import State
 from vc5.bgpd.messages import header, keepalive, notification, route_refresh, update
 from vc5.bgpd.messages import open as bgp_open
-from vc5.bgpd.session import Local, check_open, our_capabilities
+from vc5.bgpd.negotiation import Local, check_open, our_capabilities
 from vc5.bgpd.speaker import Speaker
-from vc5.common.wire import VipState
+from vc5.common.wire import PEER_COUNTERS, PeerState, PeerStateChange, VipState
 from vc5.config.model import Bgp, Peer
 
 MARKER = b"\xff" * 16
@@ -170,6 +170,36 @@ def test_established_advertises_and_negotiates_hold():
         await sp.shutdown("bye")
         t, n = await conn.recv_type(header.NOTIFICATION)
         assert (n.code, n.subcode, n.shutdown_communication) == (6, 2, "bye")
+        fake.close()
+    run(main())
+
+
+def test_peer_status_is_typed_and_state_changes_are_wire_structs():
+    async def main():
+        fake = await ScriptedPeer().start("127.0.0.1")
+        sp = speaker_for(peer("127.0.0.1", fake.port, group="routers"))
+        events = []
+        sp.listeners.append(lambda kind, *args: events.append((kind, args)))
+        sp.start()
+        conn = await fake.next()
+        await conn.handshake(hold=9, asn=65000, bgp_id="10.0.0.1")
+        s = sp.sessions[ip.ip_address("127.0.0.1")]
+        await wait_for(lambda: s.state == State.ESTABLISHED)
+        sp.set_vips([VipState(VIP, True, 1)])
+        await conn.recv_type(header.UPDATE)
+        [st] = sp.peer_status()
+        assert isinstance(st, PeerState)
+        assert (st.address, st.group, st.state, st.hold_time, st.keepalive_s) == (
+            "127.0.0.1", "routers", "Established", 6, 2)
+        assert (st.local_asn, st.remote_asn, st.remote_id, st.local_address) == (
+            65001, 65000, "10.0.0.1", "127.0.0.1")
+        assert st.advertised_prefixes == (VIP + "/32",) and st.families == ("ipv4-unicast",)
+        assert tuple(st.counters) == PEER_COUNTERS and st.counter("established") == 1
+        assert st.established_at > 0 and PeerState.from_dbus(st.to_dbus()) == st
+        changes = [args[0] for kind, args in events if kind == "peer_state"]
+        assert all(isinstance(c, PeerStateChange) for c in changes)
+        assert changes[-1] == PeerStateChange("127.0.0.1", "OpenConfirm", "Established", "")
+        await sp.shutdown("bye")
         fake.close()
     run(main())
 

@@ -1,14 +1,23 @@
-"""vc5-bgpd command line: `vc5-bgpd [--config FILE] [--listen ADDR:PORT] ...`."""
+"""vc5-bgpd command line: `vc5-bgpd [--config FILE] [--listen ADDR:PORT] ...` (docs/bgp.md, Command line)."""
 
 import argparse
-import asyncio
-import logging
+import ipaddress
 import sys
 
-from vc5.common import log as vlog
-from vc5.common import names
+from vc5.common import lifecycle, names
 
-from .daemon import Daemon, parse_listen
+from . import daemon
+
+
+def parse_listen(spec):
+    """ADDR:PORT (IPv6 in brackets or not) -> (address, port); ValueError if it is not one."""
+    host, _, port = spec.rpartition(":")
+    host = host.strip("[]")
+    ipaddress.ip_address(host)
+    port = int(port)
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} out of range")
+    return host, port
 
 
 def parse_args(argv=None):
@@ -33,11 +42,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    vlog.setup("vc5-bgpd", logging.DEBUG if args.debug else logging.INFO)
-    try:
-        return asyncio.run(Daemon(args).run())
-    except KeyboardInterrupt:
-        return 130
+    return lifecycle.main("vc5-bgpd", args, daemon.run, debug=args.debug)
 
 
 if __name__ == "__main__":

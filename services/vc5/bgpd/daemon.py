@@ -1,23 +1,24 @@
-"""vc5-bgpd process glue: configuration, D-Bus, signals, systemd notifications.
+"""vc5-bgpd life cycle: configuration, the bus name, signals, systemd notifications.
 
-Start: read the configuration (bgp section), export org.vc5.Bgp1, follow
-org.vc5.Health1's VIPs property, open sessions, accept passive sessions on the
-socket from vc5-bgpd.socket (or --listen), then READY=1.
+Start (docs/bgp.md): read the configuration (bgp section); own org.vc5.Bgp1 with
+the reply checked, before any BGP session or listening socket exists (a second
+vc5-bgpd exits 1 and never talks BGP beside the first); follow org.vc5.Health1's
+VIPs; open sessions; accept passive sessions on the sockets from vc5-bgpd.socket
+(or --listen); READY=1.
 SIGHUP (systemctl reload) = Manager.Reload(): validate first; a bad file is
 refused with every problem named and the old configuration keeps running.
-SIGTERM/SIGINT: graceful shutdown (speaker.shutdown), then exit 0.
+SIGTERM/SIGINT: graceful shutdown (speaker.shutdown), then exit 0. SIGUSR1 logs
+every task's stack (vc5.common.lifecycle.StopSignals).
 """
 
 import asyncio
-import ipaddress
 import logging
-import signal
 
 from vc5 import config
 from vc5.common import bus as vbus
+from vc5.common import lifecycle, names, sd, wire
 from vc5.common import log as vlog
 from vc5.common import messages as msgids
-from vc5.common import names, sd, wire
 
 from . import api
 from .speaker import Speaker, bind_listener
@@ -25,83 +26,112 @@ from .speaker import Speaker, bind_listener
 log = logging.getLogger("vc5.bgpd")
 
 
+async def run(args) -> int:
+    """The whole life of vc5-bgpd (lifecycle.main runs it); the exit code."""
+    return await Daemon(args).run()
+
+
 def empty_bgp(cfg):
     return config.Bgp(router_id=cfg.address)
 
 
 class Daemon:
+    """Holds the Speaker, the Publisher of org.vc5.Bgp1 and the bus connection."""
+
     def __init__(self, args):
         self.args = args
         self.generation = 0
         self.last_reload_error = ""
         self.health_connected = False
         self.speaker = None
+        self.publisher = None
         self.bus = None
-        self.iface = None
-        self._dirty = set()
-        self._flush_scheduled = False
-        self._stop = None
-        self._reload_lock = None
+        self._reload_lock = asyncio.Lock()
 
     def _learn(self, cfg, bgp):
         if self.args.learn is not None:
             return self.args.learn
         return max(bgp.learn or cfg.learn, 1)      # vc5 treats 0 as 1 s
 
+    def _getters(self):
+        """The current value of each org.vc5.Bgp1 property, typed (wire.BGP encodes them)."""
+        sp = self.speaker
+        return {"Peers": sp.peer_status, "Advertised": sp.advertised,
+                "AsNumber": lambda: sp.local.asn, "RouterId": lambda: str(sp.local.router_id),
+                "ShuttingDown": lambda: sp.shutting_down, "HealthConnected": lambda: self.health_connected,
+                "Generation": lambda: self.generation, "LastReloadError": lambda: self.last_reload_error}
+
     async def run(self) -> int:
-        self._stop = asyncio.Event()
-        self._reload_lock = asyncio.Lock()
-        try:
-            cfg = config.load(self.args.config)
-        except config.ConfigError as e:
-            log.error("configuration %s refused:\n%s", self.args.config, e)
+        bgp = self._create_speaker()
+        if bgp is None:
             return 1
-        except OSError as e:
-            log.error("cannot read configuration %s: %s", self.args.config, e)
-            return 1
-        bgp = cfg.bgp or empty_bgp(cfg)
-        try:
-            self.speaker = Speaker(bgp, hold_down=self.args.hold_down, retry_min=self.args.retry_min,
-                                   retry_max=self.args.retry_max, learn=self._learn(cfg, bgp))
-        except ValueError as e:
-            log.error("%s: %s", self.args.config, e)
-            return 1
-        self.generation = 1
-        self.speaker.listeners.append(self._on_speaker)
-
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
-        loop.add_signal_handler(signal.SIGINT, self._stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
-
-        sockets = sd.listen_sockets()
-        for spec in self.args.listen:
-            host, _, port = spec.rpartition(":")
-            sockets.append(bind_listener(host.strip("[]"), int(port)))
-        if bgp.listen and not sockets:
-            sockets.append(bind_listener("::", 179))
-
+        signals = lifecycle.StopSignals(on_reload=self.reload)
         if not self.args.no_bus:
-            self.bus = await vbus.connect_system_bus()
-            self.iface = api.BgpInterface(self)
-            self.bus.export(names.BGP_PATH, self.iface)
-            self.bus.export(names.BGP_PATH, api.BgpManagerInterface(self))
-            await self.bus.request_name(names.BGP_BUS)
-            await vbus.watch_properties(self.bus, names.HEALTH_BUS, names.HEALTH_PATH, names.HEALTH_IFACE,
-                                        self._on_health, on_vanished=self._on_health_vanished)
-
-        if not sockets and any(p.passive for p in bgp.peers):
-            log.warning("passive peers are configured but there is no listening socket "
-                        "(vc5-bgpd.socket, --listen or bgp.listen): they can never connect")
+            try:
+                await self._open_bus()
+            except vbus.NameTaken as e:
+                log.error("not starting: %s A second vc5-bgpd would open BGP sessions beside the one that "
+                          "owns %s.", e, names.BGP_BUS)
+                return 1
+        sockets = self._listening_sockets(bgp)
         self.speaker.start()
         await self.speaker.serve(sockets)
         watchdog = asyncio.ensure_future(sd.watchdog())
         sd.notify_ready(self._status())
         log.info("vc5-bgpd ready: AS %s, router ID %s, %d peer(s), listening on %d socket(s)",
                  self.speaker.local.asn, self.speaker.local.router_id, len(bgp.peers), len(sockets))
-        await self._stop.wait()
+        await signals.wait()
+        await self._stop()
+        watchdog.cancel()
+        if self.bus is not None:
+            self.bus.disconnect()
+        return 0
+
+    def _create_speaker(self):
+        """The bgp section, self.speaker made from it (no session started yet); None after saying why not."""
+        try:
+            cfg = config.load(self.args.config)
+        except config.ConfigError as e:
+            log.error("configuration %s refused:\n%s", self.args.config, e)
+            return None
+        except OSError as e:
+            log.error("cannot read configuration %s: %s", self.args.config, e)
+            return None
+        bgp = cfg.bgp or empty_bgp(cfg)
+        try:
+            self.speaker = Speaker(bgp, hold_down=self.args.hold_down, retry_min=self.args.retry_min,
+                                   retry_max=self.args.retry_max, learn=self._learn(cfg, bgp))
+        except ValueError as e:
+            log.error("%s: %s", self.args.config, e)
+            return None
+        self.generation = 1
+        self.publisher = vbus.Publisher(names.BGP_PATH, wire.BGP, self._getters())
+        self.speaker.listeners.append(self._on_speaker)
+        return bgp
+
+    async def _open_bus(self):
+        """Own org.vc5.Bgp1 (vbus.NameTaken if another process does), then follow org.vc5.Health1."""
+        self.bus = await lifecycle.open_bus(names.BGP_BUS, names.BGP_PATH, api.BgpInterface(self.publisher),
+                                            api.BgpManagerInterface(self), queue=False)
+        self.publisher.attach(self.bus)
+        await vbus.watch_properties(self.bus, names.HEALTH_BUS, names.HEALTH_PATH, names.HEALTH_IFACE,
+                                    self._on_health, on_vanished=self._on_health_vanished, schema=wire.HEALTH)
+
+    def _listening_sockets(self, bgp):
+        sockets = sd.listen_sockets()
+        for host, port in self.args.listen:
+            sockets.append(bind_listener(host, port))
+        if bgp.listen and not sockets:
+            sockets.append(bind_listener("::", 179))
+        if not sockets and any(p.passive for p in bgp.peers):
+            log.warning("passive peers are configured but there is no listening socket "
+                        "(vc5-bgpd.socket, --listen or bgp.listen): they can never connect")
+        return sockets
+
+    async def _stop(self):
         sd.notify_stopping()
         sd.notify_status("withdrawing routes")
+        self.publisher.mark("ShuttingDown")     # the speaker sets it before its first await
         if self.speaker.bgp.graceful_restart:
             # RFC 4724: peers keep our routes while we restart; a stop looks the same to them
             # (they drop the routes when the restart time ends without us).
@@ -110,10 +140,6 @@ class Daemon:
         else:
             log.info("stopping: graceful shutdown")
             await self.speaker.shutdown(self.args.shutdown_reason)
-        watchdog.cancel()
-        if self.bus is not None:
-            self.bus.disconnect()
-        return 0
 
     def _status(self):
         up = sum(1 for s in self.speaker.sessions.values() if s.state.value == "Established")
@@ -123,17 +149,17 @@ class Daemon:
     # ------------------------------------------------------------ healthd
 
     def _on_health(self, props):
-        vips = wire.vips_from_dbus(props.get("VIPs", []))
+        """org.vc5.Health1's properties, typed by wire.HEALTH: VIPs is a tuple of wire.VipState."""
         if not self.health_connected:
             self.health_connected = True
-            self._mark("HealthConnected")
-        self.speaker.set_vips(vips)
+            self.publisher.mark("HealthConnected")
+        self.speaker.set_vips(props.get("VIPs", ()))
 
     def _on_health_vanished(self):
         # Forwarding goes on while healthd restarts: keep advertising what we had (never guess).
         log.warning("org.vc5.Health1 left the bus; keeping the current RIB until it returns")
         self.health_connected = False
-        self._mark("HealthConnected")
+        self.publisher.mark("HealthConnected")
 
     # ------------------------------------------------------------ reload
 
@@ -144,63 +170,49 @@ class Daemon:
         async with self._reload_lock:
             sd.notify_reloading()
             try:
-                try:
-                    cfg = config.load(self.args.config)
-                    bgp = cfg.bgp or empty_bgp(cfg)
-                    if bgp.router_id is None and bgp.peers:
-                        raise ValueError(f"{self.args.config}: bgp: no router ID "
-                                         "(set bgp.router_id or address)")
-                except (config.ConfigError, OSError, ValueError) as e:
-                    self.last_reload_error = str(e)
-                    self._mark("LastReloadError")
-                    vlog.event(log, logging.ERROR, f"configuration {self.args.config} refused; keeping "
-                               f"generation {self.generation}:\n{e}", message_id=msgids.CONFIG_REJECTED)
-                    return False, str(e)
-                self.speaker.reconfigure(bgp, learn=self._learn(cfg, bgp))
-                self.generation += 1
-                self.last_reload_error = ""
-                self._mark("Generation", "LastReloadError", "AsNumber", "RouterId", "Peers")
-                vlog.event(log, logging.INFO, f"configuration {self.args.config} applied "
-                           f"(generation {self.generation})", message_id=msgids.CONFIG_LOADED)
-                return True, ""
+                return self._apply_config()
             finally:
                 sd.notify_ready(self._status())
 
-    # ------------------------------------------------------------ D-Bus signals
+    def _apply_config(self):
+        try:
+            cfg = config.load(self.args.config)
+            bgp = cfg.bgp or empty_bgp(cfg)
+            if bgp.router_id is None and bgp.peers:
+                raise ValueError(f"{self.args.config}: bgp: no router ID (set bgp.router_id or address)")
+        except (config.ConfigError, OSError, ValueError) as e:
+            self.last_reload_error = str(e)
+            self.publisher.mark("LastReloadError")
+            vlog.event(log, logging.ERROR, f"configuration {self.args.config} refused; keeping "
+                       f"generation {self.generation}:\n{e}", message_id=msgids.CONFIG_REJECTED)
+            return False, str(e)
+        self.speaker.reconfigure(bgp, learn=self._learn(cfg, bgp))
+        self.generation += 1
+        self.last_reload_error = ""
+        self.publisher.mark("Generation", "LastReloadError", "AsNumber", "RouterId", "Peers")
+        vlog.event(log, logging.INFO, f"configuration {self.args.config} applied "
+                   f"(generation {self.generation})", message_id=msgids.CONFIG_LOADED)
+        return True, ""
+
+    # ------------------------------------------------------------ speaker events
 
     def _on_speaker(self, kind, *args):
         if kind == "peer_state":
-            address, old, new, reason = args
-            if new == "Established":
-                vlog.event(log, vlog.NOTICE, f"BGP session with {address} established", peer=address,
-                           message_id=msgids.BGP_SESSION_ESTABLISHED)
-            elif old == "Established":
-                vlog.event(log, logging.WARNING, f"BGP session with {address} down: {reason}", peer=address,
-                           message_id=msgids.BGP_SESSION_DOWN)
-            if self.iface is not None:
-                self.iface.PeerStateChanged(address, old, new, reason)
+            change = args[0]
+            self._log_peer_state(change)
+            self.publisher.signal(change)
             sd.notify_status(self._status())
         elif kind == "peers":
-            self._mark("Peers")
+            self.publisher.mark("Peers")
         elif kind == "rib":
-            self._mark("Advertised", "ShuttingDown", "Peers")
+            self.publisher.mark("Advertised", "ShuttingDown", "Peers")
 
-    def _mark(self, *props):
-        if self.iface is None:
-            return
-        self._dirty.update(props)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self):
-        self._flush_scheduled = False
-        dirty, self._dirty = self._dirty, set()
-        if dirty and self.iface is not None and self.bus is not None and self.bus.connected:
-            self.iface.emit_properties_changed(self.iface.values(sorted(dirty)))
-
-
-def parse_listen(spec):
-    host, _, port = spec.rpartition(":")
-    ipaddress.ip_address(host.strip("[]"))
-    return spec
+    @staticmethod
+    def _log_peer_state(change: wire.PeerStateChange):
+        address = change.address
+        if change.new_state == "Established":
+            vlog.event(log, vlog.NOTICE, f"BGP session with {address} established", peer=address,
+                       message_id=msgids.BGP_SESSION_ESTABLISHED)
+        elif change.old_state == "Established":
+            vlog.event(log, logging.WARNING, f"BGP session with {address} down: {change.reason}",
+                       peer=address, message_id=msgids.BGP_SESSION_DOWN)

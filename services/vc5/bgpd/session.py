@@ -1,4 +1,8 @@
-"""One BGP session: TCP (active and passive), timers, and the FSM's actions.
+"""One BGP session: the FSM's actions, timers and messages (RFC 4271 §8).
+
+TCP itself (the active open, the connection object) is in transport.py; what
+the two OPENs agree is in negotiation.py; docs/bgp.md, "Sessions", is the
+operator's view.
 
 All work happens on the asyncio event loop. Events (timers, TCP, received
 messages, RIB changes) go through `post()`, which runs them one at a time
@@ -10,109 +14,32 @@ this session only: other peers are separate Session objects.
 
 import asyncio
 import collections
-import ipaddress
 import logging
 import random
-import socket
 import time
-from dataclasses import dataclass
 
 from vc5.common import log as vlog
+from vc5.common import wire
 
-from . import capabilities as caps_mod
-from . import md5, messages, policy
-from .capabilities import Capabilities
-from .errors import (ADMINISTRATIVE_SHUTDOWN, BAD_BGP_IDENTIFIER, BAD_PEER_AS, CEASE, FSM_ERROR,
-                     HOLD_TIMER_EXPIRED, OPEN_MESSAGE_ERROR, UNACCEPTABLE_HOLD_TIME, BgpError)
+from . import messages, policy, transport
+from .errors import ADMINISTRATIVE_SHUTDOWN, CEASE, FSM_ERROR, HOLD_TIMER_EXPIRED, BgpError
 from .fsm import FSM_ERROR_SUBCODE, Event, State, step
 from .messages import header, keepalive, notification, update
 from .messages import open as bgp_open
+from .negotiation import Local, check_open, our_capabilities
 
 log = logging.getLogger("vc5.bgpd.session")
 
 LARGE_HOLD = 240          # RFC 4271 §8.2.2: hold timer while waiting for OPEN
-CONNECT_TIMEOUT = 10.0    # vc5: connect timeout 10 s
-MIN_HOLD = 3              # vc5 / RFC 4271 §4.2: a peer's hold time of 1 or 2 is refused; vc5 also refuses 0
-
-
-@dataclass(frozen=True)
-class Local:
-    """Settings of our side that every session shares."""
-
-    asn: int
-    router_id: ipaddress.IPv4Address
-    graceful_restart: bool = False
-    restart_time: int = 120
-
-
-@dataclass(frozen=True)
-class Negotiated:
-    hold_time: int
-    keepalive: float
-    remote_asn: int
-    remote_id: ipaddress.IPv4Address
-    four_octet: bool
-    families: tuple
-    route_refresh: bool
-    capabilities: Capabilities
-
-
-def our_capabilities(peer, local: Local) -> Capabilities:
-    families = policy.offered_families(peer)
-    gr = None
-    if local.graceful_restart:
-        # F bit set: the XDP data plane keeps forwarding while bgpd restarts (RFC 4724 §3)
-        gr = (local.restart_time, tuple((afi, safi, True) for afi, safi in families))
-    return Capabilities(families=families, route_refresh=True, four_octet_as=peer.as_number or local.asn,
-                        graceful_restart=gr)
-
-
-def check_open(msg, peer, local: Local, ours: Capabilities) -> Negotiated:
-    """Validate a peer's OPEN against our configuration (RFC 4271 §6.2); returns what was negotiated."""
-    if peer.peer_as is not None and msg.asn != peer.peer_as:
-        raise BgpError(OPEN_MESSAGE_ERROR, BAD_PEER_AS, f"peer says AS {msg.asn}, configured {peer.peer_as}",
-                       msg.my_as.to_bytes(2, "big"))
-    if int(msg.bgp_id) == 0 or msg.bgp_id == local.router_id:
-        raise BgpError(OPEN_MESSAGE_ERROR, BAD_BGP_IDENTIFIER, f"BGP identifier {msg.bgp_id}",
-                       msg.bgp_id.packed)
-    if msg.hold_time < MIN_HOLD:
-        raise BgpError(OPEN_MESSAGE_ERROR, UNACCEPTABLE_HOLD_TIME, f"hold time {msg.hold_time} < {MIN_HOLD}")
-    hold = min(peer.hold_time, msg.hold_time)
-    theirs = msg.capabilities
-    return Negotiated(hold_time=hold, keepalive=hold / 3, remote_asn=msg.asn, remote_id=msg.bgp_id,
-                      four_octet=theirs.four_octet_as is not None and ours.four_octet_as is not None,
-                      families=caps_mod.negotiated_families(ours, theirs),
-                      route_refresh=theirs.route_refresh, capabilities=theirs)
 
 
 class Counters(collections.Counter):
-    NAMES = ("updates_in", "updates_out", "advertised", "withdrawn", "connection_attempts", "established",
-             "notifications_in", "notifications_out")
+    """Per-session counters, published as PeerState.counters (wire.PEER_COUNTERS)."""
+
+    NAMES = wire.PEER_COUNTERS
 
     def as_dict(self):
         return {k: int(self[k]) for k in self.NAMES}
-
-
-class Connection:
-    def __init__(self, number, reader, writer):
-        self.number = number
-        self.reader = reader
-        self.writer = writer
-        sockname = writer.get_extra_info("sockname")
-        peername = writer.get_extra_info("peername")
-        self.local = ipaddress.ip_address(sockname[0].split("%")[0]) if sockname else None
-        self.remote = ipaddress.ip_address(peername[0].split("%")[0]) if peername else None
-        if self.local is not None and self.local.version == 6 and self.local.ipv4_mapped:
-            self.local = self.local.ipv4_mapped
-        self.task = None
-
-    def close(self):
-        if self.task is not None and self.task is not asyncio.current_task():
-            self.task.cancel()
-        try:
-            self.writer.close()       # the transport flushes what is buffered, then closes
-        except Exception:  # noqa: BLE001 - already gone
-            pass
 
 
 class Session:
@@ -258,22 +185,9 @@ class Session:
 
     async def _connect(self):
         peer = self.peer
-        family = socket.AF_INET if peer.address.version == 4 else socket.AF_INET6
-        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            sock.setblocking(False)
-            if peer.md5:
-                md5.set_key(sock, peer.address, peer.md5)
-            if peer.source_ip is not None:
-                sock.bind((str(peer.source_ip), 0))
-            loop = asyncio.get_running_loop()
-            await asyncio.wait_for(loop.sock_connect(sock, (str(peer.address), peer.port)), CONNECT_TIMEOUT)
-            reader, writer = await asyncio.open_connection(sock=sock)
-        except asyncio.CancelledError:
-            sock.close()
-            raise
+            reader, writer = await transport.connect(peer)
         except (OSError, asyncio.TimeoutError) as e:
-            sock.close()
             self._connect_task = None
             if self.state == State.CONNECT:
                 self.post(Event.TCP_FAILS, f"connect to {peer.address}:{peer.port}: {e or 'timed out'}")
@@ -283,14 +197,7 @@ class Session:
 
     def _new_connection(self, reader, writer):
         self._conn_number += 1
-        conn = Connection(self._conn_number, reader, writer)
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
-        return conn
+        return transport.wrap(self._conn_number, reader, writer)
 
     def _start_reader(self):
         self.conn.task = asyncio.ensure_future(self._read(self.conn))

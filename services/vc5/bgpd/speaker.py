@@ -18,11 +18,15 @@ import logging
 import socket
 import time
 
+from vc5.common import wire
+
 from . import md5, policy, rib
+from .capabilities import family_name
 from .errors import (ADMINISTRATIVE_RESET, ADMINISTRATIVE_SHUTDOWN, OTHER_CONFIGURATION_CHANGE,
                      PEER_DECONFIGURED)
 from .fsm import State
-from .session import Local, Session
+from .negotiation import Local
+from .session import Session
 
 log = logging.getLogger("vc5.bgpd.speaker")
 
@@ -55,7 +59,7 @@ class Speaker:
         self.rib = set()
         self.shutting_down = False
         self.graceful = False             # routes carry GRACEFUL_SHUTDOWN
-        self.listeners = []               # callables(kind, *args): "peers", "rib", "peer_state"
+        self.listeners = []               # callables(kind, *args): "peers", "rib", "peer_state" (+ event)
         self.servers = []
         self.health_seen = False          # set_vips() called at least once
         self._ready_announced = False
@@ -254,7 +258,7 @@ class Speaker:
     # ------------------------------------------------------------ observers
 
     def session_changed(self, session, old, new, reason):
-        self._notify("peer_state", str(session.address), old.value, new.value, reason)
+        self._notify("peer_state", wire.PeerStateChange(str(session.address), old.value, new.value, reason))
         self._notify("peers")
 
     def adj_rib_out_changed(self, session):
@@ -268,40 +272,37 @@ class Speaker:
                 log.exception("listener failed")
 
     def peer_status(self):
-        """Per peer, the struct of org.vc5.Bgp1.Peers (see the introspection XML)."""
+        """Per peer, its org.vc5.Bgp1.Peers entry (wire.PeerState), sorted by address."""
         now = time.time()
-        out = []
-        for addr in sorted(self.sessions, key=lambda a: (a.version, a)):
-            s = self.sessions[addr]
-            neg = s.negotiated
-            established = s.established_at if s.state == State.ESTABLISHED else 0.0
-            remote_asn = neg.remote_asn if neg else (s.peer.peer_as or 0)
-            out.append([
-                str(addr), s.peer.group or "", s.state.value, int(s.since * 1e6), int(established * 1e6),
-                int(now - established) if established else 0,
-                neg.hold_time if neg else 0, int(neg.keepalive) if neg else 0,
-                list(neg.capabilities.names()) if neg else [],
-                [policy_family_name(f) for f in neg.families] if neg else [],
-                s.counters.as_dict(), s.last_error,
-                [str(p) for p in sorted(s.adj_rib_out, key=_prefix_key)],
-                str(s.conn.local) if s.conn is not None and s.conn.local is not None else "",
-                s.peer.as_number or self.local.asn, remote_asn,
-                str(neg.remote_id) if neg else "",
-            ])
-        return out
+        return [self._peer_state(self.sessions[addr], now)
+                for addr in sorted(self.sessions, key=lambda a: (a.version, a))]
+
+    def _peer_state(self, s, now):
+        neg = s.negotiated
+        established = s.established_at if s.state == State.ESTABLISHED else 0.0
+        conn_local = s.conn.local if s.conn is not None else None
+        return wire.PeerState(
+            address=str(s.address), group=s.peer.group or "", state=s.state.value,
+            since=int(s.since * 1e6), established_at=int(established * 1e6),
+            uptime_s=int(now - established) if established else 0,
+            hold_time=neg.hold_time if neg else 0, keepalive_s=int(neg.keepalive) if neg else 0,
+            capabilities=tuple(neg.capabilities.names()) if neg else (),
+            families=tuple(family_name(f) for f in neg.families) if neg else (),
+            counters=s.counters.as_dict(), last_error=s.last_error,
+            advertised_prefixes=tuple(str(p) for p in sorted(s.adj_rib_out, key=_prefix_key)),
+            local_address=str(conn_local) if conn_local is not None else "",
+            local_asn=s.peer.as_number or self.local.asn,
+            remote_asn=neg.remote_asn if neg else (s.peer.peer_as or 0),
+            remote_id=str(neg.remote_id) if neg else "")
 
     def advertised(self):
+        """The RIB: what is advertised (before each peer's filters), sorted."""
         return [str(p) for p in sorted(self.rib, key=_prefix_key)]
 
 
 def _prefix_key(text):
     n = text if not isinstance(text, str) else ipaddress.ip_network(text)
     return (n.version, n)
-
-
-def policy_family_name(family):
-    from .capabilities import family_name
-    return family_name(family)
 
 
 def bind_listener(address: str, port: int) -> socket.socket:

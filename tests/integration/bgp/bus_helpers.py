@@ -8,9 +8,13 @@ import time
 # ---------------------------------------------------------------- Health1 publisher
 
 class HealthPublisher:
-    """org.vc5.Health1 with a VIPs property, on the private bus, run in its own thread."""
+    """org.vc5.Health1 with a VIPs property, on the private bus, run in its own thread.
 
-    def __init__(self):
+    `address`: another private bus than DBUS_SYSTEM_BUS_ADDRESS (a second balancer host's).
+    """
+
+    def __init__(self, address=None):
+        self.address = address
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -38,22 +42,28 @@ class HealthPublisher:
             def VIPs(self) -> wire.VIPS_SIGNATURE:  # noqa: N802
                 return pub.vips
 
-        self.bus = await vbus.connect_system_bus()
+        if self.address is None:
+            self.bus = await vbus.connect_system_bus()
+        else:
+            from dbus_next.aio import MessageBus
+            self.bus = await MessageBus(bus_address=self.address).connect()
         self.iface = Health()
         self.bus.export(names.HEALTH_PATH, self.iface)
         await self.bus.request_name(names.HEALTH_BUS)
 
     def set(self, states):
         """states: {vip: up} or {vip: (up, since_seconds)}; since defaults to now when up."""
+        from vc5.common import wire
+
         now = time.time()
-        previous = {v[0]: v for v in self.vips}
+        previous = {v.vip: v for v in map(wire.VipState.from_dbus, self.vips)}
         out = []
         for vip, st in sorted(states.items()):
             up, since = st if isinstance(st, tuple) else (st, now)
             old = previous.get(vip)
-            if not isinstance(st, tuple) and old is not None and old[1] == bool(up):
-                since = old[2] / 1e6            # unchanged state keeps its `since`, as healthd does
-            out.append([vip, bool(up), int(since * 1e6)])
+            if not isinstance(st, tuple) and old is not None and old.up == bool(up):
+                since = old.since / 1e6         # unchanged state keeps its `since`, as healthd does
+            out.append(wire.VipState(vip, bool(up), int(since * 1e6)).to_dbus())
 
         async def apply():
             self.vips = out
@@ -109,15 +119,21 @@ def bgp_call(health, member, signature="", body=None):
 
 
 def peer_status(health, address):
-    """The Peers entry of `address` as a dict; None if bgpd is not (yet) on the bus or has no such peer."""
+    """The Peers entry of `address` as a dict; None if bgpd is not (yet) on the bus or has no such peer.
+
+    Keys are wire.PeerState's fields, plus the short names the tests use (uptime, keepalive,
+    advertised); sequences are lists, as on the bus."""
     from dbus_next import DBusError
+
+    from vc5.common import wire
     try:
         peers = bgp_property(health, "Peers")
     except DBusError:
         return None
-    for p in peers:
-        if p[0] == address:
-            return dict(zip(("address", "group", "state", "since", "established_at", "uptime", "hold_time",
-                             "keepalive", "capabilities", "families", "counters", "last_error", "advertised",
-                             "local_address", "local_asn", "remote_asn", "remote_id"), p))
+    for p in map(wire.PeerState.from_dbus, peers):
+        if p.address == address:
+            out = {name: list(v) if isinstance(v, tuple) else v
+                   for name, v in ((f, getattr(p, f)) for f in wire.PeerState.field_names())}
+            out.update(uptime=p.uptime_s, keepalive=p.keepalive_s, advertised=list(p.advertised_prefixes))
+            return out
     return None

@@ -16,6 +16,7 @@ import textwrap
 import pytest
 
 from tests.lib import netns as nsmod
+from tests.lib.privatebus import Bus
 from tests.lib.wait import until
 
 from .bus_helpers import HealthPublisher, bgp_call, bgp_property, peer_status
@@ -37,6 +38,18 @@ def health(private_bus):
     pub = HealthPublisher()
     yield pub
     pub.close()
+
+
+@pytest.fixture
+def health2(private_bus):
+    """A second balancer host's own system bus, with its org.vc5.Health1: each host runs one
+    vc5-bgpd, which owns org.vc5.Bgp1 on its bus (a second one on the same bus exits 1).
+    Pass `bus=health2.address` to bgpd_factory for the vc5-bgpd of that host."""
+    bus = Bus()
+    pub = HealthPublisher(bus.address)
+    yield pub
+    pub.close()
+    bus.stop()
 
 
 # ---------------------------------------------------------------- topology
@@ -181,7 +194,7 @@ def bird_factory(lab):
 # ---------------------------------------------------------------- vc5-bgpd
 
 class Bgpd:
-    def __init__(self, ns, tmp, yaml_text, args=(), wrapper=()):
+    def __init__(self, ns, tmp, yaml_text, args=(), wrapper=(), bus=None):
         self.ns = ns
         fd, self.config = tempfile.mkstemp(dir=tmp, suffix=".yaml")
         with os.fdopen(fd, "w") as f:
@@ -190,6 +203,8 @@ class Bgpd:
         env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "services"), PYTHONUNBUFFERED="1")
         env.pop("NOTIFY_SOCKET", None)
         env.pop("INVOCATION_ID", None)
+        if bus is not None:
+            env["DBUS_SYSTEM_BUS_ADDRESS"] = bus
         self.out = open(self.logfile, "w")
         self.proc = ns.popen([*wrapper, "/usr/bin/python3", "-m", "vc5.bgpd", "--config", self.config,
                               "--hold-down", "0.3", "--learn", "0", "--retry-min", "0.5", "--retry-max", "2",
@@ -222,8 +237,8 @@ class Bgpd:
 def bgpd_factory(lab, private_bus):
     made = []
 
-    def make(ns, yaml_text, args=(), wrapper=()):
-        b = Bgpd(ns, lab.tmp, yaml_text, args, wrapper)
+    def make(ns, yaml_text, args=(), wrapper=(), bus=None):
+        b = Bgpd(ns, lab.tmp, yaml_text, args, wrapper, bus)
         made.append(b)
         return b
 

@@ -114,16 +114,17 @@ def test_ipv6_over_ipv6_session_and_multiprotocol_over_ipv4(lab, bird_factory, b
     assert bird.route(f"{VIP}/32")
 
 
-def test_ecmp_two_speakers_give_two_paths(lab, bird_factory, bgpd_factory, health):
+def test_ecmp_two_speakers_give_two_paths(lab, bird_factory, bgpd_factory, health, health2):
     lb1, lb2 = lab.add_speaker(), lab.add_speaker()
     bird = bird_factory(asn=65000, neighbors=[dict(name="lb1", address=lb1.address4, asn=65001),
                                               dict(name="lb2", address=lb2.address4, asn=65001)],
                         extra="protocol kernel { ipv4 { export where source = RTS_BGP; }; "
                               "merge paths on; }\n")
-    for lb in (lb1, lb2):
-        bgpd_factory(lb, yaml_for(lb, [f"{NET4}.1"]))
+    bgpd_factory(lb1, yaml_for(lb1, [f"{NET4}.1"]))
+    bgpd_factory(lb2, yaml_for(lb2, [f"{NET4}.1"]), bus=health2.address)     # each host has its bus
     until(lambda: bird.state("lb1") == "Established" and bird.state("lb2") == "Established", 20)
-    health.set({VIP: True})
+    for h in (health, health2):
+        h.set({VIP: True})
     route = until(lambda: "lb1" in bird.route(f"{VIP}/32") and "lb2" in bird.route(f"{VIP}/32")
                   and bird.route(f"{VIP}/32"), 10, message="two paths")
     assert f"via {lb1.address4}" in route and f"via {lb2.address4}" in route
@@ -135,7 +136,8 @@ def test_ecmp_two_speakers_give_two_paths(lab, bird_factory, bgpd_factory, healt
     kernel = until(lambda: kernel_route().count("nexthop via") == 2 and kernel_route(), 10,
                    message="ECMP route in the router's kernel")
     assert lb1.address4 in kernel and lb2.address4 in kernel
-    health.set({VIP: False})
+    for h in (health, health2):
+        h.set({VIP: False})
     until(lambda: not kernel_route().strip(), 5,
           message="ECMP route removed from the kernel")
 
@@ -188,7 +190,7 @@ def test_reset_peer_and_route_refresh(lab, bird_factory, bgpd_factory, health):
     assert e.value.type == "org.vc5.Bgp1.Error.NotFound"
 
 
-def test_tcp_md5_active_and_passive(lab, bird_factory, bgpd_factory, health):
+def test_tcp_md5_active_and_passive(lab, bird_factory, bgpd_factory, health, health2):
     lb1, lb2 = lab.add_speaker(), lab.add_speaker()
     bird = bird_factory(asn=65000, neighbors=[
         dict(name="lb1", address=lb1.address4, asn=65001, extra='password "s3cret";'),
@@ -204,10 +206,11 @@ def test_tcp_md5_active_and_passive(lab, bird_factory, bgpd_factory, health):
             - name: r
               passive: true
               peers: [{NET4}.1]
-        """, args=["--listen", f"{lb2.address4}:179"])
+        """, args=["--listen", f"{lb2.address4}:179"], bus=health2.address)     # each host has its bus
     until(lambda: bird.state("lb1") == "Established" and bird.state("lb2") == "Established", 20,
           message=f"MD5 sessions: {bird.cli('show', 'protocols')}")
-    health.set({VIP: True})
+    for h in (health, health2):
+        h.set({VIP: True})
     until(lambda: "lb1" in bird.route(f"{VIP}/32") and "lb2" in bird.route(f"{VIP}/32"), 10)
 
 

@@ -3,7 +3,7 @@
 My Autonomous System is 2 octets: a speaker whose ASN exceeds 65535 puts
 AS_TRANS (23456) there and its real ASN in the 4-octet AS capability (RFC 6793 §4.1).
 Checks that need the local configuration (peer AS, BGP identifier, hold time)
-are in session.check_open; this module validates syntax only.
+are in negotiation.check_open; this module validates syntax only.
 """
 
 import ipaddress
