@@ -124,7 +124,7 @@ def test_malformed_packets_are_dropped_and_counted_while_traffic_goes_on(lab, ca
 
 def peer(stack, balancer, address):
     for p in stack.prop(balancer, "bgpd", "Peers"):
-        if p[0] == address:
+        if p.address == address:
             return p
     return None
 
@@ -147,7 +147,7 @@ def test_bgp_peer_sending_garbage_gets_a_notification_and_nothing_else_moves(lab
     log = os.path.join(lab.workdir, "junk-bgp.log")
     bird_before = bird_session(lab, "lb1")
     router_before = peer(stack, 1, lab.router.ip)
-    assert bird_before[0] == "Established" and router_before[2] == "Established"
+    assert bird_before[0] == "Established" and router_before.state == "Established"
     routes_before = lab.router.ns.run(f"ip route show {VIP4}").stdout
     peers = f"    - {lab.router.ip}\n"
     text = stack.config_text(1).replace(peers, peers + f"    - {junk.ip}\n")
@@ -159,7 +159,7 @@ def test_bgp_peer_sending_garbage_gets_a_notification_and_nothing_else_moves(lab
             return lines if len(lines) >= 3 else None
         got = until(answers, timeout=60, interval=0.5,
                     message="bgpd did not come back to the junk peer 3 times")
-        junk_peer = until(lambda: (p := peer(stack, 1, junk.ip)) and p[10].get("notifications_out", 0) >= 3
+        junk_peer = until(lambda: (p := peer(stack, 1, junk.ip)) and p.counter("notifications_out") >= 3
                           and p, timeout=10,
                           message=f"bgpd's Peers does not count the NOTIFICATIONs it sent: "
                           f"{peer(stack, 1, junk.ip)}")
@@ -175,11 +175,12 @@ def test_bgp_peer_sending_garbage_gets_a_notification_and_nothing_else_moves(lab
             f"no NOTIFICATION after {answer['kind']}: {answer}"
         assert (reply[19], reply[20]) == expected[answer["kind"]], (answer["kind"], reply[19:21])
         assert answer["closed"], f"bgpd kept the connection open after {answer['kind']}"
-    assert junk_peer[11], "bgpd's Peers shows no last_error for the junk peer"
+    assert junk_peer.last_error, "bgpd's Peers shows no last_error for the junk peer"
     # The router's session never noticed.
     assert bird_session(lab, "lb1") == bird_before
     router_after = peer(stack, 1, lab.router.ip)
-    assert router_after[2] == "Established" and router_after[4] == router_before[4], router_after
+    assert router_after.state == "Established", router_after
+    assert router_after.established_at == router_before.established_at, router_after
     assert lab.router.ns.run(f"ip route show {VIP4}").stdout == routes_before
     until(lambda: peer(stack, 1, junk.ip) is None, timeout=10,
           message="the junk peer was not removed on reload")

@@ -74,13 +74,13 @@ def loader_usable(stack, balancer):
     """{backend address: {usable in the Maglev table, one per service}} from the balancer's data plane."""
     seen = {}
     for svc in stack.prop(balancer, "xdp-loader", "Services") or []:
-        for be in svc[5]:
-            seen.setdefault(be[0], set()).add(be[2])
+        for be in svc.backends:
+            seen.setdefault(be.address, set()).add(be.in_table)
     return seen
 
 
 def program_id(stack, balancer):
-    return stack.prop(balancer, "xdp-loader", "ProgramInfo")[0]
+    return stack.prop(balancer, "xdp-loader", "ProgramInfo").prog_id
 
 
 def fib_nexthops(lab):
@@ -163,7 +163,7 @@ def test_reload_with_changed_config_keeps_every_connection(chaos):
         assert stack.prop(b, service, "LastReloadError") == ""
     for service, b in others:
         assert stack.process(service, b).poll() is None, f"lb{b} {service} died on SIGHUP"
-    descs = {s[4] for s in stack.prop(1, "healthd", "Services")}
+    descs = {s.description for s in stack.prop(1, "healthd", "Services")}
     assert descs == {"lab web service, reloaded"}, descs
     # Back to the lab's configuration, so that later restarts read what is in force.
     for b in (1, 2):
@@ -183,7 +183,7 @@ def test_reload_with_changed_config_keeps_every_connection(chaos):
 
 def state_view(stack, b):
     """What a refused reload must not change: healthd's services, bgpd's RIB, the data plane."""
-    health = [(s[0], s[1], s[2], [(be[0], be[1], be[5]) for be in s[14]])
+    health = [(s.vip, s.port, s.protocol, [(be.address, be.port, be.up) for be in s.backends])
               for s in stack.prop(b, "healthd", "Services")]
     return health, sorted(stack.prop(b, "bgpd", "Advertised")), loader_usable(stack, b)
 

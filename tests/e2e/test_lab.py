@@ -49,8 +49,8 @@ def test_replies_go_straight_from_backend_to_client(lab):
 def be2_in_http_table(lab, balancer):
     """Whether balancer's data plane has be2 in the Maglev table of an HTTP (port 80) service."""
     be2 = lab.backends[1].ip
-    return any(be[0] == be2 and be[2] for svc in lab.stack.prop(balancer, "xdp-loader", "Services")
-               if svc[2] == 80 for be in svc[5])
+    return any(be.address == be2 and be.in_table for svc in lab.stack.prop(balancer, "xdp-loader", "Services")
+               if svc.port == 80 for be in svc.backends)
 
 
 def test_failing_backend_gets_no_new_connections_then_recovers(lab):

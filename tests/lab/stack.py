@@ -13,6 +13,8 @@ import signal
 import subprocess
 import sys
 
+from vc5.common import wire
+
 from tests.lab.topology import LAN_NET, LAN_NET6, LB_AS, ROUTER_AS, VIP4, VIP6, Lab
 from tests.lib.privatebus import Bus
 from tests.lib.wait import until
@@ -180,11 +182,16 @@ class Stack:
         return p
 
     def prop(self, balancer, service, name, interface=None):
-        """A property's value (decoded from busctl --json), or None if the service is absent."""
+        """A property's value, or None if the service is absent: read with busctl --json and,
+        for the read interfaces, decoded to its vc5.common.wire structs (as every client does)."""
         bus, path = BUS[service]
-        p = self.busctl(balancer, "--json=short", "get-property", bus, path, interface or bus, name,
-                        check=False)
-        return json.loads(p.stdout)["data"] if p.returncode == 0 else None
+        interface = interface or bus
+        p = self.busctl(balancer, "--json=short", "get-property", bus, path, interface, name, check=False)
+        if p.returncode != 0:
+            return None
+        value = json.loads(p.stdout)["data"]
+        schema = wire.SCHEMAS.get(interface)
+        return schema.decode({name: value})[name] if schema is not None else value
 
     def call(self, balancer, service, interface, method, signature="", *args):
         bus, path = BUS[service]
@@ -198,7 +205,7 @@ class Stack:
             until(lambda: (self.prop(balancer, "xdp-loader", "Status") or "").startswith("running"),
                   timeout=timeout, interval=0.2, message=f"lb{balancer} xdp-loader not running")
         elif service == "healthd":
-            until(lambda: (vips := self.prop(balancer, "healthd", "VIPs")) and all(v[1] for v in vips),
+            until(lambda: (vips := self.prop(balancer, "healthd", "VIPs")) and all(v.up for v in vips),
                   timeout=timeout, interval=0.2, message=f"lb{balancer} healthd: VIPs not up")
         elif service == "bgpd":
             self.wait_advertised(timeout)
