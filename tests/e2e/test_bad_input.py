@@ -33,8 +33,8 @@ MALFORMED_PER_KIND = 20000
 
 def counters(stack, balancer):
     """(global, per VIP) counters of the balancer's data plane."""
-    c = stack.call(balancer, "xdp-loader", "org.vc5.XdpLoader1", "GetCounters")[0]
-    return c[0], c[1]
+    c = stack.call(balancer, "xdp-loader", "org.vc5.XdpLoader1", "GetCounters")
+    return c.totals, c.vips
 
 
 def malformed_frames(lab, lb):

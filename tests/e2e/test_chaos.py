@@ -329,8 +329,8 @@ def test_removed_backend_breaks_only_its_own_connections(chaos):
 
 def vip_packets(stack, balancer):
     """Packets to the VIP that the balancer's XDP program handled (org.vc5.XdpLoader1.GetCounters)."""
-    counters = stack.call(balancer, "xdp-loader", "org.vc5.XdpLoader1", "GetCounters")[0]
-    return counters[1][VIP4]["packets"]
+    counters = stack.call(balancer, "xdp-loader", "org.vc5.XdpLoader1", "GetCounters")
+    return counters.vips[VIP4]["packets"]
 
 
 def test_withdrawn_balancer_hands_its_flows_to_the_other_one_unbroken(chaos):

@@ -197,7 +197,12 @@ class Stack:
         bus, path = BUS[service]
         p = self.busctl(balancer, "--json=short", "call", bus, path, interface, method,
                         *([signature, *map(str, args)] if signature else []))
-        return json.loads(p.stdout)["data"] if p.stdout.strip() else None
+        body = json.loads(p.stdout)["data"] if p.stdout.strip() else None
+        # A read interface's reply with a wire struct (e.g. GetCounters) is decoded to it.
+        schema = wire.SCHEMAS.get(interface)
+        reply = schema.replies.get(method) if schema is not None else None
+        struct = wire.STRUCTS_BY_SIGNATURE.get(reply) if reply else None
+        return struct.from_dbus(body[0]) if struct is not None and body else body
 
     def wait_ready(self, service, balancer, timeout=60):
         """Until the (re)started service does its job again."""

@@ -445,3 +445,6 @@ XDP_LOADER = Interface(names.XDP_LOADER_IFACE, {
 }, replies={"GetCounters": Counters.SIGNATURE})
 
 SCHEMAS = {names.HEALTH_IFACE: HEALTH, names.BGP_IFACE: BGP, names.XDP_LOADER_IFACE: XDP_LOADER}
+
+# Struct classes by their signature (to decode a method reply known by its signature).
+STRUCTS_BY_SIGNATURE = {cls.SIGNATURE: cls for cls in Struct.__subclasses__()}
