@@ -193,7 +193,7 @@ def test_bad_backend_address(bad):
     ("stop", "signal", True),               # an explicit stop wins over a failure
 ])
 def test_stop_post_decision(job, result, detach):
-    from vc5.xdp_loader.daemon import stop_post_decision
+    from vc5.xdp_loader.stop_post import stop_post_decision
     decided, why = stop_post_decision(job, result)
     assert decided is detach and why
 
@@ -201,7 +201,7 @@ def test_stop_post_decision(job, result, detach):
 def test_lock_refuses_a_second_holder(tmp_path):
     import os
 
-    from vc5.xdp_loader.daemon import StartupError, take_lock
+    from vc5.xdp_loader.startup import StartupError, take_lock
     path = str(tmp_path / "run" / "lock")
     fd = take_lock(path)
     try:
