@@ -30,6 +30,7 @@ supported"), never silently forwarded as L2.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -182,9 +183,7 @@ def to_specs(planned_service: PlannedService) -> ServiceSpec:
     kernel could hold; its reason is published)."""
     backends = []
     for b in planned_service.backends:
-        try:
-            ipaddress.ip_address(b.address)
-        except ValueError:
+        if not _is_ip(b.address):
             continue
         backends.append(BackendSpec(
             b.address, mac=b.mac or netinfo.ZERO_MAC, src_mac=b.lb_mac or netinfo.ZERO_MAC,
@@ -193,6 +192,16 @@ def to_specs(planned_service: PlannedService) -> ServiceSpec:
             src_address=b.lb_ip or None))
     return ServiceSpec(planned_service.vip, planned_service.port, planned_service.protocol,
                        sticky=planned_service.sticky, backends=tuple(backends))
+
+
+@functools.lru_cache(maxsize=65536)
+def _is_ip(text: str) -> bool:
+    """Every rescan re-plans every backend: the answer for an address never changes."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def redirect_slots(planned) -> dict:
