@@ -6,6 +6,7 @@ real pinned maps (a private pin directory, removed at the end). Prints a Markdow
     sudo /usr/bin/python3 bench/dataplane_reconcile.py --compare /tmp/xdp-base [--rounds 30]
 
 One service of N backends (16, 255), all up, every MAC known:
+  * set_service alone: DataPlane.set_service of the same spec (as bench/dataplane.py);
   * forced: the whole path, the service rewritten (plan, specs, set_service with its Maglev build);
   * unchanged: a rescan that finds nothing new (plan, specs, compare: no map write);
   * one drained: a backend leaves the table (the service rewritten once).
@@ -37,7 +38,7 @@ def measure(tree: str, rounds: int) -> dict:
     sys.path.insert(0, os.path.join(tree, "services"))
     from vc5.common import wire
     from vc5.xdp_loader import netinfo
-    from vc5.xdp_loader.dataplane import DataPlane
+    from vc5.xdp_loader.dataplane import BackendSpec, DataPlane, ServiceSpec
 
     try:
         from vc5.xdp_loader.loader import Loader
@@ -82,6 +83,11 @@ def measure(tree: str, rounds: int) -> dict:
             return statistics.median(t) / 1000
 
         for n in SIZES:
+            specs = [ServiceSpec("192.0.2.9", 80, "tcp", backends=tuple(
+                BackendSpec(a, f"02:00:00:02:00:{i & 255:02x}", LB_MAC)
+                for i, a in enumerate(addresses[:n])))]
+            out[f"set_service alone, {n} backends"] = timed(lambda: dp.set_service(specs[0]))
+            dp.remove_service("192.0.2.9", 80, "tcp")
             up = tuple(wire.BackendState(a, 80, up=True) for a in addresses[:n])
             drained = (wire.BackendState(addresses[0], 80, up=True, drained=True),) + up[1:]
             health = (wire.ServiceState("192.0.2.1", 80, "tcp", up=True, backends=up),)
