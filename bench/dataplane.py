@@ -4,7 +4,7 @@ update cost, process RSS. Prints a Markdown table; not a test.
 
     sudo /usr/bin/python3 bench/dataplane.py [--calls 20000]
 
-Method (bcc-data-plane-facts.md section 6): the process is pinned to one CPU
+Method: the process is pinned to one CPU
 (per-CPU flow table); each case is `calls` BPF_PROG_TEST_RUN calls with
 repeat=1, the figure is the median kernel-reported duration, and "net" is
 that minus the median of the trivial XDP_PASS program ("xdp_pass", same

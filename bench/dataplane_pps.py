@@ -5,7 +5,7 @@ Prints a Markdown table; not a test.
 
     sudo /usr/bin/python3 bench/dataplane_pps.py [--frames 2000000]
 
-Set-up (bcc-data-plane-facts.md sections 6 and 7), all in one private network
+Set-up, all in one private network
 namespace (vc5pps<id>) and a private bpffs mounted on a temporary directory,
 both removed at the end, even on error:
 

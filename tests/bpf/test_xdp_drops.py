@@ -178,7 +178,7 @@ def test_ethernet_padding_of_a_minimum_frame_is_accepted(svc):
 
 def test_no_usable_backend_is_dropped(clean):
     vip = "192.0.2.101"
-    bes = [BackendSpec("10.9.1.1", "02:00:00:00:09:01", LB_MAC, usable=False)]
+    bes = [BackendSpec("10.9.1.1", "02:00:00:00:09:01", LB_MAC, in_table=False)]
     clean.set_service(ServiceSpec(vip, 80, "tcp", backends=bes))
     assert_dropped(clean, tcp(vip, 80), "err_no_backend", vip)
     assert clean.counters()["services"][ServiceKey(vip, 80, "tcp")]["err_no_backend"] == 1

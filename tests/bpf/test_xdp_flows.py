@@ -47,7 +47,7 @@ def age(dp, vip, sport, seconds, dport=80, proto=TCP):
 
 
 def drained(bes, address):
-    return [BackendSpec(b.address, b.mac, b.src_mac, usable=(b.address != address)) for b in bes]
+    return [BackendSpec(b.address, b.mac, b.src_mac, in_table=(b.address != address)) for b in bes]
 
 
 @pytest.mark.parametrize("vip,prefix", CASES)

@@ -59,7 +59,7 @@ def test_choice_matches_vc5_for_many_flows(clean, vip, prefix):
 def test_only_usable_backends_are_in_the_table(clean):
     vip = "192.0.2.21"
     bes = backends("10.3.0.", 5)
-    bes[1] = BackendSpec(bes[1].address, bes[1].mac, bes[1].src_mac, usable=False)
+    bes[1] = BackendSpec(bes[1].address, bes[1].mac, bes[1].src_mac, in_table=False)
     bes[3] = BackendSpec(bes[3].address, bes[3].mac, bes[3].src_mac, weight=0)
     clean.set_service(ServiceSpec(vip, 80, "tcp", backends=bes))
     usable = [bes[i].address for i in (0, 2, 4)]

@@ -45,7 +45,7 @@ def test_restarted_loader_reuses_flows_counters_and_services(clean, one_cpu):
         assert c["backends"][BackendKey(key, first)]["flows"] == 1
         assert second.maps["flows"].lookup(flow_key(CLIENT4, vip, 43000, 80, 6))[one_cpu].time != 0
         # the new loader drains the flow's backend: its program keeps the flow there
-        drained = [b if b.address != first else b.__class__(b.address, b.mac, b.src_mac, usable=False)
+        drained = [b if b.address != first else b.__class__(b.address, b.mac, b.src_mac, in_table=False)
                    for b in bes]
         second.set_service(ServiceSpec(vip, 80, "tcp", backends=drained))
         r = test_run(second.xdp_fd, bytes(tcp(vip, 80, sport=43000, flags="PA")))

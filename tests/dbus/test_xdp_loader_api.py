@@ -45,12 +45,22 @@ def loader(root, private_bus):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def typed(b, prop):
+    """A property of the live loader, decoded to its vc5.common.wire struct(s)."""
+    return wire.XDP_LOADER.decode({prop: b.get(prop)})[prop]
+
+
+def counters_of(b):
+    [reply] = b.call("GetCounters")
+    return wire.Counters.from_dbus(reply)
+
+
 def services(b):
-    return {s[0]: s for s in b.get("Services")}
+    return {s.key: s for s in typed(b, "Services")}
 
 
 def backends(b, key=KEY):
-    return {be[0]: be for be in services(b)[key][5]}
+    return {be.address: be for be in services(b)[key].backends}
 
 
 def test_live_object_matches_shipped_introspection(loader):
@@ -60,52 +70,54 @@ def test_live_object_matches_shipped_introspection(loader):
 
 def test_services_show_resolved_macs_and_reasons(loader):
     lab, b = loader
-    until(lambda: all(backends(b)[a][1] for a in L.BACKENDS.values()), timeout=15,
+    until(lambda: all(backends(b)[a].mac for a in L.BACKENDS.values()), timeout=15,
           message="backend MACs not resolved")
     be = backends(b)
     for i, address in enumerate(L.BACKENDS.values(), start=1):
-        assert be[address] == [address, f"02:00:00:01:00:1{i}", True, True, "", "l0", 1]
-    assert not be[UNKNOWN][2] and not be[UNKNOWN][3] and be[UNKNOWN][4].startswith("MAC unknown")
-    assert not be[REMOTE][2] and "no local VLAN" in be[REMOTE][4]
+        assert be[address] == wire.ProgrammedBackend(address, f"02:00:00:01:00:1{i}", in_table=True,
+                                                     valid=True, reason="", interface="l0", vlan=1)
+    assert not be[UNKNOWN].in_table and not be[UNKNOWN].valid
+    assert be[UNKNOWN].reason.startswith("MAC unknown")
+    assert not be[REMOTE].in_table and "no local VLAN" in be[REMOTE].reason
     s = services(b)[KEY]
-    assert (s[1], s[2], s[3], s[4]) == (L.VIP, L.HTTP_PORT, "tcp", "")
+    assert (s.vip, s.port, s.protocol, s.reason) == (L.VIP, L.HTTP_PORT, "tcp", "")
     assert "MAC unknown" in lab.log_text()                       # and it said so in the log
-    vlan4, vlan6 = b.get("Vlans")
-    assert vlan4 == [1, "10.201.1.0/24", "l0", L.BALANCER, "02:00:00:01:00:02", "", "", ""]
-    assert vlan6 == [1, "fd20:1::/64", "l0", L.BALANCER6, "02:00:00:01:00:02", "", "", ""]
-    (itf,) = b.get("Interfaces")
-    assert itf[0] == "l0" and itf[2] == "generic" and itf[4] and itf[3] == lab.xdp_prog_id()
-    info = b.get("ProgramInfo")
-    assert info[0] == lab.xdp_prog_id() and info[2] == "xdp_main" and info[3] == lab.pin_dir
+    vlan4, vlan6 = typed(b, "Vlans")
+    assert vlan4 == wire.VlanStatus(1, "10.201.1.0/24", "l0", L.BALANCER, "02:00:00:01:00:02", "", "", "")
+    assert vlan6 == wire.VlanStatus(1, "fd20:1::/64", "l0", L.BALANCER6, "02:00:00:01:00:02", "", "", "")
+    (itf,) = typed(b, "Interfaces")
+    assert itf.name == "l0" and itf.mode == "generic" and itf.attached and itf.prog_id == lab.xdp_prog_id()
+    info = typed(b, "ProgramInfo")
+    assert info.prog_id == lab.xdp_prog_id() and info.name == "xdp_main" and info.pin_dir == lab.pin_dir
     assert b.get("Mode") == "generic" and b.get("Active") is True
 
 
 def test_counters_cover_what_was_programmed(loader):
     lab, b = loader
-    until(lambda: all(backends(b)[a][3] for a in L.BACKENDS.values()), timeout=15)
-    glob, vips, svcs, bes = b.call("GetCounters")[0]
-    assert set(counters.METRICS) <= set(glob)
-    assert set(vips) == {L.VIP} and set(svcs) == {KEY}
-    assert set(counters.METRICS) <= set(svcs[KEY])
-    # every backend the kernel holds (the unusable ones too, kept not valid) has vc5's backend counters
-    assert set(L.BACKENDS.values()) | {UNKNOWN, REMOTE} == set(bes[KEY])
-    assert all(set(counters.BACKEND_COUNTERS) <= set(c) for c in bes[KEY].values())
+    until(lambda: all(backends(b)[a].valid for a in L.BACKENDS.values()), timeout=15)
+    c = counters_of(b)
+    assert set(counters.METRICS) <= set(c.totals)
+    assert set(c.vips) == {L.VIP} and set(c.services) == {KEY}
+    assert set(counters.METRICS) <= set(c.services[KEY])
+    # every backend the kernel holds (those out of the table too, kept not valid) has vc5's backend counters
+    assert set(L.BACKENDS.values()) | {UNKNOWN, REMOTE} == set(c.backends[KEY])
+    assert all(set(counters.BACKEND_COUNTERS) <= set(n) for n in c.backends[KEY].values())
 
 
 def test_drain_and_removal_follow_healthd(loader):
     lab, b = loader
     address = L.BACKENDS["b2"]
     b.publish(published(drained={address}))
-    until(lambda: backends(b)[address][4] == "drained by the operator", timeout=10)
+    until(lambda: backends(b)[address].reason == "drained by the operator", timeout=10)
     be = backends(b)
-    assert not be[address][2] and be[address][3]                 # out of the table, valid for pinned flows
+    assert not be[address].in_table and be[address].valid      # out of the table, valid for pinned flows
     assert UNKNOWN not in be and REMOTE not in be                 # absent from healthd = removed
-    until(lambda: set(b.call("GetCounters")[0][3][KEY]) == set(L.BACKENDS.values()), timeout=5)
+    until(lambda: set(counters_of(b).backends[KEY]) == set(L.BACKENDS.values()), timeout=5)
 
 
 def test_healthd_gone_keeps_state_and_reappearing_is_reread(loader):
     lab, b = loader
-    until(lambda: all(backends(b)[a][2] for a in L.BACKENDS.values()), timeout=15)
+    until(lambda: all(backends(b)[a].in_table for a in L.BACKENDS.values()), timeout=15)
     b.withdraw_health()
     until(lambda: "gone" in b.get("Status"), timeout=10)
     assert set(backends(b)) == set(L.BACKENDS.values()) | {UNKNOWN, REMOTE}   # nothing guessed away
@@ -144,15 +156,16 @@ def test_reload_follows_the_configuration_and_refuses_a_bad_one(loader):
         original = f.read()
 
     def interfaces():
-        return {i[0]: i for i in b.get("Interfaces")}
+        return {i.name: i for i in typed(b, "Interfaces")}
 
     with open(lab.config, "w") as f:      # one more interface (absent yet), no IPv6 VLAN
         f.write("interfaces: [l0, l9]\nvlans:\n  1: 10.201.1.0/24\nxdp_mode: generic\nflows_per_cpu: 4096\n")
     b.call("Reload", interface=manager)
-    assert [v[1] for v in b.get("Vlans")] == ["10.201.1.0/24"]
-    assert not interfaces()["l9"][4] and "no such interface" in interfaces()["l9"][5]
+    assert [v.prefix for v in typed(b, "Vlans")] == ["10.201.1.0/24"]
+    assert not interfaces()["l9"].attached and "no such interface" in interfaces()["l9"].note
     lab.lb.run("ip link add l9 type veth peer name l9p && ip link set l9 up && ip link set l9p up")
-    until(lambda: interfaces()["l9"][4], timeout=10, message="the loader did not attach to the new interface")
+    until(lambda: interfaces()["l9"].attached, timeout=10,
+          message="the loader did not attach to the new interface")
     assert lab.xdp_prog_id("l9") == lab.xdp_prog_id("l0") != 0
 
     with open(lab.config, "w") as f:

@@ -177,36 +177,3 @@ def test_gateway_without_mac_is_probed():
 def test_bad_backend_address(bad):
     (p,) = planner.plan([svc(up(bad))], view_with(*NEIGH))
     assert "not an IP address" in p.backends[0].reason
-
-
-# --------------------------------------------------------------- stop vs restart, one loader per host
-
-@pytest.mark.parametrize("job, result, detach", [
-    ("stop", "success", True),              # systemctl stop
-    ("", "success", True),                  # stopped, no job left
-    (None, "success", True),                # systemd not reachable: a clean stop
-    ("restart", "success", False),          # systemctl restart / package upgrade
-    ("try-restart", "success", False),
-    ("reload-or-restart", "success", False),
-    ("", "signal", False),                  # crashed: Restart= may bring it back
-    (None, "watchdog", False),
-    ("stop", "signal", True),               # an explicit stop wins over a failure
-])
-def test_stop_post_decision(job, result, detach):
-    from vc5.xdp_loader.daemon import stop_post_decision
-    decided, why = stop_post_decision(job, result)
-    assert decided is detach and why
-
-
-def test_lock_refuses_a_second_holder(tmp_path):
-    import os
-
-    from vc5.xdp_loader.daemon import StartupError, take_lock
-    path = str(tmp_path / "run" / "lock")
-    fd = take_lock(path)
-    try:
-        with pytest.raises(StartupError, match=f"pid {os.getpid()}.*holds the lock"):
-            take_lock(path)
-    finally:
-        os.close(fd)
-    os.close(take_lock(path))               # released with the fd

@@ -1,6 +1,6 @@
 """Attach, replace and detach XDP programs on interfaces, without a gap.
 
-Invariants (bcc-data-plane-facts §3, §4):
+Invariants (docs/data-plane.md, "Attachment"):
   * A program that is already attached is REPLACED IN PLACE: the kernel swaps
     the program pointer atomically (libbpf `bpf_xdp_attach` with
     `old_prog_fd`, i.e. XDP_FLAGS_REPLACE, a compare-and-swap). We never

@@ -1,7 +1,7 @@
 """Counter names (vc5/xvs vocabulary) and summing of per-CPU counters.
 
 METRICS: the 32 global/VIP/service metrics in xvs `struct metrics` order
-(vc5-behaviour.md section 1.10: xvs_global_<m>, xvs_virtual_<m>,
+(docs/observability.md, "Prometheus": xvs_global_<m>, xvs_virtual_<m>,
 xvs_service_<m>); BACKEND_COUNTERS: the per-backend counters
 (xvs_destination_<c>). The C enums in bpf/vc5_layout.h use the same order.
 

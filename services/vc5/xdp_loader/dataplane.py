@@ -20,9 +20,9 @@ it attaches `xdp_fd` to interfaces itself (this module never touches links).
                                  # silent for `watchdog_s` (60 s) the program PASSes everything
     dp.set_service(ServiceSpec("192.0.2.1", 80, "tcp", sticky=False, backends=[
         BackendSpec("10.1.0.10", mac="02:00:00:00:00:10", src_mac="02:00:00:00:00:01",
-                    usable=True, valid=True, weight=1, redirect_slot=None, vlan=0)]))
-        # builds the Maglev table (vc5.maglev, vc5-compatible) from the usable
-        # backends and replaces the whole table with ONE hash-map update:
+                    in_table=True, valid=True, weight=1, redirect_slot=None, vlan=0)]))
+        # builds the Maglev table (vc5.maglev, vc5-compatible) from the backends
+        # in_table and replaces the whole table with ONE hash-map update:
         # a packet sees the old or the new table, never a mix.
     dp.remove_service("192.0.2.1", 80, "tcp")
     dp.services()                # [ServiceKey(vip, port, protocol)]
@@ -31,15 +31,11 @@ it attaches `xdp_fd` to interfaces itself (this module never touches links).
     dp.latency_ns()              # mean processing ns per packet since the maps were created
     dp.close(unpin=False)        # unpin=True also removes the pinned maps
 
-Backend states (BackendSpec):
-  * usable=True (and valid, weight > 0): in the Maglev table, gets new flows;
-  * usable=False, valid=True: drained, unhealthy or disabled: no new flows,
-    established flows pinned to it keep going (flow table);
-  * valid=False: kept for its counters only; flows pinned to it re-select;
-  * absent from the spec: removed. Its flows re-select through Maglev on
-    their next packet (for TCP the new backend answers with a RST, so the
-    client learns at once; vc5 drops them with err_backend_invalid). Its
-    counters are deleted, as in vc5.
+Backend states (BackendSpec: in_table, valid, absent): see specs.py. A
+backend absent from the spec is removed: its flows re-select through Maglev on
+their next packet (for TCP the new backend answers with a RST, so the client
+learns at once; vc5 drops them with err_backend_invalid). Its counters are
+deleted, as in vc5.
 Each (service, backend) pair has a record (backends[pair]) with a random
 non-zero cookie; flow entries store (pair, cookie), so a flow-table hit needs
 no service lookup. A backend keeps its pair (and its flows) across updates
@@ -56,23 +52,22 @@ it building the Maglev table in Python (bench/dataplane.py).
 from __future__ import annotations
 
 import ctypes as ct
-import ipaddress
 import os
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import NamedTuple, Sequence
+from dataclasses import dataclass
 
 from ..common import names
 from . import counters as ctr
 from . import layout, program
 from .layout import LayoutError  # noqa: F401  (re-exported for callers)
+from .specs import (BackendKey, BackendSpec, ServiceKey, ServiceSpec, backend_record,  # noqa: F401
+                    service_key, validate_backends)
 
-__all__ = ["DataPlane", "ServiceSpec", "BackendSpec", "ServiceKey", "LayoutError", "default_pin_dir"]
+__all__ = ["DataPlane", "ServiceSpec", "BackendSpec", "ServiceKey", "BackendKey", "LayoutError",
+           "default_pin_dir"]
 
 WATCHDOG_S = 60.0
-METHODS = {"l2": layout.METHOD_L2, "none": layout.METHOD_L2, "ipip": layout.METHOD_IPIP,
-           "gre": layout.METHOD_GRE, "fou": layout.METHOD_FOU, "gue": layout.METHOD_GUE}
 
 
 def default_pin_dir() -> str:
@@ -82,60 +77,6 @@ def default_pin_dir() -> str:
 def _monotonic_ns() -> int:
     # bpf_ktime_get_ns() is CLOCK_MONOTONIC.
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-
-
-class ServiceKey(NamedTuple):
-    vip: str          # canonical text (ipaddress)
-    port: int
-    protocol: str     # "tcp" | "udp"
-
-    def __str__(self) -> str:   # vc5/xvs "<vip>:<port>:<proto>"
-        return f"{self.vip}:{self.port}:{self.protocol}"
-
-
-class BackendKey(NamedTuple):
-    service: ServiceKey
-    address: str
-
-
-@dataclass(frozen=True)
-class BackendSpec:
-    address: str
-    mac: str                          # the backend's MAC (Ethernet destination)
-    src_mac: str                      # our MAC on the interface towards it (Ethernet source)
-    usable: bool = True               # in the Maglev table (healthy, enabled, weight > 0)
-    weight: int = 1                   # 0 = not in the table; unequal weights -> weighted Maglev
-    redirect_slot: int | None = None  # leave through tx_port[slot] (untagged multi-NIC); None = XDP_TX
-    vlan: int = 0                     # VLAN id (trunk VID rewrite: later)
-    valid: bool = True                # present for pinned flows (see module doc)
-    method: str = "l2"                # l2 only for now; others are dropped (err_tunnel_unsupported)
-    tunnel_port: int = 0
-    src_address: str | None = None    # our address towards it (tunnels, NAT: later)
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    vip: str
-    port: int
-    protocol: str | int               # "tcp"/"udp" or 6/17
-    sticky: bool = False
-    backends: Sequence[BackendSpec] = field(default_factory=tuple)
-
-
-def service_key(vip, port, protocol) -> ServiceKey:
-    try:
-        address = ipaddress.ip_address(vip)
-    except ValueError:
-        raise ValueError(f"service {vip}:{port}:{protocol}: VIP {vip!r} is not an IP address") from None
-    if isinstance(protocol, int):
-        proto = layout.PROTOCOL_NAMES.get(protocol, str(protocol))
-    else:
-        proto = str(protocol).lower()
-    if proto not in ("tcp", "udp"):
-        raise ValueError(f"service {vip}:{port}:{protocol}: protocol must be tcp or udp")
-    if not isinstance(port, int) or not 1 <= port <= 65535:
-        raise ValueError(f"service {vip}:{port}:{protocol}: port must be 1..65535")
-    return ServiceKey(str(address), port, proto)
 
 
 @dataclass
@@ -269,10 +210,8 @@ class DataPlane:
         of kept pairs (in place), the service value (ONE hash update: a
         packet sees the whole old or the whole new table), and last the
         records of removed pairs are freed (their flows re-select)."""
-        from .. import maglev  # vc5-compatible table builder
-
         key = service_key(spec.vip, spec.port, spec.protocol)
-        backends = self._validate(key, spec.backends)
+        backends = validate_backends(key, spec.backends)
         with self._lock:
             old = self._services.get(key)
             new_vip = key.vip not in self._vips
@@ -280,79 +219,65 @@ class DataPlane:
                 set(self._vips.values()), layout.MAX_VIPS, "VIPs")
             svc_index = old.svc_index if old else _lowest_free(
                 {st.svc_index for st in self._services.values()}, layout.MAX_SERVICES, "services")
-            used_pairs = self._used_pairs()
-            cookies = {p.cookie for st in self._services.values() for p in st.backends.values()}
-            states: dict[str, _PairState] = {}
-            fresh: list[_PairState] = []
-            changed: list[_PairState] = []
-            in_table = []
-            for address, b in backends.items():
-                prev = old.backends.get(address) if old else None
-                if prev:
-                    pair, cookie = prev.pair, prev.cookie
-                else:
-                    pair = _lowest_free(used_pairs, layout.MAX_PAIRS, "(service, backend) pairs")
-                    used_pairs.add(pair)
-                    cookie = _new_cookie(cookies)
-                    cookies.add(cookie)
-                st = _PairState(pair, cookie, bytes(_record(b, address, cookie, svc_index, vip_index)))
-                states[address] = st
-                if not prev:
-                    fresh.append(st)
-                elif prev.record != st.record:
-                    changed.append(st)
-                if b.valid and b.usable and b.weight > 0:
-                    in_table.append(address)
-
-            value = layout.Service()
-            hdr = value.hdr
-            hdr.vip = layout.addr16(key.vip)
-            hdr.port = key.port
-            hdr.proto = layout.PROTOCOLS[key.protocol]
-            hdr.flags = layout.SVC_STICKY if spec.sticky else 0
-            hdr.svc_index = svc_index
-            hdr.vip_index = vip_index
-            hdr.nbackends = len(states)
-            hdr.generation = (old.generation + 1 if old else 1) & 0xffffffff
-            slot_of = {}
-            for slot, (address, st) in enumerate(states.items(), start=1):
-                value.pair[slot] = st.pair
-                slot_of[address] = slot
-            if in_table:
-                weights = [backends[a].weight for a in in_table]
-                ordered, table = maglev.backend_table(
-                    in_table, layout.MAGLEV_SIZE, None if len(set(weights)) == 1 else weights)
-                slots = bytes(slot_of[str(a)] for a in ordered)
-                ct.memmove(value.maglev, bytes(slots[i] for i in table), layout.MAGLEV_SIZE)
-
-            try:
-                if new_vip:
-                    self.maps["vip_stats"].update(layout.U32(vip_index), self.maps["vip_stats"].zero())
-                    self.maps["vips"].update(layout.addr16(key.vip), layout.Vip(vip_index))
-                    self._vips[key.vip] = vip_index
-                    self._write_filter()
-                if not old:
-                    self.maps["svc_stats"].update(layout.U32(svc_index), self.maps["svc_stats"].zero())
-                for st in fresh:
-                    self.maps["be_stats"].update(layout.U32(st.pair), self.maps["be_stats"].zero())
-                for st in fresh + changed:
-                    rec = layout.Backend.from_buffer_copy(st.record)
-                    self.maps["backends"].update(layout.U32(st.pair), rec)
-                self.maps["services"].update(self._svc_key(key), value)
-            except OSError:
-                # Undo what no service references (records of kept pairs may have been
-                # rewritten: they carry the new values, which is what was asked for).
-                for st in fresh:
-                    self.maps["backends"].update(layout.U32(st.pair), layout.Backend())
-                if new_vip and not old:
-                    self.maps["vips"].delete(layout.addr16(key.vip))
-                    self._vips.pop(key.vip, None)
-                    self._write_filter()
-                raise
-            self._services[key] = _ServiceState(svc_index, vip_index, hdr.generation, states)
+            states, fresh, changed = self._pairs(old, backends, svc_index, vip_index)
+            value = _service_value(key, spec.sticky, old, svc_index, vip_index, states, backends)
+            self._write_service(key, value, old, new_vip, fresh, changed)
+            self._services[key] = _ServiceState(svc_index, vip_index, value.hdr.generation, states)
             for address, st in (old.backends.items() if old else ()):
                 if address not in states:
                     self.maps["backends"].update(layout.U32(st.pair), layout.Backend())
+
+    def _pairs(self, old, backends, svc_index, vip_index):
+        """(records of every backend, the new ones, the changed ones): a backend kept in the
+        service keeps its pair and cookie (and so its flows)."""
+        used_pairs = self._used_pairs()
+        cookies = {p.cookie for st in self._services.values() for p in st.backends.values()}
+        states: dict[str, _PairState] = {}
+        fresh: list[_PairState] = []
+        changed: list[_PairState] = []
+        for address, b in backends.items():
+            prev = old.backends.get(address) if old else None
+            if prev:
+                pair, cookie = prev.pair, prev.cookie
+            else:
+                pair = _lowest_free(used_pairs, layout.MAX_PAIRS, "(service, backend) pairs")
+                used_pairs.add(pair)
+                cookie = _new_cookie(cookies)
+                cookies.add(cookie)
+            st = _PairState(pair, cookie, bytes(backend_record(b, address, cookie, svc_index, vip_index)))
+            states[address] = st
+            if not prev:
+                fresh.append(st)
+            elif prev.record != st.record:
+                changed.append(st)
+        return states, fresh, changed
+
+    def _write_service(self, key, value, old, new_vip, fresh, changed) -> None:
+        vip_index, svc_index = value.hdr.vip_index, value.hdr.svc_index
+        try:
+            if new_vip:
+                self.maps["vip_stats"].update(layout.U32(vip_index), self.maps["vip_stats"].zero())
+                self.maps["vips"].update(layout.addr16(key.vip), layout.Vip(vip_index))
+                self._vips[key.vip] = vip_index
+                self._write_filter()
+            if not old:
+                self.maps["svc_stats"].update(layout.U32(svc_index), self.maps["svc_stats"].zero())
+            for st in fresh:
+                self.maps["be_stats"].update(layout.U32(st.pair), self.maps["be_stats"].zero())
+            for st in fresh + changed:
+                rec = layout.Backend.from_buffer_copy(st.record)
+                self.maps["backends"].update(layout.U32(st.pair), rec)
+            self.maps["services"].update(self._svc_key(key), value)
+        except OSError:
+            # Undo what no service references (records of kept pairs may have been
+            # rewritten: they carry the new values, which is what was asked for).
+            for st in fresh:
+                self.maps["backends"].update(layout.U32(st.pair), layout.Backend())
+            if new_vip and not old:
+                self.maps["vips"].delete(layout.addr16(key.vip))
+                self._vips.pop(key.vip, None)
+                self._write_filter()
+            raise
 
     def remove_service(self, vip, port, protocol) -> bool:
         """Remove a service; its VIP goes when its last service goes."""
@@ -428,38 +353,6 @@ class DataPlane:
     def _svc_key(key: ServiceKey) -> layout.SvcKey:
         return layout.SvcKey(layout.addr16(key.vip), key.port, layout.PROTOCOLS[key.protocol])
 
-    def _validate(self, key: ServiceKey, specs: Sequence[BackendSpec]) -> dict[str, BackendSpec]:
-        out: dict[str, BackendSpec] = {}
-        if len(specs) > layout.MAX_BACKENDS:
-            raise ValueError(f"service {key}: {len(specs)} backends, at most {layout.MAX_BACKENDS}")
-        for b in specs:
-            where = f"service {key}: backend {b.address}"
-            try:
-                address = str(ipaddress.ip_address(b.address))
-            except ValueError:
-                raise ValueError(f"{where}: not an IP address") from None
-            if address in out:
-                raise ValueError(f"{where}: listed twice")
-            for name in ("mac", "src_mac"):
-                try:
-                    layout.mac_bytes(getattr(b, name))
-                except (ValueError, TypeError):
-                    raise ValueError(f"{where}: {name} {getattr(b, name)!r} is not a MAC address") from None
-            if b.method not in METHODS:
-                raise ValueError(f"{where}: method {b.method!r} not one of {', '.join(METHODS)}")
-            if b.redirect_slot is not None and not 0 <= b.redirect_slot < layout.REDIRECT_SLOTS:
-                raise ValueError(
-                    f"{where}: redirect_slot {b.redirect_slot} not in 0..{layout.REDIRECT_SLOTS - 1}")
-            if not 0 <= b.vlan <= 4094 or not 0 <= b.tunnel_port <= 65535 or b.weight < 0:
-                raise ValueError(f"{where}: vlan, tunnel_port or weight out of range")
-            if b.src_address is not None:
-                try:
-                    ipaddress.ip_address(b.src_address)
-                except ValueError:
-                    raise ValueError(f"{where}: src_address {b.src_address!r} is not an IP address") from None
-            out[address] = b
-        return out
-
     def _used_pairs(self) -> set[int]:
         return {p.pair for st in self._services.values() for p in st.backends.values()}
 
@@ -517,23 +410,33 @@ def _new_cookie(used: set[int]) -> int:
             return c
 
 
-def _record(b: BackendSpec, address: str, cookie: int, svc_index: int, vip_index: int) -> layout.Backend:
-    rec = layout.Backend()
-    rec.addr = layout.addr16(address)
-    if b.src_address:
-        rec.saddr = layout.addr16(b.src_address)
-    ct.memmove(rec.h_dest, layout.mac_bytes(b.mac), 6)
-    ct.memmove(rec.h_source, layout.mac_bytes(b.src_mac), 6)
-    rec.vlan = b.vlan
-    rec.method = METHODS[b.method]
-    rec.flags = ((layout.BE_VALID if b.valid else 0)
-                 | (layout.BE_REDIRECT if b.redirect_slot is not None else 0))
-    rec.cookie = cookie
-    rec.redirect_slot = b.redirect_slot or 0
-    rec.svc_index = svc_index
-    rec.tunnel_port = b.tunnel_port
-    rec.vip_index = vip_index
-    return rec
+def _service_value(key: ServiceKey, sticky: bool, old, svc_index: int, vip_index: int, states: dict,
+                   backends: dict) -> layout.Service:
+    """The `services` map value: header, pair per slot, and the Maglev table of the backends in it."""
+    from .. import maglev  # vc5-compatible table builder
+
+    value = layout.Service()
+    hdr = value.hdr
+    hdr.vip = layout.addr16(key.vip)
+    hdr.port = key.port
+    hdr.proto = layout.PROTOCOLS[key.protocol]
+    hdr.flags = layout.SVC_STICKY if sticky else 0
+    hdr.svc_index = svc_index
+    hdr.vip_index = vip_index
+    hdr.nbackends = len(states)
+    hdr.generation = (old.generation + 1 if old else 1) & 0xffffffff
+    slot_of = {}
+    for slot, (address, st) in enumerate(states.items(), start=1):
+        value.pair[slot] = st.pair
+        slot_of[address] = slot
+    in_table = [address for address, b in backends.items() if b.in_maglev]
+    if in_table:
+        weights = [backends[a].weight for a in in_table]
+        ordered, table = maglev.backend_table(
+            in_table, layout.MAGLEV_SIZE, None if len(set(weights)) == 1 else weights)
+        slots = bytes(slot_of[str(a)] for a in ordered)
+        ct.memmove(value.maglev, bytes(slots[i] for i in table), layout.MAGLEV_SIZE)
+    return value
 
 
 def _require_bpffs(path: str) -> None:

@@ -1,7 +1,7 @@
 """The health-check probe path: probe (NAT) addresses for every (VIP, backend)
 pair, the veth pair they are routed into, and the maps xdp_nat / xdp_main use.
 
-vc5 probes the VIP *on* each backend (vc5-behaviour §1.5, §3.4): the prober
+vc5 probes the VIP *on* each backend (docs/probe-path.md, docs/health-checks.md): the prober
 on this host connects to a probe address; the data plane turns that packet
 into the one a client would send (IP destination = VIP, at the backend's MAC,
 IP source = our address on the backend's subnet) and the answer back into one

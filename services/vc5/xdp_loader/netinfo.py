@@ -8,7 +8,7 @@ Two halves:
   * `NetReader`, which fills those records from the kernel of the current
     network namespace and probes neighbours whose MAC is not known yet.
 
-VLAN discovery (vc5-behaviour §1.4): for each configured prefix, the
+VLAN discovery (docs/data-plane.md, "Configuration it reads"): for each configured prefix, the
 candidate interfaces are up, broadcast, non-loopback and have a 6-byte MAC;
 among their addresses that overlap the prefix, the one with the longest
 prefix length wins (ties: lowest ifindex, then lowest address, so the choice

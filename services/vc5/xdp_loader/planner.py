@@ -1,9 +1,13 @@
-"""From "what healthd wants" to "what the data plane should hold": a pure function.
+"""From "what healthd wants" to "what the data plane should hold": pure functions.
 
-`plan(services, view, ...)` takes healthd's published Services
-(vc5.common.wire.ServiceState) and a network snapshot (netinfo.NetView) and
-returns one PlannedService per service, each backend with the MACs and the
-interface it leaves through, and a reason whenever it cannot be used.
+    healthd's Services (wire.ServiceState) + netinfo.NetView
+        --plan()-->      PlannedService   (what is published: Services on org.vc5.XdpLoader1)
+        --to_specs()-->  specs.ServiceSpec (what DataPlane.set_service writes)
+
+`plan(services, view, ...)` returns one PlannedService per service, each
+backend with the MACs and the interface it leaves through, and a reason
+whenever it cannot be used. `to_specs` translates one to the data plane's
+input; `PlannedService.to_wire()` to the published wire.ProgrammedService.
 
 Invariants:
   * Maglev membership (`in_table`) <=> the backend is usable by healthd's
@@ -17,7 +21,8 @@ Invariants:
     a backend in the table has reason "".
   * Deterministic: same inputs, same output (no clocks, no I/O).
 
-Forwarding is L2 DSR (vc5-behaviour §1.4): the backend must sit on a VLAN
+Forwarding is L2 DSR (docs/data-plane.md, "From healthd's Services to the
+maps"): the backend must sit on a VLAN
 prefix of this host; its MAC comes from the neighbour table. Tunnelled
 services are refused by this data plane with a reason ("tunnel-type ... not
 supported"), never silently forwarded as L2.
@@ -25,8 +30,14 @@ supported"), never silently forwarded as L2.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
+
+from vc5.common import wire
+
+from . import netinfo
+from .specs import BackendSpec, ServiceSpec
 
 MAX_BACKENDS = 255       # be[1..255]; be[0] is the service header
 
@@ -62,6 +73,11 @@ class PlannedService:
     @property
     def table_members(self) -> tuple:
         return tuple(b for b in self.backends if b.in_table)
+
+    def to_wire(self) -> wire.ProgrammedService:
+        return wire.ProgrammedService(self.key, self.vip, self.port, self.protocol, self.reason, tuple(
+            wire.ProgrammedBackend(b.address, b.mac, b.in_table, b.valid, b.reason, b.ifname, b.vlan)
+            for b in self.backends))
 
 
 @dataclass(frozen=True)
@@ -159,3 +175,40 @@ def unresolved(services, view) -> tuple:
         if v.usable and v.gateway is not None and not v.gateway_mac:
             out.setdefault(str(v.gateway), UnresolvedNeighbour(str(v.gateway), str(v.lb_ip), v.ifname))
     return tuple(out[k] for k in sorted(out))
+
+
+def to_specs(planned_service: PlannedService) -> ServiceSpec:
+    """The data plane's input for one planned service. A backend whose MAC is unknown is kept,
+    not valid, for its slot and counters; one that is not an IP address is left out (nothing the
+    kernel could hold; its reason is published)."""
+    backends = []
+    for b in planned_service.backends:
+        if not _is_ip(b.address):
+            continue
+        backends.append(BackendSpec(
+            b.address, mac=b.mac or netinfo.ZERO_MAC, src_mac=b.lb_mac or netinfo.ZERO_MAC,
+            in_table=b.in_table, weight=max(b.weight, 0), valid=b.valid,
+            redirect_slot=b.redirect_slot if b.redirect else None, vlan=b.vlan,
+            src_address=b.lb_ip or None))
+    return ServiceSpec(planned_service.vip, planned_service.port, planned_service.protocol,
+                       sticky=planned_service.sticky, backends=tuple(backends))
+
+
+@functools.lru_cache(maxsize=65536)
+def _is_ip(text: str) -> bool:
+    """Every rescan re-plans every backend: the answer for an address never changes."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def redirect_slots(planned) -> dict:
+    """{devmap slot: ifindex} the planned services leave through (several untagged NICs)."""
+    slots = {}
+    for p in planned:
+        for b in p.backends:
+            if b.redirect:
+                slots[b.redirect_slot] = b.ifindex
+    return slots

@@ -1,0 +1,156 @@
+"""`vc5-xdp-loader --stop-post` (the unit's ExecStopPost=) and `vc5-xdp-loader --detach`.
+
+systemd sends the same SIGTERM for stop and restart, and the loader never
+detaches on SIGTERM. This tool decides afterwards (docs/data-plane.md,
+"Restart keeps forwarding; stop detaches"): it asks systemd for the unit's
+pending job; a restart (systemctl restart, package upgrade) or a failure
+(Restart= will start it again) leaves XDP attached for the successor, which
+replaces the program in place; anything else (systemctl stop, apt remove)
+detaches vc5's program from every configured interface, removes the probe
+path and the pinned maps. `--detach` does the last step unconditionally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from vc5.common import bus as vbus
+from vc5.common import log as vlog
+from vc5.common import messages
+
+from . import attach, netinfo
+from .startup import StartupError, load_config, take_lock
+
+log = logging.getLogger("vc5.xdp_loader")
+
+RESTART_JOBS = ("restart", "try-restart", "reload-or-restart", "reload-or-try-restart")
+SYSTEMD = "org.freedesktop.systemd1"
+SYSTEMD_PATH = "/org/freedesktop/systemd1"
+
+
+def stop_post_decision(job_type: str | None, service_result: str | None) -> tuple[bool, str]:
+    """(detach?, why) for ExecStopPost. Pure.
+
+    job_type: JobType of the unit's pending job ("" or None: no job);
+    service_result: $SERVICE_RESULT that systemd gives ExecStopPost.
+    """
+    if job_type in RESTART_JOBS:
+        return False, f"the unit is being restarted (job {job_type}): XDP stays attached for the successor"
+    if not job_type and service_result not in (None, "", "success"):
+        return False, (f"the service ended with {service_result}; Restart= may start it again, so XDP stays "
+                       "attached (the program's watchdog passes all traffic if nothing refreshes it)")
+    return True, f"the unit is stopping (job {job_type or 'none'}, result {service_result or 'unknown'})"
+
+
+async def pending_job_type(unit: str, timeout: float = 5.0) -> str | None:
+    """The JobType of `unit`'s pending job from systemd over D-Bus; "" if none, None if unknown."""
+    try:
+        bus = await asyncio.wait_for(vbus.connect_system_bus(), timeout)
+    except Exception:
+        return None
+    try:
+        [unit_path] = await vbus.call(bus, SYSTEMD, SYSTEMD_PATH, SYSTEMD + ".Manager", "GetUnit", "s",
+                                      [unit], timeout=timeout)
+        [job] = await vbus.call(bus, SYSTEMD, unit_path, vbus.PROPERTIES_IFACE, "Get", "ss",
+                                [SYSTEMD + ".Unit", "Job"], timeout=timeout)
+        job_id, job_path = vbus.unwrap(job)          # systemd's (uo): id, object path
+        if not job_id:
+            return ""
+        [job_type] = await vbus.call(bus, SYSTEMD, job_path, vbus.PROPERTIES_IFACE, "Get", "ss",
+                                     [SYSTEMD + ".Job", "JobType"], timeout=timeout)
+        return vbus.unwrap(job_type)
+    except Exception as e:
+        log.warning("could not ask systemd about %s's pending job: %s", unit, e)
+        return None
+    finally:
+        bus.disconnect()
+
+
+def detach_everything(cfg_interfaces, pin_dir) -> list[str]:
+    """Detach vc5's program (by name) from the configured interfaces, or from every interface when
+    none are known; remove the probe path and the pinned maps. Returns what was done."""
+    from . import nat
+
+    done = []
+    reader = netinfo.NetReader()
+    try:
+        for itf in reader.interfaces():
+            if cfg_interfaces and itf.name not in cfg_interfaces:
+                continue
+            gone = _detach_ours(reader, itf, warn=bool(cfg_interfaces))
+            if gone:
+                done.append(f"detached program {gone} from {itf.name}")
+                vlog.event(log, logging.INFO, f"XDP program {gone} detached from {itf.name}",
+                           message_id=messages.XDP_DETACHED, interface=itf.name)
+    finally:
+        reader.close()
+    if nat.teardown():
+        done.append(f"removed the health-check probe path ({nat.HOST_IFNAME})")
+    removed = remove_pins(pin_dir)
+    if removed:
+        done.append(f"removed {removed} pinned maps from {pin_dir}")
+    return done
+
+
+def _detach_ours(reader, itf, warn: bool) -> int:
+    """Detach the program on `itf` if it is vc5's (xdp_main); its id, or 0."""
+    from . import program
+
+    st = attach.query(itf.ifindex, reader.ipr)
+    if not st.attached:
+        return 0
+    try:
+        name = attach.prog_name_by_id(st.prog_id)
+    except attach.AttachError:
+        return 0
+    if name != program.XDP_MAIN:
+        if warn:
+            log.warning("%s carries XDP program %d (%s), not vc5's: left alone", itf.name, st.prog_id, name)
+        return 0
+    return attach.detach(itf.ifindex, itf.name, expected_prog_id=st.prog_id, ipr=reader.ipr)
+
+
+def remove_pins(pin_dir) -> int:
+    from . import layout
+
+    n = 0
+    for name in layout.map_specs():
+        try:
+            os.unlink(os.path.join(pin_dir, name))
+            n += 1
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(pin_dir)
+    except OSError:
+        pass
+    return n
+
+
+async def run(args) -> int:
+    """--detach / --stop-post, under the loader's lock (never beside a running loader): 0 done,
+    1 refused."""
+    try:
+        lock_fd = take_lock(args.lock)
+    except StartupError as e:
+        log.error("%s", e)
+        return 1
+    try:
+        interfaces = ()
+        try:
+            interfaces = load_config(args.config).interfaces
+        except StartupError as e:
+            log.warning("%s; detaching vc5's program from every interface", e)
+        if args.stop_post:
+            job = await pending_job_type(args.unit)
+            detach, why = stop_post_decision(job, os.environ.get("SERVICE_RESULT"))
+            log.info("%s", why)
+            if not detach:
+                return 0
+        for line in detach_everything(interfaces, args.pin_dir) or ["nothing attached, nothing pinned"]:
+            log.info("%s", line)
+        return 0
+    finally:
+        os.close(lock_fd)
