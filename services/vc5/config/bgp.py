@@ -4,7 +4,7 @@ vc5's config.pl: top-level parameters apply to `bgp.peers`; each of
 `bgp.groups` overlays its own parameters on the top-level ones and adds
 `accept`/`reject` filters (prefix-list names, CIDRs, addresses or `any`).
 A filter sends a VIP if it matches `accept`, else drops it if it matches
-`reject`, else sends it (bgp:rib.go).
+`reject`, else sends it (docs/bgp.md, "What each peer is sent").
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from . import service_keys
 from .bgp import BgpCompiler, prefix_lists
 from .errors import ConfigError, Problem
 from .frozen import FrozenDict
@@ -61,42 +62,54 @@ def compile_root(r: Reader, root) -> Config:
     if m is None:
         return None
     val = {k: v for k, (_, v) in m.items() if not is_null(v)}
-    explicit = frozenset(val)
-    out = {}
-
     scheduler = None
-    if "scheduler" in val:
-        scheduler = ServiceCompiler(r, None, None, None, None).setting("scheduler", val["scheduler"],
-                                                                       "scheduler")
-    out["vlans"] = vlans(r, val.get("vlans"), "vlans", 4)
-    out["vlans6"] = vlans(r, val.get("vlans6"), "vlans6", 6)
-    sc = ServiceCompiler(r, val.get("servers"), val.get("policy"), scheduler, val.get("scheduler"),
-                         tuple(out["vlans"].values()) + tuple(out["vlans6"].values()))
+    if "scheduler" in val:   # the default of every service's scheduler
+        scheduler = service_keys.SETTINGS["scheduler"].reader(r, val["scheduler"], "scheduler")
+    out = {"vlans": vlans(r, val.get("vlans"), "vlans", 4),
+           "vlans6": vlans(r, val.get("vlans6"), "vlans6", 6)}
+    services = _services(r, m, val, scheduler, tuple(out["vlans"].values()) + tuple(out["vlans6"].values()))
+    out.update(this_machine(r, m, val))
+    top_learn = None
+    if "learn" in val:
+        top_learn = r.integer(val["learn"], "learn", 0, 86400, "a number of seconds")
+    out["logging"] = logging(r, val.get("logging"))
+
+    prefixes = prefix_lists(r, val.get("prefixes"))
+    bgp = None
+    if "bgp" in val:
+        bgp = BgpCompiler(r, prefixes).compile(val["bgp"], out["address"])
+        if bgp is not None and not bgp.learn and top_learn:
+            bgp = _replace(bgp, learn=top_learn)
+    learn = bgp.learn if bgp is not None and bgp.learn else (top_learn or 0)
+
+    vips = tuple(sorted({s.vip for s in services}, key=address_key))
+    return Config(source=r.source, services=tuple(services), vips=vips, bgp=bgp, learn=learn,
+                  scheduler=scheduler, prefixes=FrozenDict(sorted(prefixes.items())),
+                  explicit=frozenset(val), warnings=tuple(_sorted(r.warnings)),
+                  **{k: v for k, v in out.items() if v is not None})
+
+
+def _services(r: Reader, m: dict, val: dict, scheduler, networks) -> list:
+    """The services, sorted by (VIP, port, protocol); named policies no service uses are checked too."""
+    sc = ServiceCompiler(r, val.get("servers"), val.get("policy"), scheduler, val.get("scheduler"), networks)
     services = sc.compile(val["services"]) if "services" in val else []
     sc.unused_policies()
     services.sort(key=lambda s: (address_key(s.vip), s.port, s.protocol))
-    if services and not out["vlans"] and not out["vlans6"]:
+    if services and not networks:
         r.warn(m["services"][0], "vlans", "no vlans: are configured, so the data plane knows no local "
                                           "network and cannot reach any server (vc5 v0.3 forwards nothing "
                                           "either); map each server VLAN to its prefix")
+    return services
 
-    address = None
+
+def this_machine(r: Reader, m: dict, val: dict) -> dict:
+    """vc5's command-line settings (address, interfaces, native, ...) and our data-plane extras."""
+    out = {"address": None}
     if "address" in val:
-        address = r.address(val["address"], "address", 4, "an IPv4 address (the router ID / primary address)")
-    out["address"] = address
+        out["address"] = r.address(val["address"], "address", 4,
+                                   "an IPv4 address (the router ID / primary address)")
     if "interfaces" in val:
-        names = []
-        for i, item in enumerate(r.sequence(val["interfaces"], "interfaces", scalar_ok=True) or []):
-            s = r.text(item, f"interfaces[{i}]", "an interface name")
-            if s is None:
-                continue
-            if not IFNAME_RE.match(s):
-                r.error(item, f"interfaces[{i}]", f"'{s}' is not an interface name (1..15 characters)")
-            elif s in names:
-                r.error(item, f"interfaces[{i}]", f"interface {s} is listed twice")
-            else:
-                names.append(s)
-        out["interfaces"] = tuple(names)
+        out["interfaces"] = interfaces(r, val["interfaces"])
     for key in ("native", "untagged"):
         if key in val:
             out[key] = bool(r.boolean(val[key], key))
@@ -121,24 +134,23 @@ def compile_root(r: Reader, root) -> Config:
     if "flows_per_cpu" in val:
         n = r.integer(val["flows_per_cpu"], "flows_per_cpu", 0, 100_000_000, "a number of flows")
         out["flows_per_cpu"] = n or DEFAULT_FLOWS_PER_CPU   # vc5 -F 0 -> 1,000,000
-    top_learn = None
-    if "learn" in val:
-        top_learn = r.integer(val["learn"], "learn", 0, 86400, "a number of seconds")
-    out["logging"] = logging(r, val.get("logging"))
+    return out
 
-    prefixes = prefix_lists(r, val.get("prefixes"))
-    bgp = None
-    if "bgp" in val:
-        bgp = BgpCompiler(r, prefixes).compile(val["bgp"], address)
-        if bgp is not None and not bgp.learn and top_learn:
-            bgp = _replace(bgp, learn=top_learn)
-    learn = bgp.learn if bgp is not None and bgp.learn else (top_learn or 0)
 
-    vips = tuple(sorted({s.vip for s in services}, key=address_key))
-    return Config(source=r.source, services=tuple(services), vips=vips, bgp=bgp, learn=learn,
-                  scheduler=scheduler, prefixes=FrozenDict(sorted(prefixes.items())),
-                  explicit=explicit, warnings=tuple(_sorted(r.warnings)),
-                  **{k: v for k, v in out.items() if v is not None})
+def interfaces(r: Reader, node) -> tuple:
+    """Interface names, each once (Linux IFNAMSIZ)."""
+    names = []
+    for i, item in enumerate(r.sequence(node, "interfaces", scalar_ok=True) or []):
+        s = r.text(item, f"interfaces[{i}]", "an interface name")
+        if s is None:
+            continue
+        if not IFNAME_RE.match(s):
+            r.error(item, f"interfaces[{i}]", f"'{s}' is not an interface name (1..15 characters)")
+        elif s in names:
+            r.error(item, f"interfaces[{i}]", f"interface {s} is listed twice")
+        else:
+            names.append(s)
+    return tuple(names)
 
 
 def vlans(r: Reader, node, key: str, version: int):

@@ -1,7 +1,7 @@
 """The compiled configuration: typed, immutable, already validated.
 
 Every daemon reads the configuration through these classes (see
-/work/notes/api-config.md for the contract). Addresses are ipaddress objects,
+docs/configuration.md, "The model (for developers)"). Addresses are ipaddress objects,
 collections are tuples or FrozenDicts, and every class is a frozen dataclass.
 
 Defaults here are the *fixed* defaults (vc5's foot-guns removed): an omitted
@@ -28,9 +28,9 @@ TUNNEL_TYPES = ("none", "ipip", "gre", "fou", "gue")
 CHECK_TYPES = ("http", "https", "syn", "dns")
 XDP_MODES = ("native", "generic", "auto")
 
-# Health-check timing defaults reproduce cue's hard-coded behaviour: a round
-# every 2 s; a window of the last 5 rounds; up only when all 5 passed; down
-# when 2 of the last 5 failed (vc5: "fewer than 4 of 5 passed").
+# Health-check timing defaults reproduce the Go vc5's fixed timing (docs/configuration.md,
+# "Check timing"; docs/health-checks.md): a round every 2 s; a window of the last 5 rounds;
+# up only when all 5 passed; down when 2 of the last 5 failed (vc5: "fewer than 4 of 5 passed").
 DEFAULT_INTERVAL = 2.0
 DEFAULT_RISE = 5
 DEFAULT_FALL = 2
@@ -75,7 +75,7 @@ class Backend:
 
     @property
     def usable(self) -> bool:
-        """May receive traffic when healthy (cue's HealthyWeight > 0 without the health part)."""
+        """May receive traffic when healthy: not disabled, weight above 0 (docs/data-plane.md)."""
         return not self.disabled and self.weight > 0
 
 

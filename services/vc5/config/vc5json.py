@@ -12,7 +12,7 @@ import copy
 
 from .model import Config, Peer, Service
 
-SECRET = "************"   # vc5's marshalled form of a secret (logging.go)
+SECRET = "************"   # vc5's form of a secret (docs/configuration.md, `--masked`)
 
 _COPIED = ("multicast", "webserver", "webroot", "defcon", "host_id")
 
