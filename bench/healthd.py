@@ -264,7 +264,7 @@ async def run_healthd(cfg_path, n, interval, window):
                   healthd_share_median_ms=statistics.median(share) * 1e3 if share else -1,
                   healthd_share_max_ms=max(share, default=-1) * 1e3)
     bus.disconnect()
-    d._stopped.set()
+    d.signals.stop()
     try:
         await asyncio.wait_for(asyncio.shield(task), 30)
     except asyncio.TimeoutError:
