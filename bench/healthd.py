@@ -21,6 +21,18 @@ Prints, in one run:
 
 Usage: sudo /usr/bin/python3 bench/healthd.py [N per check type (default 1700)] [interval s (default 1)]
 (VC5_BENCH_PROFILE=FILE writes a cProfile of healthd's measurement window to FILE.)
+
+Same-run comparison with another tree (no network namespaces; a private bus each):
+
+    /usr/bin/python3 bench/healthd.py compare OTHER_TREE [rounds (50)] [reload backends (1000)]
+                                                         [flush backends (10000)]
+
+  * reload latency: SIGHUP -> the new Generation in a PropertiesChanged, and a
+    Manager.Reload call's round trip, `rounds` times each against the real
+    vc5-healthd of each tree (passes interleaved), backends without checks;
+  * one Services PropertiesChanged with `flush backends` backends, in-process on
+    a real bus connection: after a reload (every service re-encoded) and after one
+    backend changed.
 """
 
 import asyncio
@@ -34,7 +46,8 @@ import tempfile
 import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path[:0] = [REPO, os.path.join(REPO, "services")]
+# VC5_SERVICES: the services/ of the tree under test (compare's workers), else this one's.
+sys.path[:0] = [REPO, os.environ.get("VC5_SERVICES") or os.path.join(REPO, "services")]
 
 from tests.lib import netns  # noqa: E402
 
@@ -283,11 +296,183 @@ def worker(cfg_path, n, interval, window):
     print(json.dumps(out), flush=True)
 
 
+# ---- compare: reload latency and one Services flush, this tree against another ----------------
+
+def plain_config(n, interval=1.0):
+    """n backends without checks (`http*`: they pass every round), PER_SERVICE per service."""
+    addrs = backends(n)
+    out = ["services:"]
+    for c in range(0, n, PER_SERVICE):
+        servers = "\n".join(f"      - {a}" for a in addrs[c:c + PER_SERVICE])
+        out.append(f"  - name: s{c // PER_SERVICE}\n    virtual: 198.18.9.{c // PER_SERVICE + 1}\n"
+                   f"    interval: {interval}\n    rise: 1\n    fall: 1\n    servers:\n{servers}\n"
+                   "    policy:\n      http*:\n")
+    return "\n".join(out)
+
+
+def tree_env(tree, address):
+    services = os.path.join(os.path.abspath(tree), "services")
+    return dict(os.environ, PYTHONPATH=services, VC5_SERVICES=services, DBUS_SYSTEM_BUS_ADDRESS=address,
+                PYTHONDONTWRITEBYTECODE="1")
+
+
+async def reload_rounds(pid, rounds):
+    """[(SIGHUP -> Generation seen s, Manager.Reload round trip s)] against the healthd `pid`."""
+    import signal as signals
+
+    from dbus_next import BusType, Message
+    from dbus_next.aio import MessageBus
+
+    bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+    generations = asyncio.Queue()
+
+    def handler(m):
+        if m.member == "PropertiesChanged" and m.path == "/org/vc5/Health1" and "Generation" in m.body[1]:
+            generations.put_nowait((time.perf_counter(), m.body[1]["Generation"].value))
+
+    bus.add_message_handler(handler)
+    await bus.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+                           interface="org.freedesktop.DBus", member="AddMatch", signature="s",
+                           body=["type='signal',interface='org.freedesktop.DBus.Properties',"
+                                 "path='/org/vc5/Health1'"]))
+    reload = Message(destination="org.vc5.Health1", path="/org/vc5/Health1",
+                     interface="org.vc5.Health1.Manager", member="Reload")
+    out = []
+    generation = 0
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        os.kill(pid, signals.SIGHUP)
+        while True:
+            t, seen = await asyncio.wait_for(generations.get(), 30)
+            if seen > generation:
+                break
+        hup, generation = t - t0, seen
+        await asyncio.sleep(0.05)
+        t0 = time.perf_counter()
+        reply = await bus.call(reload)
+        call = time.perf_counter() - t0
+        assert reply.body and reply.body[0] == generation + 1, reply.body
+        generation += 1
+        out.append((hup, call))
+        await asyncio.sleep(0.05)
+    bus.disconnect()
+    return out
+
+
+def reload_pass(tree, cfg, rounds):
+    from tests.lib.privatebus import private_bus
+    with private_bus() as address:
+        proc = subprocess.Popen([PY, "-m", "vc5.healthd", "--config", cfg, "--probe-path", "direct"],
+                                env=tree_env(tree, address), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            owned = False
+            for _ in range(200):
+                r = subprocess.run(["busctl", f"--address={address}", "status", "org.vc5.Health1"],
+                                   capture_output=True)
+                if r.returncode == 0:
+                    owned = True
+                    break
+                time.sleep(0.1)
+            assert owned, f"{tree}: healthd did not start"
+            time.sleep(2)               # every backend through its first round
+            return asyncio.run(reload_rounds(proc.pid, rounds))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+async def flush_worker(cfg_path, repeat):
+    """In the tree on VC5_SERVICES: seconds of one Services PropertiesChanged (full, one service dirty)."""
+    from vc5.common.bus import connect_system_bus
+    from vc5.healthd import daemon as hd
+
+    class NoScheduler:
+        def sync(self, state):
+            pass
+
+    d = hd.Daemon(cfg_path, "direct")
+    d.scheduler = NoScheduler()
+    bus = await connect_system_bus()
+    publisher = getattr(d, "publisher", None)
+    if publisher is not None:
+        publisher.attach(bus)
+    d.bus = bus
+    d._apply(hd.load_config(cfg_path))
+    flush = publisher.flush if publisher is not None else d._flush
+    flush()
+    keys = list(d.state.services)
+    out = {"full": [], "one": []}
+    for i in range(repeat):
+        for kind in ("full", "one"):
+            d.state.dirty_services = set(keys) if kind == "full" else {keys[i % len(keys)]}
+            d.state.dirty_vips = kind == "full"
+            if publisher is not None:
+                publisher.mark()
+            t0 = time.perf_counter()
+            flush()
+            out[kind].append(time.perf_counter() - t0)
+            await asyncio.sleep(0.1)        # the bus drains the signal
+    bus.disconnect()
+    return out
+
+
+def summary(xs):
+    xs = sorted(xs)
+    return {"median_ms": statistics.median(xs) * 1e3, "p90_ms": pct(xs, 90) * 1e3,
+            "mean_ms": statistics.fmean(xs) * 1e3, "n": len(xs)}
+
+
+def compare(other, rounds="50", n_reload="1000", n_flush="10000"):
+    from tests.lib.privatebus import private_bus
+    rounds, n_reload, n_flush = int(rounds), int(n_reload), int(n_flush)
+    trees = {"other": os.path.abspath(other), "this": REPO}
+    tmp = tempfile.mkdtemp(prefix="vc5bench-compare")
+    cfg_reload, cfg_flush = os.path.join(tmp, "reload.yaml"), os.path.join(tmp, "flush.yaml")
+    with open(cfg_reload, "w") as f:
+        f.write(plain_config(n_reload))
+    with open(cfg_flush, "w") as f:
+        f.write(plain_config(n_flush))
+    results = {name: {"hup": [], "call": [], "full": [], "one": []} for name in trees}
+    half = max(1, rounds // 2)
+    for _ in range(2):                                  # passes interleaved: other, this, other, this
+        for name, tree in trees.items():
+            for hup, call in reload_pass(tree, cfg_reload, half):
+                results[name]["hup"].append(hup)
+                results[name]["call"].append(call)
+            with private_bus() as address:
+                r = subprocess.run([PY, os.path.abspath(__file__), "--flush-worker", cfg_flush, "5"],
+                                   env=tree_env(tree, address), capture_output=True, text=True, timeout=300)
+                assert r.returncode == 0, r.stderr
+                flushes = json.loads(r.stdout.strip().splitlines()[-1])
+            results[name]["full"] += flushes["full"]
+            results[name]["one"] += flushes["one"]
+    report = {name: {k: summary(v) for k, v in r.items()} for name, r in results.items()}
+    print(f"same-run comparison: this tree {REPO} vs {trees['other']}; {os.cpu_count()} CPUs shared")
+    for what, label in (("hup", f"SIGHUP -> new Generation on the bus, {n_reload} backends"),
+                        ("call", f"Manager.Reload round trip, {n_reload} backends"),
+                        ("full", f"Services PropertiesChanged after a reload, {n_flush} backends"),
+                        ("one", f"Services PropertiesChanged after one backend changed, {n_flush} backends")):
+        o, t = report["other"][what], report["this"][what]
+        print(f"{label}: other median {o['median_ms']:.2f} ms (p90 {o['p90_ms']:.2f}, n {o['n']}), "
+              f"this median {t['median_ms']:.2f} ms (p90 {t['p90_ms']:.2f}, n {t['n']})")
+    os.makedirs(os.path.join(REPO, "bench", "out"), exist_ok=True)
+    with open(os.path.join(REPO, "bench", "out", "healthd-compare.json"), "w") as f:
+        json.dump({"other": trees["other"], "rounds": rounds, "reload_backends": n_reload,
+                   "flush_backends": n_flush, **report}, f, indent=1)
+
+
 # ---- the orchestrator: builds the farm, runs the worker in the prober namespace ----------------
 
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--flush-worker":
+        print(json.dumps(asyncio.run(flush_worker(sys.argv[2], int(sys.argv[3])))), flush=True)
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "compare":
+        compare(*sys.argv[2:])
         return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1700
     interval = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
