@@ -29,7 +29,8 @@ Same-run comparison with another tree (no network namespaces; a private bus each
 
   * reload latency: SIGHUP -> the new Generation in a PropertiesChanged, and a
     Manager.Reload call's round trip, `rounds` times each against the real
-    vc5-healthd of each tree (passes interleaved), backends without checks;
+    vc5-healthd of each tree, both running at once (each on its own private
+    bus) and the rounds alternating between them; backends without checks;
   * one Services PropertiesChanged with `flush backends` backends, in-process on
     a real bus connection: after a reload (every service re-encoded) and after one
     backend changed.
@@ -316,70 +317,96 @@ def tree_env(tree, address):
                 PYTHONDONTWRITEBYTECODE="1")
 
 
-async def reload_rounds(pid, rounds):
-    """[(SIGHUP -> Generation seen s, Manager.Reload round trip s)] against the healthd `pid`."""
-    import signal as signals
+class ReloadTarget:
+    """One running vc5-healthd on its own private bus, and a client watching its Generation."""
 
-    from dbus_next import BusType, Message
-    from dbus_next.aio import MessageBus
+    def __init__(self, tree, cfg, address):
+        self.address = address
+        self.proc = subprocess.Popen([PY, "-m", "vc5.healthd", "--config", cfg, "--probe-path", "direct"],
+                                     env=tree_env(tree, address), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            if subprocess.run(["busctl", f"--address={address}", "status", "org.vc5.Health1"],
+                              capture_output=True).returncode == 0:
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{tree}: healthd did not start")
 
-    bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
-    generations = asyncio.Queue()
+    async def connect(self):
+        from dbus_next import Message
+        from dbus_next.aio import MessageBus
 
-    def handler(m):
-        if m.member == "PropertiesChanged" and m.path == "/org/vc5/Health1" and "Generation" in m.body[1]:
-            generations.put_nowait((time.perf_counter(), m.body[1]["Generation"].value))
+        self.bus = await MessageBus(bus_address=self.address).connect()
+        self.generations = asyncio.Queue()
+        self.generation = 1
 
-    bus.add_message_handler(handler)
-    await bus.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
-                           interface="org.freedesktop.DBus", member="AddMatch", signature="s",
-                           body=["type='signal',interface='org.freedesktop.DBus.Properties',"
-                                 "path='/org/vc5/Health1'"]))
-    reload = Message(destination="org.vc5.Health1", path="/org/vc5/Health1",
-                     interface="org.vc5.Health1.Manager", member="Reload")
-    out = []
-    generation = 0
-    for _ in range(rounds):
+        def handler(m):
+            if m.member == "PropertiesChanged" and m.path == "/org/vc5/Health1" and "Generation" in m.body[1]:
+                self.generations.put_nowait((time.perf_counter(), m.body[1]["Generation"].value))
+
+        self.bus.add_message_handler(handler)
+        await self.bus.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+                                    interface="org.freedesktop.DBus", member="AddMatch", signature="s",
+                                    body=["type='signal',interface='org.freedesktop.DBus.Properties',"
+                                          "path='/org/vc5/Health1'"]))
+        self.reload = Message(destination="org.vc5.Health1", path="/org/vc5/Health1",
+                              interface="org.vc5.Health1.Manager", member="Reload")
+
+    async def sighup(self):
+        """Seconds from SIGHUP to the PropertiesChanged carrying the next Generation."""
+        import signal as signals
         t0 = time.perf_counter()
-        os.kill(pid, signals.SIGHUP)
+        os.kill(self.proc.pid, signals.SIGHUP)
         while True:
-            t, seen = await asyncio.wait_for(generations.get(), 30)
-            if seen > generation:
-                break
-        hup, generation = t - t0, seen
-        await asyncio.sleep(0.05)
+            t, seen = await asyncio.wait_for(self.generations.get(), 30)
+            if seen > self.generation:
+                self.generation = seen
+                return t - t0
+
+    async def call(self):
+        """Seconds of one Manager.Reload call (its reply carries the new Generation)."""
         t0 = time.perf_counter()
-        reply = await bus.call(reload)
-        call = time.perf_counter() - t0
-        assert reply.body and reply.body[0] == generation + 1, reply.body
-        generation += 1
-        out.append((hup, call))
-        await asyncio.sleep(0.05)
-    bus.disconnect()
-    return out
+        reply = await self.bus.call(self.reload)
+        took = time.perf_counter() - t0
+        assert reply.body and reply.body[0] == self.generation + 1, reply.body
+        self.generation += 1
+        return took
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
-def reload_pass(tree, cfg, rounds):
-    from tests.lib.privatebus import private_bus
-    with private_bus() as address:
-        proc = subprocess.Popen([PY, "-m", "vc5.healthd", "--config", cfg, "--probe-path", "direct"],
-                                env=tree_env(tree, address), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        try:
-            owned = False
-            for _ in range(200):
-                r = subprocess.run(["busctl", f"--address={address}", "status", "org.vc5.Health1"],
-                                   capture_output=True)
-                if r.returncode == 0:
-                    owned = True
-                    break
-                time.sleep(0.1)
-            assert owned, f"{tree}: healthd did not start"
-            time.sleep(2)               # every backend through its first round
-            return asyncio.run(reload_rounds(proc.pid, rounds))
-        finally:
-            proc.terminate()
-            proc.wait(10)
+async def reload_rounds(targets, rounds, results):
+    """Rounds alternate between the targets (A B, B A, ...): both see the same machine."""
+    for target in targets.values():
+        await target.connect()
+    await asyncio.sleep(2)              # every backend through its first round
+    order = list(targets)
+    for i in range(rounds):
+        for name in order if i % 2 == 0 else order[::-1]:
+            results[name]["hup"].append(await targets[name].sighup())
+            await asyncio.sleep(0.05)
+            results[name]["call"].append(await targets[name].call())
+            await asyncio.sleep(0.05)
+    for target in targets.values():
+        target.bus.disconnect()
+
+
+def reload_compare(trees, cfg, rounds, results):
+    from tests.lib.privatebus import Bus
+    buses, targets = [], {}
+    try:
+        for name, tree in trees.items():
+            buses.append(Bus())
+            targets[name] = ReloadTarget(tree, cfg, buses[-1].address)
+        asyncio.run(reload_rounds(targets, rounds, results))
+    finally:
+        for target in targets.values():
+            target.stop()
+        for bus in buses:
+            bus.stop()
 
 
 async def flush_worker(cfg_path, repeat):
@@ -434,15 +461,12 @@ def compare(other, rounds="50", n_reload="1000", n_flush="10000"):
     with open(cfg_flush, "w") as f:
         f.write(plain_config(n_flush))
     results = {name: {"hup": [], "call": [], "full": [], "one": []} for name in trees}
-    half = max(1, rounds // 2)
+    reload_compare(trees, cfg_reload, rounds, results)
     for name in ("other", "this", "this", "other"):      # ABBA: a drift in the machine's load cancels
-        tree = trees[name]
-        for hup, call in reload_pass(tree, cfg_reload, half):
-            results[name]["hup"].append(hup)
-            results[name]["call"].append(call)
         with private_bus() as address:
             r = subprocess.run([PY, os.path.abspath(__file__), "--flush-worker", cfg_flush, "6"],
-                               env=tree_env(tree, address), capture_output=True, text=True, timeout=300)
+                               env=tree_env(trees[name], address), capture_output=True, text=True,
+                               timeout=300)
             assert r.returncode == 0, r.stderr
             flushes = json.loads(r.stdout.strip().splitlines()[-1])
         results[name]["full"] += flushes["full"]
