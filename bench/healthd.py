@@ -439,6 +439,8 @@ async def flush_worker(cfg_path, repeat):
             t0 = time.perf_counter()
             flush()
             out[kind].append(time.perf_counter() - t0)
+            if publisher is not None:       # the Publisher's own figure (what its storm spacing uses)
+                out.setdefault(f"last_cost_{kind}", []).append(publisher.last_cost)
             await asyncio.sleep(0.1)        # the bus drains the signal
     bus.disconnect()
     return out
@@ -469,8 +471,8 @@ def compare(other, rounds="50", n_reload="1000", n_flush="10000"):
                                timeout=300)
             assert r.returncode == 0, r.stderr
             flushes = json.loads(r.stdout.strip().splitlines()[-1])
-        results[name]["full"] += flushes["full"]
-        results[name]["one"] += flushes["one"]
+        for kind, values in flushes.items():
+            results[name].setdefault(kind, []).extend(values)
     report = {name: {k: summary(v) for k, v in r.items()} for name, r in results.items()}
     print(f"same-run comparison: this tree {REPO} vs {trees['other']}; {os.cpu_count()} CPUs shared")
     for what, label in (("hup", f"SIGHUP -> new Generation on the bus, {n_reload} backends"),
@@ -481,6 +483,11 @@ def compare(other, rounds="50", n_reload="1000", n_flush="10000"):
         print(f"{label}:\n  other median {o['median_ms']:.2f} ms (min {o['min_ms']:.2f}, "
               f"p90 {o['p90_ms']:.2f}, n {o['n']})\n  this  median {t['median_ms']:.2f} ms "
               f"(min {t['min_ms']:.2f}, p90 {t['p90_ms']:.2f}, n {t['n']})")
+    for kind in ("full", "one"):
+        costs = report["this"].get(f"last_cost_{kind}")
+        if costs:
+            print(f"  this: Publisher.last_cost after {'a reload' if kind == 'full' else 'one backend'}: "
+                  f"median {costs['median_ms']:.2f} ms (min {costs['min_ms']:.2f})")
     os.makedirs(os.path.join(REPO, "bench", "out"), exist_ok=True)
     with open(os.path.join(REPO, "bench", "out", "healthd-compare.json"), "w") as f:
         json.dump({"other": trees["other"], "rounds": rounds, "reload_backends": n_reload,
