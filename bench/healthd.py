@@ -21,6 +21,19 @@ Prints, in one run:
 
 Usage: sudo /usr/bin/python3 bench/healthd.py [N per check type (default 1700)] [interval s (default 1)]
 (VC5_BENCH_PROFILE=FILE writes a cProfile of healthd's measurement window to FILE.)
+
+Same-run comparison with another tree (no network namespaces; a private bus each):
+
+    /usr/bin/python3 bench/healthd.py compare OTHER_TREE [rounds (50)] [reload backends (1000)]
+                                                         [flush backends (10000)]
+
+  * reload latency: SIGHUP -> the new Generation in a PropertiesChanged, and a
+    Manager.Reload call's round trip, `rounds` times each against the real
+    vc5-healthd of each tree, both running at once (each on its own private
+    bus) and the rounds alternating between them; backends without checks;
+  * one Services PropertiesChanged with `flush backends` backends, in-process on
+    a real bus connection: after a reload (every service re-encoded) and after one
+    backend changed.
 """
 
 import asyncio
@@ -34,7 +47,8 @@ import tempfile
 import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path[:0] = [REPO, os.path.join(REPO, "services")]
+# VC5_SERVICES: the services/ of the tree under test (compare's workers), else this one's.
+sys.path[:0] = [REPO, os.environ.get("VC5_SERVICES") or os.path.join(REPO, "services")]
 
 from tests.lib import netns  # noqa: E402
 
@@ -264,7 +278,7 @@ async def run_healthd(cfg_path, n, interval, window):
                   healthd_share_median_ms=statistics.median(share) * 1e3 if share else -1,
                   healthd_share_max_ms=max(share, default=-1) * 1e3)
     bus.disconnect()
-    d._stopped.set()
+    d.signals.stop()
     try:
         await asyncio.wait_for(asyncio.shield(task), 30)
     except asyncio.TimeoutError:
@@ -283,11 +297,214 @@ def worker(cfg_path, n, interval, window):
     print(json.dumps(out), flush=True)
 
 
+# ---- compare: reload latency and one Services flush, this tree against another ----------------
+
+def plain_config(n, interval=1.0):
+    """n backends without checks (`http*`: they pass every round), PER_SERVICE per service."""
+    addrs = backends(n)
+    out = ["services:"]
+    for c in range(0, n, PER_SERVICE):
+        servers = "\n".join(f"      - {a}" for a in addrs[c:c + PER_SERVICE])
+        out.append(f"  - name: s{c // PER_SERVICE}\n    virtual: 198.18.9.{c // PER_SERVICE + 1}\n"
+                   f"    interval: {interval}\n    rise: 1\n    fall: 1\n    servers:\n{servers}\n"
+                   "    policy:\n      http*:\n")
+    return "\n".join(out)
+
+
+def tree_env(tree, address):
+    services = os.path.join(os.path.abspath(tree), "services")
+    return dict(os.environ, PYTHONPATH=services, VC5_SERVICES=services, DBUS_SYSTEM_BUS_ADDRESS=address,
+                PYTHONDONTWRITEBYTECODE="1")
+
+
+class ReloadTarget:
+    """One running vc5-healthd on its own private bus, and a client watching its Generation."""
+
+    def __init__(self, tree, cfg, address):
+        self.address = address
+        self.proc = subprocess.Popen([PY, "-m", "vc5.healthd", "--config", cfg, "--probe-path", "direct"],
+                                     env=tree_env(tree, address), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            if subprocess.run(["busctl", f"--address={address}", "status", "org.vc5.Health1"],
+                              capture_output=True).returncode == 0:
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{tree}: healthd did not start")
+
+    async def connect(self):
+        from dbus_next import Message
+        from dbus_next.aio import MessageBus
+
+        self.bus = await MessageBus(bus_address=self.address).connect()
+        self.generations = asyncio.Queue()
+        self.generation = 1
+
+        def handler(m):
+            if m.member == "PropertiesChanged" and m.path == "/org/vc5/Health1" and "Generation" in m.body[1]:
+                self.generations.put_nowait((time.perf_counter(), m.body[1]["Generation"].value))
+
+        self.bus.add_message_handler(handler)
+        await self.bus.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+                                    interface="org.freedesktop.DBus", member="AddMatch", signature="s",
+                                    body=["type='signal',interface='org.freedesktop.DBus.Properties',"
+                                          "path='/org/vc5/Health1'"]))
+        self.reload = Message(destination="org.vc5.Health1", path="/org/vc5/Health1",
+                              interface="org.vc5.Health1.Manager", member="Reload")
+
+    async def sighup(self):
+        """Seconds from SIGHUP to the PropertiesChanged carrying the next Generation."""
+        import signal as signals
+        t0 = time.perf_counter()
+        os.kill(self.proc.pid, signals.SIGHUP)
+        while True:
+            t, seen = await asyncio.wait_for(self.generations.get(), 30)
+            if seen > self.generation:
+                self.generation = seen
+                return t - t0
+
+    async def call(self):
+        """Seconds of one Manager.Reload call (its reply carries the new Generation)."""
+        t0 = time.perf_counter()
+        reply = await self.bus.call(self.reload)
+        took = time.perf_counter() - t0
+        assert reply.body and reply.body[0] == self.generation + 1, reply.body
+        self.generation += 1
+        return took
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+async def reload_rounds(targets, rounds, results):
+    """Rounds alternate between the targets (A B, B A, ...): both see the same machine."""
+    for target in targets.values():
+        await target.connect()
+    await asyncio.sleep(2)              # every backend through its first round
+    order = list(targets)
+    for i in range(rounds):
+        for name in order if i % 2 == 0 else order[::-1]:
+            results[name]["hup"].append(await targets[name].sighup())
+            await asyncio.sleep(0.05)
+            results[name]["call"].append(await targets[name].call())
+            await asyncio.sleep(0.05)
+    for target in targets.values():
+        target.bus.disconnect()
+
+
+def reload_compare(trees, cfg, rounds, results):
+    from tests.lib.privatebus import Bus
+    buses, targets = [], {}
+    try:
+        for name, tree in trees.items():
+            buses.append(Bus())
+            targets[name] = ReloadTarget(tree, cfg, buses[-1].address)
+        asyncio.run(reload_rounds(targets, rounds, results))
+    finally:
+        for target in targets.values():
+            target.stop()
+        for bus in buses:
+            bus.stop()
+
+
+async def flush_worker(cfg_path, repeat):
+    """In the tree on VC5_SERVICES: seconds of one Services PropertiesChanged (full, one service dirty)."""
+    from vc5.common.bus import connect_system_bus
+    from vc5.healthd import daemon as hd
+
+    class NoScheduler:
+        def sync(self, state):
+            pass
+
+    d = hd.Daemon(cfg_path, "direct")
+    d.scheduler = NoScheduler()
+    bus = await connect_system_bus()
+    publisher = getattr(d, "publisher", None)
+    if publisher is not None:
+        publisher.attach(bus)
+    d.bus = bus
+    d._apply(hd.load_config(cfg_path))
+    flush = publisher.flush if publisher is not None else d._flush
+    flush()
+    keys = list(d.state.services)
+    out = {"full": [], "one": []}
+    for i in range(repeat):
+        for kind in ("full", "one"):
+            d.state.dirty_services = set(keys) if kind == "full" else {keys[i % len(keys)]}
+            d.state.dirty_vips = kind == "full"
+            if publisher is not None:
+                publisher.mark()
+            t0 = time.perf_counter()
+            flush()
+            out[kind].append(time.perf_counter() - t0)
+            if publisher is not None:       # the Publisher's own figure (what its storm spacing uses)
+                out.setdefault(f"last_cost_{kind}", []).append(publisher.last_cost)
+            await asyncio.sleep(0.1)        # the bus drains the signal
+    bus.disconnect()
+    return out
+
+
+def summary(xs):
+    xs = sorted(xs)
+    return {"median_ms": statistics.median(xs) * 1e3, "min_ms": xs[0] * 1e3, "p90_ms": pct(xs, 90) * 1e3,
+            "mean_ms": statistics.fmean(xs) * 1e3, "n": len(xs)}
+
+
+def compare(other, rounds="50", n_reload="1000", n_flush="10000"):
+    from tests.lib.privatebus import private_bus
+    rounds, n_reload, n_flush = int(rounds), int(n_reload), int(n_flush)
+    trees = {"other": os.path.abspath(other), "this": REPO}
+    tmp = tempfile.mkdtemp(prefix="vc5bench-compare")
+    cfg_reload, cfg_flush = os.path.join(tmp, "reload.yaml"), os.path.join(tmp, "flush.yaml")
+    with open(cfg_reload, "w") as f:
+        f.write(plain_config(n_reload))
+    with open(cfg_flush, "w") as f:
+        f.write(plain_config(n_flush))
+    results = {name: {"hup": [], "call": [], "full": [], "one": []} for name in trees}
+    reload_compare(trees, cfg_reload, rounds, results)
+    for name in ("other", "this", "this", "other"):      # ABBA: a drift in the machine's load cancels
+        with private_bus() as address:
+            r = subprocess.run([PY, os.path.abspath(__file__), "--flush-worker", cfg_flush, "6"],
+                               env=tree_env(trees[name], address), capture_output=True, text=True,
+                               timeout=300)
+            assert r.returncode == 0, r.stderr
+            flushes = json.loads(r.stdout.strip().splitlines()[-1])
+        for kind, values in flushes.items():
+            results[name].setdefault(kind, []).extend(values)
+    report = {name: {k: summary(v) for k, v in r.items()} for name, r in results.items()}
+    print(f"same-run comparison: this tree {REPO} vs {trees['other']}; {os.cpu_count()} CPUs shared")
+    for what, label in (("hup", f"SIGHUP -> new Generation on the bus, {n_reload} backends"),
+                        ("call", f"Manager.Reload round trip, {n_reload} backends"),
+                        ("full", f"Services PropertiesChanged after a reload, {n_flush} backends"),
+                        ("one", f"Services PropertiesChanged after one backend changed, {n_flush} backends")):
+        o, t = report["other"][what], report["this"][what]
+        print(f"{label}:\n  other median {o['median_ms']:.2f} ms (min {o['min_ms']:.2f}, "
+              f"p90 {o['p90_ms']:.2f}, n {o['n']})\n  this  median {t['median_ms']:.2f} ms "
+              f"(min {t['min_ms']:.2f}, p90 {t['p90_ms']:.2f}, n {t['n']})")
+    for kind in ("full", "one"):
+        costs = report["this"].get(f"last_cost_{kind}")
+        if costs:
+            print(f"  this: Publisher.last_cost after {'a reload' if kind == 'full' else 'one backend'}: "
+                  f"median {costs['median_ms']:.2f} ms (min {costs['min_ms']:.2f})")
+    os.makedirs(os.path.join(REPO, "bench", "out"), exist_ok=True)
+    with open(os.path.join(REPO, "bench", "out", "healthd-compare.json"), "w") as f:
+        json.dump({"other": trees["other"], "rounds": rounds, "reload_backends": n_reload,
+                   "flush_backends": n_flush, **report}, f, indent=1)
+
+
 # ---- the orchestrator: builds the farm, runs the worker in the prober namespace ----------------
 
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--flush-worker":
+        print(json.dumps(asyncio.run(flush_worker(sys.argv[2], int(sys.argv[3])))), flush=True)
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "compare":
+        compare(*sys.argv[2:])
         return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1700
     interval = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0

@@ -218,3 +218,42 @@ def test_sigterm_stops_cleanly(private_bus, tmp_path):
     assert h.proc.returncode == 0, h.log()
     assert "vc5-healthd stopping" in h.log()
     assert not h.owned()
+
+
+def test_a_second_healthd_on_the_same_bus_exits_1_naming_the_bus_name(healthd, tmp_path):
+    second = Healthd(write(tmp_path / "second.yaml", CONFIG), healthd.address)
+    try:
+        second.start()          # returns at once: the name is owned (by the first one)
+        second.proc.wait(20)    # exits instead of waiting for the name
+    finally:
+        second.stop()
+    assert second.proc.returncode == 1, second.log()
+    assert "org.vc5.Health1 is already owned" in second.log()
+    # the first one is untouched
+    assert healthd.proc.poll() is None and healthd.owned() and healthd.get("Generation") == 1
+
+
+def test_get_agrees_with_properties_changed(healthd):
+    """After a drain, Get answers exactly what the PropertiesChanged carried (the published value)."""
+    async def watch():
+        bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+        got = []
+        bus.add_message_handler(lambda m: got.append(m) if m.member == "PropertiesChanged" else None)
+        await bus.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+                               interface="org.freedesktop.DBus", member="AddMatch", signature="s",
+                               body=["type='signal',interface='org.freedesktop.DBus.Properties',"
+                                     "path='/org/vc5/Health1'"]))
+        await bus.call(Message(destination="org.vc5.Health1", path="/org/vc5/Health1", interface=MANAGER,
+                               member="Drain", signature="ss", body=[SVC, "10.0.0.1"]))
+        reply = await bus.call(Message(destination="org.vc5.Health1", path="/org/vc5/Health1",
+                                       interface="org.freedesktop.DBus.Properties", member="GetAll",
+                                       signature="s", body=[IFACE]))
+        bus.disconnect()
+        return got, reply.body[0]
+
+    got, everything = asyncio.run(watch())
+    assert got, "no PropertiesChanged after Drain"
+    changed = got[-1].body[1]
+    for name, variant in changed.items():
+        assert everything[name].value == variant.value, name
+    assert {"Services", "VIPs"} <= set(changed)

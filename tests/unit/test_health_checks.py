@@ -13,6 +13,7 @@ from dns import message as dnsmessage
 
 from vc5.healthd import probe_path as pp
 from vc5 import config
+from vc5.common import wire
 from vc5.healthd.checks import DEFAULT_TIMEOUTS, Result, describe_error, dns, syn, timeout_for
 from vc5.healthd.checks.http import HttpChecker
 from vc5.healthd.checks.runner import Runner
@@ -181,16 +182,30 @@ def test_describe_error():
 
 def test_probe_path_direct_and_loader():
     assert pp.ProbePath("direct").target("192.0.2.1", "10.0.0.1") == "10.0.0.1"
-    p = pp.ProbePath("loader", [("192.0.2.1", "10.0.0.1", "255.0.0.1")])
+    p = pp.ProbePath("loader", [wire.ProbeAddress("192.0.2.1", "10.0.0.1", "255.0.0.1")])
     assert p.target("192.0.2.1", ipaddress.ip_address("10.0.0.1")) == "255.0.0.1"
     assert p.target("192.0.2.1", "10.0.0.2") is None
-    p.update([("192.0.2.1", "10.0.0.2", "255.0.0.2")])
+    p.update([wire.ProbeAddress("192.0.2.1", "10.0.0.2", "255.0.0.2")])
     assert p.target("192.0.2.1", "10.0.0.2") == "255.0.0.2" and p.target("192.0.2.1", "10.0.0.1") is None
     with pytest.raises(ValueError):
         pp.ProbePath("auto")
-    auto = pp.ProbePath("loader", [("192.0.2.1", "10.0.0.1", "255.0.0.1")], requested="auto")
+    auto = pp.ProbePath("loader", [wire.ProbeAddress("192.0.2.1", "10.0.0.1", "255.0.0.1")], requested="auto")
     assert auto.target("192.0.2.1", "10.0.0.1") == "255.0.0.1"
     assert auto.target("192.0.2.1", "10.0.0.2") == "10.0.0.2"     # no address: direct, not failed
+
+
+def test_probe_path_follows_typed_loader_properties():
+    """watch_properties(schema=wire.XDP_LOADER) delivers ProbeAddresses as wire.ProbeAddress structs."""
+    auto = pp.ProbePath("direct", requested="auto")
+    changes = []
+    auto.on_change = lambda: changes.append(auto.mode)
+    props = wire.XDP_LOADER.decode({"Mode": "native",
+                                    "ProbeAddresses": [["192.0.2.1", "10.0.0.1", "255.0.0.1"]]})
+    auto.loader_properties(props)
+    assert auto.mode == "loader" and changes == ["loader"]
+    assert auto.target("192.0.2.1", "10.0.0.1") == "255.0.0.1"
+    auto.loader_properties(wire.XDP_LOADER.decode({"Mode": "native"}))
+    assert auto.mode == "direct" and changes == ["loader", "direct"]
 
 
 def test_dsr_hint_names_the_mistake():

@@ -39,14 +39,15 @@ def main(service: str, args: Any, run: Callable[[Any], Awaitable[int]], *, debug
         return 0
 
 
-async def open_bus(bus_name: str, path: str, *interfaces: Any, queue: bool = True):
+async def open_bus(bus_name: str, path: str, *interfaces: Any, queue: bool = True, bus: Any = None):
     """Connect to the system bus, export `interfaces` at `path`, own `bus_name`.
 
     Raises bus.NameTaken (after disconnecting) when another process owns the name: a
     second instance of a daemon must never run beside the first. `queue=False` fails at
-    once instead of waiting in the bus's queue.
+    once instead of waiting in the bus's queue. `bus`: a connection opened earlier with
+    bus.connect_system_bus(), for a daemon that must watch a peer before it owns its name.
     """
-    bus = await vbus.connect_system_bus()
+    bus = bus if bus is not None else await vbus.connect_system_bus()
     vbus.log_refused_calls(asyncio.get_running_loop())
     vbus.export(bus, path, *interfaces)
     try:

@@ -1,39 +1,39 @@
 """vc5-healthd: load the configuration, run the checks, publish state on org.vc5.Health1.
 
-Life cycle (systemd Type=notify; environment-facts §2.2):
+Life cycle (systemd Type=notify; docs/health-checks.md "Reload", docs/architecture.md):
   start   load + validate the file (invalid: exit 1 naming every problem),
-          publish Generation 1, own org.vc5.Health1, start the rounds, READY=1;
+          publish Generation 1, own org.vc5.Health1 (another owner: exit 1
+          naming the name), start the rounds, READY=1;
   SIGHUP  (systemctl reload) and Manager.Reload(): RELOADING=1, load + validate;
           invalid -> every problem logged as FILE:LINE:COLUMN: ..., nothing
           changes, READY=1 with STATUS saying the reload was rejected; valid ->
           the new state is built beside the old one and swapped in one step
           (HealthState.applied), tasks reconciled, READY=1;
+  SIGUSR1 every task's stack in the log (vc5.common.lifecycle.StopSignals);
   SIGTERM stop the rounds, release the name, exit 0.
 
-Publishing invariant: every state change made while handling one event marks
-the state dirty and schedules one flush with loop.call_soon; the flush emits a
-single PropertiesChanged with everything that changed. call_soon callbacks run
-before the loop polls for new I/O, so subscribers (xdp-loader, bgpd) hear of
-a change before healthd handles anything else.
+Publishing (one vc5.common.bus.Publisher; the invariants stated in
+vc5/dbus/org.vc5.Health1.xml): every state change made while handling one
+event marks the Publisher - its before_flush adds Services and VIPs from the
+HealthState's dirty flags - and everything goes out in one PropertiesChanged
+from loop.call_soon. call_soon callbacks run before the loop polls for new
+I/O, so subscribers (xdp-loader, bgpd) hear of a transition before healthd
+handles anything else; drains and reloads flush before their method reply.
+Under a storm of transitions a signal waits FLUSH_DUTY x the cost of the
+previous one (all changes until then travel together); a change of diagnostic
+text alone goes out with the next transition, at the latest after
+DIAGNOSTIC_DELAY seconds.
 """
 
-import argparse
 import asyncio
 import collections
 import gc
 import logging
-import os
-import signal
-import sys
 import time
 
-from dbus_next import Message, Variant
-from dbus_next.signature import SignatureTree
-from dbus_next.constants import RequestNameReply
-
+from vc5.common import bus as vbus
+from vc5.common import lifecycle, messages, names, sd, wire
 from vc5.common import log as vlog
-from vc5.common import messages, names, sd, wire
-from vc5.common.bus import connect_system_bus
 
 from . import persist
 from . import probe_path as pp
@@ -72,65 +72,89 @@ class Daemon:
         self.probe_mode = probe_mode
         self.debug = debug
         self.state = HealthState()
+        self.last_reload_error = ""
         self.bus = None
-        self.health = HealthInterface(self)
-        self.manager = ManagerInterface(self)
         self.path = None
         self.runner = None
         self.scheduler = None
-        self.published = {"Services": [], "VIPs": [], "Generation": 0, "ConfigSource": str(config_path),
-                          "LoadedAt": 0, "ProbePath": "", "LastReloadError": "", "Debug": debug}
-        self.probes = {}               # (service key, backend key) -> deque of probe-log entries
-        self._flush_handle = None       # pending flush (asyncio Handle/TimerHandle) and when it runs
-        self._flush_due = 0.0
-        self._flush_done = 0.0          # loop time the last flush ended
-        self._flush_spacing = 0.0       # min gap between flushes: FLUSH_DUTY x the last flush's cost
-        self._pending_props = set()    # published names changed since the last flush
+        self.signals = None             # lifecycle.StopSignals, once running
+        # (service key, backend key) -> deque of ProbeRound fields (time, passed, diagnostic,
+        # took_ms, target), newest last; tuples, as one is made per probe
+        self.probes = {}
+        self.publisher = vbus.Publisher(names.HEALTH_PATH, wire.HEALTH, self._getters(), duty=FLUSH_DUTY,
+                                        lazy_delay=DIAGNOSTIC_DELAY, before_flush=self._mark_dirty_state)
+        self.health = HealthInterface(self, self.publisher)
+        self.manager = ManagerInterface(self, self.publisher)
         self._reload_lock = asyncio.Lock()
-        self._stopped = asyncio.Event()
+
+    def _getters(self) -> dict:
+        """Each org.vc5.Health1 property's current typed value (vc5.common.wire.HEALTH)."""
+        return {
+            "Services": lambda: self.state.services_wire(),
+            "VIPs": lambda: self.state.vips_wire(),
+            "Generation": lambda: self.state.generation,
+            "ConfigSource": lambda: self.state.source or str(self.config_path),
+            "LoadedAt": lambda: self.state.loaded_at,
+            "ProbePath": lambda: self.path.describe() if self.path is not None else "",
+            "LastReloadError": lambda: self.last_reload_error,
+            "Debug": lambda: self.debug,
+        }
+
+    def _mark_dirty_state(self) -> None:
+        """Publisher.before_flush: the parts of the HealthState changed since the last flush."""
+        if self.state.dirty_services:
+            self.publisher.mark("Services")
+        if self.state.dirty_vips:
+            self.publisher.mark("VIPs")
 
     # ---- start / stop ------------------------------------------------------------------------
 
     async def run(self) -> int:
-        loop = asyncio.get_running_loop()
         self.set_debug(self.debug)
-        try:
-            cfg = await loop.run_in_executor(None, load_config, self.config_path)
-        except Exception as e:
-            self._log_rejected(e, "start")
+        cfg, _problems = await self._load("start")
+        if cfg is None:
             return 1
-        self.bus = await connect_system_bus()
+        try:
+            await self._start(cfg)
+        except vbus.NameTaken as e:
+            log.error("vc5-healthd not started: %s", e)
+            await self._close()
+            return 1
+        return await self._serve()
+
+    async def _start(self, cfg) -> None:
+        """Connect, follow the probe path, apply `cfg`, publish it, then own org.vc5.Health1.
+
+        The name is owned last, so a subscriber never sees a healthd without its state.
+        """
+        self.bus = await vbus.connect_system_bus()
+        self.publisher.attach(self.bus)
         self.path = await pp.open_probe_path(self.bus, self.probe_mode)
         self.runner = Runner(self.path)
         self.scheduler = Scheduler(self.runner, self.on_result)
         self._restore_state()           # the previous generation, if saved before a restart
         self._apply(cfg)
-        self.published["ProbePath"] = self.path.describe()
         self.path.on_change = self._probe_path_changed
-        self._flush()
-        self.bus.export(names.HEALTH_PATH, self.health)
-        self.bus.export(names.HEALTH_PATH, self.manager)
-        reply = await self.bus.request_name(names.HEALTH_BUS)
-        if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
-            log.error("cannot own %s on the system bus (%s): another vc5-healthd runs?",
-                      names.HEALTH_BUS, reply.name)
-            return 1
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stopped.set)
-        loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
+        self.publisher.mark(*wire.HEALTH.properties)
+        self.publisher.flush()
+        await lifecycle.open_bus(names.HEALTH_BUS, names.HEALTH_PATH, self.health, self.manager,
+                                 bus=self.bus, queue=False)
+
+    async def _serve(self) -> int:
+        """READY=1, then run until SIGTERM/SIGINT (0) or the bus is lost (1)."""
+        self.signals = lifecycle.StopSignals(on_reload=lambda: self.reload("SIGHUP"))
         watchdog = asyncio.ensure_future(sd.watchdog())
         saver = asyncio.ensure_future(self._save_periodically()) if self.state_file else None
         lost = asyncio.ensure_future(self.bus.wait_for_disconnect())
-        lost.add_done_callback(lambda _f: self._stopped.set())
+        lost.add_done_callback(lambda _f: self.signals.stop())
         vlog.event(log, vlog.NOTICE, "vc5-healthd started", message_id=messages.SERVICE_STARTED)
         sd.notify_ready(self._status())
-        await self._stopped.wait()
+        await self.signals.wait()
+        watchdog.cancel()
         if lost.done():
             # Without the bus nobody hears our state: exit non-zero, systemd restarts us.
             log.error("lost the system bus connection (%s); exiting", lost.exception() or "closed")
-            await self.scheduler.stop()
-            await self.runner.close()
+            await self._close()
             return 1
         lost.cancel()
         sd.notify_stopping()
@@ -138,11 +162,15 @@ class Daemon:
             saver.cancel()
             self._save_state()
         vlog.event(log, vlog.NOTICE, "vc5-healthd stopping", message_id=messages.SERVICE_STOPPING)
-        watchdog.cancel()
-        await self.scheduler.stop()
-        await self.runner.close()
+        await self._close()
         self.bus.disconnect()
         return 0
+
+    async def _close(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+        if self.runner is not None:
+            await self.runner.close()
 
     # ---- state across restarts (vc5.healthd.persist) ------------------------------------------
 
@@ -171,11 +199,19 @@ class Daemon:
         s = self.state
         vips_up = sum(1 for v in s.vips.values() if v.up)
         backends = sum(len(x.backends) for x in s.services.values())
-        mode = self.published["ProbePath"] or self.probe_mode
+        mode = self.path.describe() if self.path is not None else self.probe_mode
         return (f"generation {s.generation}: {len(s.services)} services, {backends} backends, "
                 f"{vips_up}/{len(s.vips)} VIPs up, probe path {mode}")
 
     # ---- configuration -----------------------------------------------------------------------
+
+    async def _load(self, origin):
+        """(configuration, "") or (None, the problems, one per line; each logged)."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(None, load_config, self.config_path), ""
+        except Exception as e:
+            return None, self._log_rejected(e, origin)
 
     def _apply(self, cfg):
         new, events = self.state.applied(cfg, now_us())
@@ -187,9 +223,8 @@ class Daemon:
         gc.freeze()
         keep = {(k, b) for k, s in new.services.items() for b in s.backends}
         self.probes = {k: v for k, v in self.probes.items() if k in keep}
-        self.published.update(Generation=new.generation, ConfigSource=new.source or str(self.config_path),
-                              LoadedAt=new.loaded_at, LastReloadError="")
-        self._changed(("Generation", "ConfigSource", "LoadedAt", "LastReloadError"))
+        self.last_reload_error = ""
+        self.publisher.mark("Generation", "ConfigSource", "LoadedAt", "LastReloadError", "Services", "VIPs")
         for w in getattr(cfg, "warnings", ()):
             vlog.event(log, logging.WARNING, str(w))
         vlog.event(log, vlog.NOTICE, f"configuration {new.source} applied: generation {new.generation}",
@@ -197,22 +232,22 @@ class Daemon:
         self._events(events)
 
     async def reload(self, origin="SIGHUP"):
-        """(True, "") or (False, problems text). The running configuration is untouched on failure."""
+        """(True, "") or (False, problems text). The running configuration is untouched on failure.
+
+        Either way the outcome is published before this returns (so before Reload's reply).
+        """
         async with self._reload_lock:
             sd.notify_reloading()
-            loop = asyncio.get_running_loop()
-            try:
-                cfg = await loop.run_in_executor(None, load_config, self.config_path)
-            except Exception as e:
-                text = self._log_rejected(e, origin)
-                self.published["LastReloadError"] = text
-                self._changed(("LastReloadError",))
-                self._schedule_flush()
+            cfg, text = await self._load(origin)
+            if cfg is None:
+                self.last_reload_error = text
+                self.publisher.mark("LastReloadError")
+                self.publisher.flush()
                 sd.notify_ready(f"reload rejected ({text.count(chr(10)) + 1} problem(s)); still running "
                                 f"generation {self.state.generation}")
                 return False, text
             self._apply(cfg)
-            self._schedule_flush()
+            self.publisher.flush()
             sd.notify_ready(self._status())
             return True, ""
 
@@ -236,20 +271,23 @@ class Daemon:
             entries = self.probes[(skey, bkey)] = collections.deque(maxlen=PROBE_LOG_LENGTH)
         entries.append((t, r.passed, r.diagnostic, r.took_ms, r.target))
         if probe_log.isEnabledFor(logging.DEBUG):
-            svc = self.state.services.get(skey)
-            if svc is not None:
-                c = svc.config
-                vlog.event(probe_log, logging.DEBUG, f"probe {skey} {bkey[0]}:{bkey[1]}: {r.diagnostic}",
-                           vip=c.vip, port=c.port, proto=c.protocol, backend=bkey[0],
-                           diagnostic=r.diagnostic, probe_target=r.target, took_ms=r.took_ms,
-                           passed=int(r.passed))
+            self._log_probe(skey, bkey, r)
         if events:
             self._events(events)
-            self._schedule_flush()
+            self.publisher.mark()       # before_flush adds Services/VIPs
         elif self.state.dirty:
             # Only a diagnostic text changed: nothing a subscriber acts on. Published with the
             # next transition, or within DIAGNOSTIC_DELAY.
-            self._schedule_flush(urgent=False)
+            self.publisher.mark(urgent=False)
+
+    def _log_probe(self, skey, bkey, r) -> None:
+        svc = self.state.services.get(skey)
+        if svc is not None:
+            c = svc.config
+            vlog.event(probe_log, logging.DEBUG, f"probe {skey} {bkey[0]}:{bkey[1]}: {r.diagnostic}",
+                       vip=c.vip, port=c.port, proto=c.protocol, backend=bkey[0],
+                       diagnostic=r.diagnostic, probe_target=r.target, took_ms=r.took_ms,
+                       passed=int(r.passed))
 
     def drain(self, service, backend, drained) -> int:
         pairs = self.state.find_backends(service, backend)
@@ -260,30 +298,28 @@ class Daemon:
                        f"{'drained' if drained else 'undrained'}", vip=skey.rsplit(':', 2)[0],
                        backend=bkey[0])
             self._events(events)
-        self._flush()
+        self.publisher.flush()          # before the method reply
         return len(pairs)
 
     def probe_log(self, service, backend) -> list:
+        """[wire.ProbeRound] of exactly one backend of one service, oldest first (KeyError otherwise)."""
         pairs = self.state.find_backends(service, backend)
         if not service or len(pairs) != 1:
             raise KeyError(f"name exactly one backend of one service (got {len(pairs)} matches)")
-        return [list(e) for e in self.probes.get(pairs[0], ())]
+        return [wire.ProbeRound(*entry) for entry in self.probes.get(pairs[0], ())]
 
     def _probe_path_changed(self) -> None:
-        self.published["ProbePath"] = self.path.describe()
         vlog.event(log, vlog.NOTICE, f"probe path is now {self.path.describe()}")
-        self._changed(("ProbePath",))
-        self._schedule_flush()
+        self.publisher.mark("ProbePath")
 
     def set_debug(self, enabled) -> None:
+        changed = bool(enabled) != self.debug
         self.debug = bool(enabled)
         probe_log.setLevel(logging.DEBUG if self.debug else logging.INFO)
-        if self.published["Debug"] != self.debug:
-            self.published["Debug"] = self.debug
-            self._changed(("Debug",))
-            self._schedule_flush()
+        if changed:
+            self.publisher.mark("Debug")
 
-    # ---- logging and publishing --------------------------------------------------------------
+    # ---- logging and signals -----------------------------------------------------------------
 
     def _events(self, events) -> None:
         for e in events:
@@ -299,122 +335,5 @@ class Daemon:
             else:
                 mid, level = None, logging.INFO
             vlog.event(log, level, e.text, message_id=mid, **fields)
-            if self.bus is not None and self.bus.connected:
-                self.health.Transition(e.kind, e.vip, e.port, e.protocol, e.backend, e.up, e.text)
-
-    def _changed(self, props):
-        self._pending_props |= set(props)
-
-    def _schedule_flush(self, urgent=True):
-        """Publish soon: urgent changes (transitions, drains, reloads) before any further I/O.
-
-        An urgent flush runs with call_soon - in the same event-loop turn, before the loop
-        polls for I/O again - unless the previous flush ended less than `_flush_spacing` ago
-        (a storm of transitions with thousands of backends, where each Services signal costs
-        milliseconds to marshal): then all changes until then go out together, so
-        publishing never takes more than 1/(1+FLUSH_DUTY) of the CPU.
-        """
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return          # not started yet: run() publishes everything once it has a bus
-        now = loop.time()
-        due = max(now, self._flush_done + self._flush_spacing) if urgent else now + DIAGNOSTIC_DELAY
-        if self._flush_handle is not None:
-            if self._flush_due <= due:
-                return
-            self._flush_handle.cancel()
-        self._flush_due = due
-        self._flush_handle = loop.call_soon(self._flush) if due <= now else loop.call_at(due, self._flush)
-
-    def _flush(self):
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        t0 = time.monotonic()
-        self._emit()
-        cost = time.monotonic() - t0
-        self._flush_done = asyncio.get_running_loop().time()
-        self._flush_spacing = FLUSH_DUTY * cost
-
-    def _emit(self):
-        changed = {}
-        if self.state.dirty_services or "Generation" in self._pending_props:
-            self.published["Services"] = wire.services_to_dbus(self.state.services_wire())
-            changed["Services"] = self.published["Services"]
-        if self.state.dirty_vips:
-            self.published["VIPs"] = wire.vips_to_dbus(self.state.vips_wire())
-            changed["VIPs"] = self.published["VIPs"]
-        for p in self._pending_props:
-            changed[p] = self.published[p]
-        self._pending_props = set()
-        if changed and self.bus is not None and self.bus.connected:
-            self.bus.send(Message.new_signal(
-                names.HEALTH_PATH, "org.freedesktop.DBus.Properties", "PropertiesChanged", "sa{sv}as",
-                [names.HEALTH_IFACE, {k: _variant(k, v) for k, v in changed.items()}, []]))
-
-
-_SIGNATURES = {"Services": wire.SERVICES_SIGNATURE, "VIPs": wire.VIPS_SIGNATURE, "Generation": "t",
-               "ConfigSource": "s", "LoadedAt": "t", "ProbePath": "s", "LastReloadError": "s", "Debug": "b"}
-
-
-class _BuiltVariant(Variant):
-    """A Variant whose value was built by vc5.common.wire from typed dataclasses.
-
-    dbus-next's Variant() re-verifies the whole value against its signature, which for
-    thousands of backends costs as much as marshalling it; the marshaller still rejects a
-    value of the wrong shape.
-    """
-
-    def __init__(self, signature: str, value):
-        self.type = SignatureTree._get(signature).types[0]
-        self.signature = signature
-        self.value = value
-
-
-def _variant(name, value):
-    sig = _SIGNATURES[name]
-    return _BuiltVariant(sig, value) if name in ("Services", "VIPs") else Variant(sig, value)
-
-
-def dump_tasks():
-    """SIGUSR1: log where every task waits (operators' view of a stuck check)."""
-    import io
-    for task in asyncio.all_tasks():
-        out = io.StringIO()
-        task.print_stack(limit=8, file=out)
-        log.warning("task %s", out.getvalue())
-
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="vc5-healthd", description=__doc__.splitlines()[0])
-    p.add_argument("--config", "-c", default=names.CONFIG_PATH, help="configuration file (%(default)s)")
-    p.add_argument("--probe-path", choices=pp.MODES, default="auto",
-                   help="where probes connect: the VIP on each backend through xdp-loader's NAT "
-                        "addresses (loader), the backend's own address (direct), or loader when "
-                        "xdp-loader publishes ProbeAddresses (auto, default)")
-    p.add_argument("--debug", action="store_true", help="log every probe result (DEBUG)")
-    p.add_argument("--state-file", default=_default_state_file(),
-                   help="where state is saved for a restart (default: $RUNTIME_DIRECTORY/state.json under "
-                        "systemd, else none: a restart starts every backend down, as vc5)")
-    p.add_argument("--state-max-age", type=float, default=60.0, metavar="SECONDS",
-                   help="restore saved state only if younger than this (%(default)s)")
-    return p.parse_args(argv)
-
-
-def _default_state_file():
-    # systemd sets RUNTIME_DIRECTORY for RuntimeDirectory= (kept across restarts by
-    # RuntimeDirectoryPreserve=restart); may list several, separated by ':'.
-    d = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
-    return os.path.join(d, "state.json") if d else None
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    vlog.setup("vc5-healthd")
-    return asyncio.run(Daemon(args.config, args.probe_path, args.debug, args.state_file,
-                              args.state_max_age).run())
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+            self.publisher.signal(wire.Transition(kind=e.kind, vip=e.vip, port=e.port, protocol=e.protocol,
+                                                  backend=e.backend, up=e.up, text=e.text))

@@ -2,10 +2,10 @@
 
 vc5 probes the VIP *on* the backend (IP dst = VIP at the backend's MAC, from
 the balancer's address on that subnet) through a NAT path in XDP
-(vc5-behaviour §1.5, §3.4): the prober connects to a per-(VIP, backend) probe
-address that xdp-loader rewrites. That side belongs to xdp-loader, which
-publishes the addresses as org.vc5.XdpLoader1 property ProbeAddresses
-a(sss): (vip, backend, probe address).
+(docs/probe-path.md; docs/health-checks.md "Probe path"): the prober connects
+to a per-(VIP, backend) probe address that xdp-loader rewrites. That side
+belongs to xdp-loader, which publishes the addresses as org.vc5.XdpLoader1
+property ProbeAddresses: wire.ProbeAddress (vip, backend, address) structs.
 
 Modes:
   * "loader": follow ProbeAddresses; a pair without an address fails its round
@@ -21,7 +21,7 @@ Modes:
 import asyncio
 import logging
 
-from vc5.common import names
+from vc5.common import names, wire
 from vc5.common.bus import watch_properties
 
 log = logging.getLogger("vc5.healthd.probe_path")
@@ -49,8 +49,8 @@ class ProbePath:
         self.update(addresses)
 
     def update(self, addresses) -> None:
-        """Replace the (vip, backend) -> probe address table (loader mode)."""
-        self._map = {(str(v), str(b)): str(p) for v, b, p in addresses}
+        """Replace the (vip, backend) -> probe address table (loader mode) from wire.ProbeAddress values."""
+        self._map = {(a.vip, a.backend): a.address for a in addresses}
 
     def target(self, vip, backend):
         if self.mode == "direct":
@@ -67,7 +67,7 @@ class ProbePath:
         return self.mode
 
     def loader_properties(self, props) -> None:
-        """xdp-loader's org.vc5.XdpLoader1 properties (from vc5.common.bus.watch_properties)."""
+        """xdp-loader's org.vc5.XdpLoader1 properties, typed (watch_properties(schema=wire.XDP_LOADER))."""
         if PROPERTY in props:
             self.update(props[PROPERTY])
             self._set_mode("loader")
@@ -130,7 +130,7 @@ async def open_probe_path(bus, mode: str, first_wait: float = 2.0) -> ProbePath:
                     len(path._map))
 
     watch = await watch_properties(bus, names.XDP_LOADER_BUS, names.XDP_LOADER_PATH, names.XDP_LOADER_IFACE,
-                                   changed, on_vanished=vanished)
+                                   changed, on_vanished=vanished, schema=wire.XDP_LOADER)
     path.watch = watch
     if watch.owner is not None:
         try:

@@ -1,6 +1,7 @@
 """Backend, service and VIP state, and how a reload merges into it (pure: no I/O, no clock).
 
-Rules (vc5: cue:director.go `Configure`, `Healthy`, `HealthyVIPs`; vc5-behaviour §1.5-1.6, §4.41):
+Rules (vc5: cue:director.go `Configure`, `Healthy`, `HealthyVIPs`;
+docs/health-checks.md "Rounds and verdicts", "Where a new object starts"):
   * a new VIP's backends start down (window all-false);
   * a new service on an existing VIP starts up (window all-true), so adding a
     port never withdraws a VIP that is being advertised;

@@ -104,12 +104,14 @@ class Publisher:
 
     def flush(self) -> None:
         """Publish every pending change now, in one PropertiesChanged."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
         t0 = time.thread_time()
         if self._before_flush is not None:
             self._before_flush()
+        # After before_flush: a flush its mark() scheduled is this one (an empty flush later
+        # would reset the storm spacing to its own tiny cost).
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
         pending, self._pending = self._pending, set()
         changed = {}
         for name in sorted(pending):

@@ -1,4 +1,4 @@
-"""dns checks over UDP or TCP (cue:mon/dns.go, vc5-behaviour §4.12).
+"""dns checks over UDP or TCP (cue:mon/dns.go; docs/health-checks.md).
 
 vc5 sends `localhost. IN A` (flags 0x0120: RD and AD) and passes on any reply
 carrying the query's transaction id, whatever its RCODE. The default timeout

@@ -1,5 +1,6 @@
-"""http and https checks with aiohttp (cue:mon/mon.go `httpProbeVIP`, vc5-behaviour §1.5, §4.7-8).
+"""http and https checks with aiohttp (cue:mon/mon.go `httpProbeVIP`).
 
+docs/health-checks.md, "What a check is":
   * GET or HEAD `scheme://host[:port]/path`, Host = the check's host or the VIP;
   * redirects are not followed, certificates are not verified;
   * the TCP connection goes to the probe address whatever the URL's host

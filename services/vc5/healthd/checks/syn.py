@@ -1,4 +1,6 @@
-"""Half-open TCP checks: send a SYN from a raw socket, expect a SYN-ACK (cue:mon/syn.go, §4.13).
+"""Half-open TCP checks: send a SYN from a raw socket, expect a SYN-ACK (cue:mon/syn.go).
+
+docs/health-checks.md, "What a check is".
 
 vc5 sends a raw SYN (window 64240, source port 61000 + seq % 4999) and passes
 when a SYN-ACK with ack = seq + 1 comes back from the target's address and
