@@ -3,7 +3,7 @@
 import asyncio
 from queue import Queue
 
-from vc5.common import busfix
+from vc5.common.bus import busfix
 
 
 class FullOnceSocket:

@@ -16,7 +16,9 @@ from dbus_next import BusType, DBusError, Message, MessageType, Variant
 from dbus_next.aio import MessageBus
 from dbus_next.constants import NameFlag, RequestNameReply
 
-from vc5.common import busfix, wire
+from vc5.common import wire
+
+from . import busfix
 
 log = logging.getLogger("vc5.common.bus")
 
@@ -34,7 +36,7 @@ PropertiesCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
 async def connect_system_bus() -> MessageBus:
     """Connect to the system bus (DBUS_SYSTEM_BUS_ADDRESS if set, else the standard socket).
 
-    Installs the fix for dbus-next 0.2.3's writer first (vc5.common.busfix):
+    Installs the fix for dbus-next 0.2.3's writer first (vc5.common.bus.busfix):
     without it a full socket buffer silently drops the whole connection.
     """
     busfix.patch()
