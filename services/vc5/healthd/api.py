@@ -16,50 +16,34 @@ PropertiesChanged carried), so a Get and the signal never disagree; methods ask
 """
 
 from dbus_next import DBusError
-from dbus_next.service import PropertyAccess, ServiceInterface, dbus_property, method, signal
+from dbus_next.service import ServiceInterface, method
 
 from vc5.common import names, wire
+from vc5.common.bus.declare import declared_signal, read_property
 
 
 class HealthInterface(ServiceInterface):
-    """org.vc5.Health1: read-only view of configuration, backend, service and VIP state."""
+    """org.vc5.Health1: read-only view of configuration, backend, service and VIP state.
+
+    Every member is declared from wire.HEALTH (vc5.common.bus.declare), so its signature
+    is written once and checked against the XML by tests/unit/test_wire.py.
+    """
+
+    Services = read_property(wire.HEALTH, "Services")
+    VIPs = read_property(wire.HEALTH, "VIPs")
+    Generation = read_property(wire.HEALTH, "Generation")
+    ConfigSource = read_property(wire.HEALTH, "ConfigSource")
+    LoadedAt = read_property(wire.HEALTH, "LoadedAt")
+    ProbePath = read_property(wire.HEALTH, "ProbePath")
+    LastReloadError = read_property(wire.HEALTH, "LastReloadError")
+    Debug = read_property(wire.HEALTH, "Debug")
+    # kind (backend|service|vip|vip-removed), vip, port, protocol, backend, up, human text
+    Transition = declared_signal(wire.HEALTH, "Transition")
 
     def __init__(self, controller, publisher):
         super().__init__(names.HEALTH_IFACE)
         self._c = controller
-        self._pub = publisher
-
-    @dbus_property(access=PropertyAccess.READ)
-    def Services(self) -> wire.SERVICES_SIGNATURE:
-        return self._pub.published("Services")
-
-    @dbus_property(access=PropertyAccess.READ)
-    def VIPs(self) -> wire.VIPS_SIGNATURE:
-        return self._pub.published("VIPs")
-
-    @dbus_property(access=PropertyAccess.READ)
-    def Generation(self) -> "t":
-        return self._pub.published("Generation")
-
-    @dbus_property(access=PropertyAccess.READ)
-    def ConfigSource(self) -> "s":
-        return self._pub.published("ConfigSource")
-
-    @dbus_property(access=PropertyAccess.READ)
-    def LoadedAt(self) -> "t":
-        return self._pub.published("LoadedAt")
-
-    @dbus_property(access=PropertyAccess.READ)
-    def ProbePath(self) -> "s":
-        return self._pub.published("ProbePath")
-
-    @dbus_property(access=PropertyAccess.READ)
-    def LastReloadError(self) -> "s":
-        return self._pub.published("LastReloadError")
-
-    @dbus_property(access=PropertyAccess.READ)
-    def Debug(self) -> "b":
-        return self._pub.published("Debug")
+        self.publisher = publisher
 
     @method()
     def ProbeLog(self, service: "s", backend: "s") -> "a" + wire.ProbeRound.SIGNATURE:
@@ -67,15 +51,6 @@ class HealthInterface(ServiceInterface):
             return [r.to_dbus() for r in self._c.probe_log(service, backend)]
         except KeyError as e:
             raise DBusError(names.HEALTH_ERROR_NOT_FOUND, e.args[0] if e.args else str(e))
-
-    @signal()
-    def Transition(self, kind, vip, port, protocol, backend, up, text) -> "ssqssbs":
-        """kind (backend|service|vip|vip-removed), vip, port, protocol, backend, up, human text.
-
-        Declared here for introspection only: the daemon emits it with
-        Publisher.signal(wire.Transition(...)).
-        """
-        raise NotImplementedError("emitted through vc5.common.bus.Publisher.signal(wire.Transition)")
 
 
 class ManagerInterface(ServiceInterface):
