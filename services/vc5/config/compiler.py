@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from . import service_keys
+from . import bounded, grammar, service_keys
 from .bgp import BgpCompiler, prefix_lists
 from .errors import ConfigError, Problem
 from .frozen import FrozenDict
@@ -28,7 +28,7 @@ def load(path: str) -> Config:
     """Read and compile a configuration file; raises ConfigError listing every problem."""
     try:
         with open(path, encoding="utf-8") as f:
-            text = f.read()
+            text = f.read(bounded.MAX_BYTES + 1)   # load_text refuses more (bounded.py)
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError([Problem(path, 0, 0, "", f"cannot read the configuration: {e}")]) from None
     return load_text(text, source=path)
@@ -193,7 +193,7 @@ def multicast(r: Reader, node):
     host, _, port = s.strip().rpartition(":")
     try:
         a = ipaddress.ip_address(host.strip("[]"))
-        ok = a.is_multicast and port.isdigit() and 1 <= int(port) <= 65535
+        ok = a.is_multicast and grammar.is_port(port)
     except ValueError:
         ok = False
     if not ok:
@@ -210,7 +210,7 @@ def webserver(r: Reader, node):
     if s is None:
         return None
     host, sep, port = s.strip().rpartition(":")
-    ok = bool(sep) and port.isdigit() and 1 <= int(port) <= 65535
+    ok = bool(sep) and grammar.is_port(port)
     if ok and host:
         try:
             ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
