@@ -64,10 +64,11 @@ class Reader:
     # -- parsing and reporting ------------------------------------------------
 
     def compose(self, text: str):
-        """The root node, or None (with a Problem) when the text is not YAML or is out of bounds (bounded.py)."""
-        if len(text) > bounded.MAX_BYTES or len(text.encode("utf-8", "replace")) > bounded.MAX_BYTES:
-            self.problems.append(Problem(self.source, 0, 0, "", f"the file is larger than {bounded.MAX_BYTES} "
-                                                                "bytes; a configuration is far smaller"))
+        """The root node, or None (with a Problem) when the text is not YAML or out of bounds (bounded.py)."""
+        limit = bounded.MAX_BYTES
+        if len(text) > limit or len(text.encode("utf-8", "replace")) > limit:
+            self.problems.append(Problem(self.source, 0, 0, "", f"the file is larger than {limit} bytes; "
+                                                                "a configuration is far smaller"))
             return None
         try:
             return bounded.compose(text)
