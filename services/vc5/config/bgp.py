@@ -14,7 +14,7 @@ import re
 
 from yaml.nodes import ScalarNode
 
-from . import grammar
+from . import grammar, secrets
 from .errors import did_you_mean
 from .grammar import GrammarError
 from .model import BGP_PORT, DEFAULT_HOLD_TIME, DEFAULT_LOCAL_PREF, Bgp, Peer, address_key
@@ -102,7 +102,7 @@ class BgpCompiler:
             elif key == "passive":
                 v = r.boolean(node, kp)
             elif key == "md5":
-                v = r.text(node, kp, "a password")
+                v = secrets.text(r, node, kp, "a password")
                 if v is not None and not 1 <= len(v.encode()) <= 80:
                     r.error(node, kp, "a TCP MD5 password must be 1..80 bytes (Linux TCP_MD5SIG_MAXKEYLEN)")
                     v = None

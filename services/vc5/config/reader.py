@@ -55,8 +55,10 @@ def is_null(node) -> bool:
 class Reader:
     """Reads one YAML document; collects Problems in .problems."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, credentials: str | None = None, require_credentials: bool = False):
         self.source = source
+        self.credentials = credentials                  # the systemd credentials directory (secrets.py)
+        self.require_credentials = require_credentials
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
         self._flat: dict = {}   # id(mapping node) -> {key: (key node, value node)} with its merges
