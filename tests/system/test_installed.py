@@ -116,7 +116,8 @@ def assert_live_matches_shipped(machine, bus):
 
 
 def write_config(machine, text):
-    machine.write("/etc/vc5/vc5.yaml", text)
+    # open("w") keeps the owner and group (root:vc5); the mode stays the package's 0640.
+    machine.write("/etc/vc5/vc5.yaml", text, mode=0o640)
 
 
 def journal_since(machine, unit, since_usec, output="cat"):
@@ -180,6 +181,52 @@ def test_apt_install_succeeds_without_the_bus_policy_race(machine):
     # ("Unknown username"); the postinst's reload must come after the users exist.
     chunks = bus_log.split("Reloaded configuration")
     assert len(chunks) >= 2 and "Unknown username" not in chunks[-2], bus_log[-2000:]
+
+
+# /etc/vc5/vc5.yaml holds secrets: root:vc5 0640, every daemon's user in group vc5 (issue #12).
+CONFIG = "/etc/vc5/vc5.yaml"
+# Each daemon's user, and whether its unit has PrivateUsers=yes (the read must work in its namespace).
+DAEMON_USERS = {"_vc5-loader": False, "_vc5-health": False, "_vc5-bgp": True, "_vc5-web": True}
+
+
+def config_owner_mode(machine) -> str:
+    return sh(machine, f"stat -c '%U:%G %a' {CONFIG}", check=True).stdout.strip()
+
+
+def test_config_file_is_root_vc5_0640_and_only_the_daemons_read_it(machine):
+    m = machine
+    assert config_owner_mode(m) == "root:vc5 640"
+    assert sh(m, "test -e /usr/lib/sysusers.d/python3-vc5.conf").returncode == 0
+    members = sh(m, "getent group vc5", check=True).stdout.strip().split(":")[3].split(",")
+    assert sorted(members) == sorted(DAEMON_USERS), members
+    for user, private_users in DAEMON_USERS.items():
+        r = sh(m, f"head -c 1 {CONFIG} >/dev/null", user=user)
+        assert r.returncode == 0, f"{user} cannot read {CONFIG}: {r.stderr}"
+        # as the unit runs it: User=, and PrivateUsers=yes where the unit has it (the
+        # supplementary group is set before systemd enters the user namespace)
+        r = sh(m, f"systemd-run --wait --pipe --quiet -p User={user} -p PrivateUsers={private_users} "
+                  f"-p ProtectSystem=strict /bin/sh -c 'head -c 1 {CONFIG} >/dev/null'")
+        assert r.returncode == 0, f"{user} (PrivateUsers={private_users}) cannot read {CONFIG}: {r.stderr}"
+    r = sh(m, f"head -c 1 {CONFIG}", user="nobody")
+    assert r.returncode != 0 and "Permission denied" in r.stderr, (r.returncode, r.stdout, r.stderr)
+
+
+def test_config_mode_after_an_upgrade_respects_the_administrator(machine):
+    """postinst: root:root 0644 (older packages) is closed; 0600 and a dpkg-statoverride are kept."""
+    m = machine
+    postinst = "/var/lib/dpkg/info/python3-vc5.postinst configure 0.0.1"
+    try:
+        sh(m, f"chown root:root {CONFIG} && chmod 0644 {CONFIG} && {postinst}", check=True)
+        assert config_owner_mode(m) == "root:vc5 640"
+        sh(m, f"chown root:root {CONFIG} && chmod 0600 {CONFIG} && {postinst}", check=True)
+        assert config_owner_mode(m) == "root:root 600", "made more open"
+        sh(m, f"dpkg-statoverride --add root root 0644 {CONFIG} && chmod 0644 {CONFIG} && {postinst}",
+           check=True)
+        assert config_owner_mode(m) == "root:root 644", "dpkg-statoverride ignored"
+    finally:
+        sh(m, f"dpkg-statoverride --remove {CONFIG}; chown root:vc5 {CONFIG} && chmod 0640 {CONFIG}",
+           check=True)
+    assert config_owner_mode(m) == "root:vc5 640"
 
 
 def test_install_starts_nothing_that_touches_interfaces(machine):
@@ -517,6 +564,12 @@ def test_upgrade_restarts_the_services_and_keeps_xdp_attached(configured, upgrad
         assert samples and "0" not in samples, f"XDP detached in the upgrade ({samples.count('0')} samples)"
     else:
         assert active(m, "vc5-xdp-loader.service") == "inactive", "the upgrade started the loader"
+
+
+def test_upgrade_keeps_the_config_file_closed(configured):
+    assert config_owner_mode(configured) == "root:vc5 640"
+    r = sh(configured, f"head -c 1 {CONFIG}", user="nobody")
+    assert r.returncode != 0
 
 
 # --------------------------------------------------------------------------- remove and purge (last)

@@ -56,6 +56,7 @@ def test_library_package_has_vc5ctl_target_and_introspection_xml(debs):
     assert "/usr/share/man/man1/vc5ctl.1.gz" in files
     assert "/usr/share/bash-completion/completions/vc5ctl" in files
     assert "/lib/systemd/system/vc5.target" in files
+    assert "/usr/lib/sysusers.d/python3-vc5.conf" in files     # the group vc5 (reads /etc/vc5/vc5.yaml)
     assert "/usr/lib/python3/dist-packages/vc5/__init__.py" in files
     for xml in sorted(os.listdir(os.path.join(debs.src, "services", "vc5", "dbus"))):
         if xml.endswith(".xml"):

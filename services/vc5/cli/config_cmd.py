@@ -14,6 +14,9 @@ from vc5.config import ConfigError, load, load_text, masked, to_vc5_json
 
 
 FILE_HELP = f"YAML file, - for stdin (default {CONFIG_PATH})"
+CREDENTIALS_HELP = ("read {credential: NAME} secrets from DIR/NAME and refuse a missing one (default: "
+                    "$CREDENTIALS_DIRECTORY, as systemd sets it for LoadCredential=; without either, "
+                    "such secrets are left unset with a warning); e.g. /etc/vc5/credentials")
 
 
 def register(subparsers) -> None:
@@ -24,11 +27,13 @@ def register(subparsers) -> None:
                        description="Validate a configuration file: every problem is printed as "
                                    "FILE:LINE:COLUMN: key.path: message. Exit status 0 = valid, 1 = not.")
     c.add_argument("file", nargs="?", default=CONFIG_PATH, help=FILE_HELP)
+    c.add_argument("--credentials", metavar="DIR", help=CREDENTIALS_HELP)
     c.set_defaults(func=check)
     j = sub.add_parser("json", help="print vc5's expanded JSON (what vc5's config.pl produces)",
                        description="Print the configuration as vc5's expanded JSON (pretty, sorted keys).")
     j.add_argument("file", nargs="?", default=CONFIG_PATH, help=FILE_HELP)
     j.add_argument("--masked", action="store_true", help="replace secrets by ************ (as /config.json)")
+    j.add_argument("--credentials", metavar="DIR", help=CREDENTIALS_HELP)
     j.set_defaults(func=show_json)
 
     def usage(args) -> int:
@@ -37,12 +42,13 @@ def register(subparsers) -> None:
     p.set_defaults(func=usage)
 
 
-def _load(path: str):
+def _load(path: str, credentials: str | None = None):
     """The Config, or None after printing every problem to stderr."""
+    kw = {"credentials": credentials, "require_credentials": credentials is not None}
     try:
         if path == "-":
-            return load_text(sys.stdin.read(), source="<stdin>")
-        return load(path)
+            return load_text(sys.stdin.read(), source="<stdin>", **kw)
+        return load(path, **kw)
     except ConfigError as e:
         for problem in e.problems:
             print(problem, file=sys.stderr)
@@ -61,7 +67,7 @@ def _n(n: int, word: str) -> str:
 
 
 def check(args) -> int:
-    cfg = _load(args.file)
+    cfg = _load(args.file, args.credentials)
     if cfg is None:
         return 1
     for w in cfg.warnings:
@@ -71,7 +77,7 @@ def check(args) -> int:
 
 
 def show_json(args) -> int:
-    cfg = _load(args.file)
+    cfg = _load(args.file, args.credentials)
     if cfg is None:
         return 1
     view = masked(cfg) if args.masked else to_vc5_json(cfg)

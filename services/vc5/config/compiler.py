@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 
-from . import service_keys
+from yaml.nodes import ScalarNode
+
+from . import bounded, grammar, secrets, service_keys
 from .bgp import BgpCompiler, prefix_lists
 from .errors import ConfigError, Problem
 from .frozen import FrozenDict
@@ -24,19 +27,27 @@ ES_KEYS = {"index", "addresses", "username", "password"}
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")   # Linux IFNAMSIZ - 1
 
 
-def load(path: str) -> Config:
-    """Read and compile a configuration file; raises ConfigError listing every problem."""
+def load(path: str, credentials: str | None = None, require_credentials: bool = False) -> Config:
+    """Read and compile a configuration file; raises ConfigError listing every problem.
+
+    credentials: the directory of systemd credentials ({credential: NAME} secrets, secrets.py);
+    default $CREDENTIALS_DIRECTORY. Without one, such secrets are unset (a warning) unless
+    require_credentials, which refuses them.
+    """
     try:
         with open(path, encoding="utf-8") as f:
-            text = f.read()
+            text = f.read(bounded.MAX_BYTES + 1)   # load_text refuses more (bounded.py)
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError([Problem(path, 0, 0, "", f"cannot read the configuration: {e}")]) from None
-    return load_text(text, source=path)
+    return load_text(text, source=path, credentials=credentials, require_credentials=require_credentials)
 
 
-def load_text(text: str, source: str = "<string>") -> Config:
-    """Compile YAML text; raises ConfigError listing every problem."""
-    r = Reader(source)
+def load_text(text: str, source: str = "<string>", credentials: str | None = None,
+              require_credentials: bool = False) -> Config:
+    """Compile YAML text; raises ConfigError listing every problem (credentials: as load())."""
+    if credentials is None:
+        credentials = os.environ.get(secrets.ENV) or None
+    r = Reader(source, credentials, require_credentials)
     root = r.compose(text)
     cfg = None
     if not r.problems:
@@ -193,7 +204,7 @@ def multicast(r: Reader, node):
     host, _, port = s.strip().rpartition(":")
     try:
         a = ipaddress.ip_address(host.strip("[]"))
-        ok = a.is_multicast and port.isdigit() and 1 <= int(port) <= 65535
+        ok = a.is_multicast and grammar.is_port(port)
     except ValueError:
         ok = False
     if not ok:
@@ -210,7 +221,7 @@ def webserver(r: Reader, node):
     if s is None:
         return None
     host, sep, port = s.strip().rpartition(":")
-    ok = bool(sep) and port.isdigit() and 1 <= int(port) <= 65535
+    ok = bool(sep) and grammar.is_port(port)
     if ok and host:
         try:
             ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
@@ -250,8 +261,12 @@ def logging(r: Reader, node) -> Logging:
                 items = r.sequence(v, p, scalar_ok=True) or []
                 urls = (url(r, item, f"{p}[{i}]") for i, item in enumerate(items))
                 d[k] = tuple(u for u in urls if u is not None)
-            else:
+            elif k == "index":
                 s = r.text(v, p)
+                if s is not None:
+                    d[k] = s
+            else:   # username, password
+                s = secrets.text(r, v, p)
                 if s is not None:
                     d[k] = s
         kw["elasticsearch"] = FrozenDict(d)
@@ -259,9 +274,12 @@ def logging(r: Reader, node) -> Logging:
 
 
 def url(r: Reader, node, path):
-    s = r.text(node, path, "a URL")
+    """An http(s) URL; a secret (it may hold a token or a password), so it may be a credential."""
+    s = secrets.text(r, node, path, "a URL")
     if s is not None and not re.match(r"^https?://[^\s/]+", s.strip()):
-        r.error(node, path, f"'{s}' is not an http:// or https:// URL")
+        # The file's own text is shown; a credential's is not (docs/configuration.md, "Secrets").
+        shown = "the credential" if not isinstance(node, ScalarNode) else f"'{s}'"
+        r.error(node, path, f"{shown} is not an http:// or https:// URL")
         return None
     return None if s is None else s.strip()
 

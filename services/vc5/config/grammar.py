@@ -68,6 +68,16 @@ def policy_key(key: str) -> tuple:
     return tuple(PolicyPort(p, proto, chk if checks_on else None) for p, proto, chk in out), checks_on
 
 
+# A port in text: ASCII digits only (str.isdigit() also takes '²', on which int() fails, and '١٢',
+# which int() reads as 12), 1..65535 (RFC 9293 §3.1: 16-bit; port 0 is reserved, RFC 6335 §6).
+PORT_RE = re.compile(r"[0-9]{1,5}")
+
+
+def is_port(text: str) -> bool:
+    """text is a port 1..65535 written in decimal ASCII digits (no sign, no space)."""
+    return bool(PORT_RE.fullmatch(text)) and 1 <= int(text) <= 65535
+
+
 def _port(digits: str, key) -> int:
     p = int(digits)
     if not 1 <= p <= 65535:

@@ -132,7 +132,7 @@ class Peer:
     accept: tuple = ()              # networks exported even if rejected below
     reject: tuple = ()              # networks not exported (accept wins)
     passive: bool = False
-    md5: Optional[str] = None       # TCP MD5 password (secret)
+    md5: Optional[str] = field(default=None, repr=False)   # TCP MD5 password (secret: not in repr)
     port: int = BGP_PORT
     explicit: frozenset = field(default=frozenset(), compare=False)
 
@@ -152,9 +152,11 @@ class Bgp:
 class Logging:
     alert: int = 0                  # webhook alerts for levels <= alert (0 EMERG .. 7 DEBUG)
     syslog: bool = False
-    slack: Optional[str] = None     # secret URL
-    teams: Optional[str] = None     # secret URL
-    elasticsearch: Mapping = field(default_factory=FrozenDict)  # index, addresses, username*, password*
+    # Secrets, kept out of repr() (a logged object shows no secret; docs/configuration.md, "Secrets").
+    slack: Optional[str] = field(default=None, repr=False)      # webhook URL
+    teams: Optional[str] = field(default=None, repr=False)      # webhook URL
+    # index, addresses, username, password
+    elasticsearch: Mapping = field(default_factory=FrozenDict, repr=False)
 
 
 @dataclass(frozen=True)

@@ -17,18 +17,15 @@ import re
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
+from . import bounded
 from .errors import Problem, did_you_mean
-
-try:  # the C composer is much faster; both record marks
-    _Loader = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover
-    _Loader = yaml.SafeLoader
 
 T_NULL = "tag:yaml.org,2002:null"
 T_BOOL = "tag:yaml.org,2002:bool"
 T_INT = "tag:yaml.org,2002:int"
 T_FLOAT = "tag:yaml.org,2002:float"
 T_STR = "tag:yaml.org,2002:str"
+T_MERGE = "tag:yaml.org,2002:merge"
 
 _DECIMAL = re.compile(r"^[-+]?[0-9]+$")
 _NUMBER = re.compile(r"^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$")
@@ -58,22 +55,28 @@ def is_null(node) -> bool:
 class Reader:
     """Reads one YAML document; collects Problems in .problems."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, credentials: str | None = None, require_credentials: bool = False):
         self.source = source
+        self.credentials = credentials                  # the systemd credentials directory (secrets.py)
+        self.require_credentials = require_credentials
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
-        self._flattener = yaml.SafeLoader("")
+        self._flat: dict = {}   # id(mapping node) -> {key: (key node, value node)} with its merges
 
     # -- parsing and reporting ------------------------------------------------
 
     def compose(self, text: str):
-        """The root node, or None (with a Problem) when the text is not YAML."""
+        """The root node, or None (with a Problem) when the text is not YAML or out of bounds (bounded.py)."""
+        limit = bounded.MAX_BYTES
+        if len(text) > limit or len(text.encode("utf-8", "replace")) > limit:
+            self.problems.append(Problem(self.source, 0, 0, "", f"the file is larger than {limit} bytes; "
+                                                                "a configuration is far smaller"))
+            return None
         try:
-            loader = _Loader(text)
-            try:
-                return loader.get_single_node()
-            finally:
-                loader.dispose()
+            return bounded.compose(text)
+        except bounded.Refused as e:
+            mark = e.mark
+            self.problems.append(Problem(self.source, mark.line + 1, mark.column + 1, e.path, e.message))
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             msg = e.problem or "invalid YAML"
@@ -114,14 +117,14 @@ class Reader:
 
         Keys are the raw key text. Duplicate keys and (when allowed is given)
         unknown keys are reported; unknown keys are dropped from the result.
-        YAML merge keys (<<) are honoured; the mapping's own keys win.
+        YAML merge keys (<<) are honoured; the mapping's own keys win (_merged).
         """
         if not isinstance(node, MappingNode):
             self.error(node, path, f"must be a mapping{what}, not {kind(node)}")
             return None
         own: dict = {}
         for k, v in node.value:
-            if k.tag == "tag:yaml.org,2002:merge":
+            if k.tag == T_MERGE:
                 continue
             if not isinstance(k, ScalarNode):
                 self.error(k, path, f"keys must be plain scalars, not {kind(k)}")
@@ -134,15 +137,11 @@ class Reader:
                 continue
             own[k.value] = (k, v)
         merged: dict = {}
-        if any(k.tag == "tag:yaml.org,2002:merge" for k, _ in node.value):
-            copy = MappingNode(node.tag, list(node.value), node.flow_style, node.start_mark, node.end_mark)
+        if any(k.tag == T_MERGE for k, _ in node.value):
             try:
-                self._flattener.flatten_mapping(copy)
-            except yaml.MarkedYAMLError as e:
-                self.error(node, path, f"bad merge key: {e.problem}")
-            for k, v in copy.value:
-                if isinstance(k, ScalarNode) and k.value not in own:
-                    merged[k.value] = (k, v)
+                merged = self._merged(node)
+            except _BadMerge as e:
+                self.error(node, path, f"bad merge key: {e}")
         result = {**merged, **own}
         if allowed is not None:
             for key in list(result):
@@ -152,6 +151,39 @@ class Reader:
                                f"unknown key '{key}'{did_you_mean(key, allowed)}; "
                                f"allowed here: {', '.join(sorted(allowed))}")
         return result
+
+    def _merged(self, node) -> dict:
+        """{key: (key node, value node)} that the merge keys of a mapping bring in.
+
+        The merge key type (https://yaml.org/type/merge.html): `<<: *a` or
+        `<<: [*a, *b]` inserts the pairs of a (and b) that the mapping does not
+        have itself; in a list, an earlier mapping's key wins. Merged mappings'
+        own merge keys count too. Nodes are never changed (PyYAML's
+        flatten_mapping rewrites shared nodes in place), and each mapping is
+        flattened once: merges are a DAG (bounded.py refuses recursive aliases),
+        worked through here without recursion.
+        """
+        flat = self._flat
+        todo = [node]
+        while todo:
+            n = todo[-1]
+            if n is not node and id(n) in flat:
+                todo.pop()
+                continue
+            sources = _merge_sources(n)
+            pending = [s for s in sources if id(s) not in flat]
+            if pending:
+                todo.extend(pending)
+                continue
+            todo.pop()
+            out: dict = {}
+            for s in sources:
+                out.update(flat[id(s)])
+            if n is not node:
+                out.update((k.value, (k, v)) for k, v in n.value
+                           if k.tag != T_MERGE and isinstance(k, ScalarNode))
+                flat[id(n)] = out
+        return out
 
     def sequence(self, node, path: str, scalar_ok: bool = False) -> list | None:
         """The item nodes of a list (or [node] for a lone scalar when scalar_ok)."""
@@ -182,6 +214,13 @@ class Reader:
         got = kind(node) if not isinstance(node, ScalarNode) else repr(node.value)
         self.error(node, path, f"must be {what or 'an integer'} from {lo} to {hi}, not {got}")
         return None
+
+    def port(self, node, path: str, what: str = "a port") -> int | None:
+        """A TCP or UDP port 1..65535 (RFC 9293 §3.1; 0 is reserved): digits only, so no '+80'."""
+        if isinstance(node, ScalarNode) and node.value.strip().startswith("+"):
+            self.error(node, path, f"must be {what} from 1 to 65535, not {node.value!r}")
+            return None
+        return self.integer(node, path, 1, 65535, what)
 
     def number(self, node, path: str, lo: float, hi: float,
                what: str = "a number of seconds") -> float | None:
@@ -242,6 +281,28 @@ class Reader:
             return None
         self.error(node, path, f"'{s}' has host bits set; did you mean {loose}?")
         return None
+
+
+class _BadMerge(ValueError):
+    pass
+
+
+def _merge_sources(node) -> list:
+    """The mappings a mapping's merge keys name, the one that wins last (as PyYAML's flatten_mapping)."""
+    out = []
+    for k, v in node.value:
+        if k.tag != T_MERGE:
+            continue
+        if isinstance(v, MappingNode):
+            out.append(v)
+        elif isinstance(v, SequenceNode):
+            for sub in v.value:
+                if not isinstance(sub, MappingNode):
+                    raise _BadMerge(f"expected a mapping for merging, but found {sub.id}")
+            out.extend(reversed(v.value))
+        else:
+            raise _BadMerge(f"expected a mapping or list of mappings for merging, but found {v.id}")
+    return out
 
 
 def join(path: str, key) -> str:

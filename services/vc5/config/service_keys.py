@@ -154,7 +154,15 @@ def expect(r: Reader, node, path):
         return None
 
 
-port = integer(1, 65535, "a port")
+def port(r: Reader, node, path):
+    """A port 1..65535 (Reader.port)."""
+    return r.port(node, path)
+
+
+def udp_port(r: Reader, node, path):
+    """A UDP port 1..65535 (Reader.port)."""
+    return r.port(node, path, "a UDP port")
+
 
 # -- the tables -------------------------------------------------------------
 
@@ -180,7 +188,7 @@ SETTINGS: dict[str, Key] = {
     "tunnel-type": Key(tunnel_type, "none",
                        "how packets reach the servers: none (layer-2 DSR), ipip, gre, fou or gue",
                        field="tunnel_type", explicit=True),
-    "tunnel-port": Key(integer(1, 65535, "a UDP port"), None, "UDP port of the servers' FOU/GUE receiver",
+    "tunnel-port": Key(udp_port, None, "UDP port of the servers' FOU/GUE receiver",
                        field="tunnel_port", explicit=True),
     "tunnel-no-checksum": Key(boolean, False, "no UDP checksum in FOU/GUE packets",
                               field="tunnel_no_checksum", explicit=True),

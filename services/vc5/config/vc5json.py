@@ -11,8 +11,7 @@ from __future__ import annotations
 import copy
 
 from .model import Config, Peer, Service
-
-SECRET = "************"   # vc5's form of a secret (docs/configuration.md, `--masked`)
+from .secrets import SECRET, mask_url
 
 _COPIED = ("multicast", "webserver", "webroot", "defcon", "host_id")
 
@@ -56,7 +55,12 @@ def to_vc5_json(cfg: Config) -> dict:
 
 
 def masked(cfg: Config) -> dict:
-    """to_vc5_json() with every secret replaced by vc5's "************" (for /config.json)."""
+    """to_vc5_json() with every secret replaced by vc5's "************" (for /config.json).
+
+    Secrets (docs/configuration.md, "Secrets and credentials"): MD5 passwords, the webhook
+    URLs whole (as vc5: a Slack or Teams URL is its token), the Elasticsearch username and
+    password, and in the Elasticsearch URLs any user:password@ and query (mask_url).
+    """
     out = copy.deepcopy(to_vc5_json(cfg))
     log = out.get("logging", {})
     for key in ("slack", "teams"):
@@ -66,6 +70,8 @@ def masked(cfg: Config) -> dict:
     for key in ("username", "password"):
         if key in es:
             es[key] = SECRET
+    if "addresses" in es:
+        es["addresses"] = [mask_url(a) for a in es["addresses"]]
     for peer in out["bgp"].values():
         if "md5" in peer:
             peer["md5"] = SECRET
