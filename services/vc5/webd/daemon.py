@@ -3,9 +3,16 @@
 Under systemd the listening socket comes from vc5-webd.socket (socket
 activation): the unit runs with PrivateNetwork=yes and
 RestrictAddressFamilies=AF_UNIX, so webd must never create an AF_INET/AF_INET6
-socket itself; it serves on the inherited descriptor (aiohttp SockSite, which
-creates no socket). `--listen ADDR:PORT` (tests, development) is the only way
-webd opens a TCP socket of its own.
+socket itself; it serves on the inherited descriptor (loop.create_server(sock=),
+which creates no socket). `--listen ADDR:PORT` (tests, development) is the only
+way webd opens a TCP socket of its own. Every listener is served through
+vc5.webd.guard (connection cap, header/idle/request deadlines), not aiohttp's
+sites, whose protocol factory has no header deadline.
+
+`webserver:` in the configuration chooses the address of vc5-webd.socket
+through vc5-webd-generator (units/vc5-webd-generator, docs/observability.md
+"Narrowing the console"); webd warns when the socket it inherited is not the
+one the configuration names (edited without `systemctl daemon-reload`).
 
 Signals (vc5.common.lifecycle.StopSignals): SIGTERM/SIGINT stop; SIGHUP
 re-reads the configuration file (RELOADING=1 ... READY=1, as `systemctl
@@ -25,6 +32,7 @@ from aiohttp import web
 from vc5.common import bus as vbus
 from vc5.common import lifecycle, sd
 
+from . import guard as vguard
 from .app import make_app
 from .reader import BusReader, ConfigCache, DemoReader
 
@@ -60,41 +68,87 @@ async def _connect_bus_forever(reader: BusReader, stopping: asyncio.Event) -> No
 async def main(args) -> int:
     """The life cycle (vc5.common.lifecycle.main runs it): exit 1 if a socket cannot be served."""
     try:
-        return await run(args.listen, args.config, args.demo, args.interval)
+        return await run(args.listen, args.config, args.demo, args.interval, limits=limits_from_args(args),
+                         allowed_hosts=args.allowed_hosts)
     except OSError as e:
         print(f"vc5-webd: {e}", file=sys.stderr)
         return 1
 
 
-async def _serve(runner: web.AppRunner, listen: str | None, config: ConfigCache) -> str:
-    """Start the sites: the inherited sockets under systemd, else --listen (or config, or :80)."""
+def limits_from_args(args) -> vguard.Limits:
+    cap = getattr(args, "max_connections", None) or vguard.default_max_connections()
+    return vguard.Limits(max_connections=cap, header_timeout=args.header_timeout,
+                         idle_timeout=args.idle_timeout)
+
+
+def _site_name(sock) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def _serve(protocol: vguard.Guard, listen: str | None, config: ConfigCache) -> tuple[list, bool]:
+    """Serve the inherited sockets under systemd, else --listen (or config, or :80): (servers, activated)."""
+    loop = asyncio.get_running_loop()
+    backlog = min(128, protocol.limits.max_connections)   # also asyncio's accept batch (guard.py)
     sockets = sd.listen_sockets()
     if sockets:
-        sites = [web.SockSite(runner, sock) for sock in sockets]
+        servers = [await loop.create_server(protocol, sock=sock, backlog=backlog) for sock in sockets]
+        _check_webserver(sockets, config)
     else:
         text = listen or getattr(config.config, "webserver", None) or ":80"
         host, port = parse_listen(text)
-        sites = [web.TCPSite(runner, host, port, reuse_address=True)]
-    for site in sites:
-        await site.start()
-    return ", ".join(site.name for site in sites)
+        servers = [await loop.create_server(protocol, host, port, reuse_address=True, backlog=backlog)]
+    return servers, bool(sockets)
+
+
+def _check_webserver(sockets, config: ConfigCache) -> None:
+    """Warn if the configuration's `webserver:` is not what vc5-webd.socket listens on."""
+    text = getattr(config.config, "webserver", None)
+    if not text:
+        return
+    host, port = parse_listen(text)
+    bound = {s.getsockname()[:2] for s in sockets if isinstance(s.getsockname(), tuple)}
+    every = {"0.0.0.0", "::"}
+    if not any(p == port and (h == host or (host is None and h in every)) for h, p in bound):
+        log.warning("webserver: %s in %s, but vc5-webd.socket listens on %s: run `systemctl "
+                    "daemon-reload` and `systemctl restart vc5-webd.socket` (docs/observability.md, "
+                    "\"Narrowing the console\")",
+                    text, config.path, ", ".join(f"{h}:{p}" for h, p in sorted(bound)))
+
+
+async def _stop(servers: list, runner: web.AppRunner) -> None:
+    """As aiohttp's site.stop(): stop accepting, close every connection, then the application."""
+    for srv in servers:
+        srv.close()
+        await srv.wait_closed()
+    await runner.shutdown()
+    await runner.server.shutdown(2.0)
+    await runner.cleanup()
 
 
 async def run(listen: str | None = None, config_path: str | None = None, demo: bool = False,
-              interval: float = 2.0) -> int:
+              interval: float = 2.0, limits: vguard.Limits | None = None, allowed_hosts=None) -> int:
     config = ConfigCache(config_path)
     reader = DemoReader(interval, config) if demo else BusReader(interval, config)
+    limits = limits or vguard.Limits(max_connections=vguard.default_max_connections())
+    stats = vguard.Stats(limits)
     webroot = None
     if not demo:
         await asyncio.to_thread(config.load)
         webroot = getattr(config.config, "webroot", None)
-    runner = web.AppRunner(make_app(reader, webroot=webroot), access_log=None, handle_signals=False)
+    runner = web.AppRunner(make_app(reader, webroot=webroot, stats=stats, allowed_hosts=allowed_hosts),
+                           access_log=None, handle_signals=False)
     await runner.setup()
-    where = await _serve(runner, listen, config)
+    servers, activated = await _serve(vguard.Guard(runner.server, limits, stats), listen, config)
+    where = ", ".join(_site_name(s) for srv in servers for s in srv.sockets)
+    log.info("at most %d connections; request head within %.0f s, idle kept-alive %.0f s",
+             limits.max_connections, limits.header_timeout, limits.idle_timeout)
 
     async def reload():
         sd.notify_reloading()
         await reader.reload_config()
+        if activated:
+            _check_webserver([s for srv in servers for s in srv.sockets], config)
         sd.notify_ready(f"serving on {where}; configuration {config.path}"
                         + (f" NOT loaded: {config.error}" if config.error else ""))
 
@@ -112,5 +166,5 @@ async def run(listen: str | None = None, config_path: str | None = None, demo: b
     if not demo:
         connector.cancel()
     await reader.close()
-    await runner.cleanup()
+    await _stop(servers, runner)
     return 0
