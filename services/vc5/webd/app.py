@@ -34,6 +34,7 @@ import threading
 from aiohttp import web
 
 from vc5.client import status as render_status
+from vc5.client.redact import mask_text
 
 from . import metrics, render_json
 from .guard import SERVER
@@ -167,7 +168,8 @@ def make_app(reader, webroot: str | None = None, stats=None, allowed_hosts=None)
         snap = reader.current
         doc = render_json.config(snap)
         if doc is None:
-            msg = {"error": "no configuration loaded", "detail": snap.config_error or "not read yet"}
+            msg = {"error": "no configuration loaded",
+                   "detail": mask_text(snap.config_error) or "not read yet"}
             return _json_response(request, render_json.dumps(msg), status=503)
         return _json_response(request, render_json.dumps(doc))
 

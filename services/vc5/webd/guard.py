@@ -279,6 +279,7 @@ class GuardedHandler(web.RequestHandler):
             if self.state == HEAD:
                 self._enter(BUSY, self.guard.limits.request_timeout, "request")
             if len(self._messages) > MAX_PIPELINED:
+                self._messages.clear()     # each parsed request costs memory: answer none of them
                 self._refuse("pipelined", 429, "Too Many Requests")
         elif self.head_bytes > self.guard.limits.max_head:   # the parser's buffer for an incomplete head
             self._refuse("head_too_large", 431, "Request Header Fields Too Large")
