@@ -5,6 +5,7 @@ allow-list, no request bodies, and credentials inside URLs masked on /config.jso
 import asyncio
 import json
 import os
+import socket
 
 import pytest
 from aiohttp import web
@@ -27,12 +28,12 @@ class Served:
         self.runner = web.AppRunner(self.app, access_log=None)
         await self.runner.setup()
         self.guard = guard.Guard(self.runner.server, self.limits, self.stats)
-        self.server = await asyncio.get_running_loop().create_server(self.guard, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
+        self.listener = guard.Listener(self.guard, socket.create_server(("127.0.0.1", 0)))
+        self.port = self.listener.sock.getsockname()[1]
         return self
 
     async def __aexit__(self, *exc):
-        self.server.close()
+        self.listener.close()
         await self.runner.server.shutdown(1)
         await self.runner.cleanup()
 

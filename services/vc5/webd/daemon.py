@@ -3,7 +3,7 @@
 Under systemd the listening socket comes from vc5-webd.socket (socket
 activation): the unit runs with PrivateNetwork=yes and
 RestrictAddressFamilies=AF_UNIX, so webd must never create an AF_INET/AF_INET6
-socket itself; it serves on the inherited descriptor (loop.create_server(sock=),
+socket itself; it serves on the inherited descriptor (vc5.webd.guard.Listener,
 which creates no socket). `--listen ADDR:PORT` (tests, development) is the only
 way webd opens a TCP socket of its own. Every listener is served through
 vc5.webd.guard (connection cap, header/idle/request deadlines), not aiohttp's
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
 
 from aiohttp import web
@@ -81,24 +82,27 @@ def limits_from_args(args) -> vguard.Limits:
                          idle_timeout=args.idle_timeout)
 
 
-def _site_name(sock) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def _tcp_socket(text: str) -> socket.socket:
+    """--listen's (or the config's) socket: ADDR:PORT, or :PORT on every address (IPv6 dual-stack)."""
+    host, port = parse_listen(text)
+    if host is None:
+        if socket.has_dualstack_ipv6():
+            return socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True,
+                                        backlog=128)
+        return socket.create_server(("0.0.0.0", port), backlog=128)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=128)
 
 
-async def _serve(protocol: vguard.Guard, listen: str | None, config: ConfigCache) -> tuple[list, bool]:
-    """Serve the inherited sockets under systemd, else --listen (or config, or :80): (servers, activated)."""
-    loop = asyncio.get_running_loop()
-    backlog = min(128, protocol.limits.max_connections)   # also asyncio's accept batch (guard.py)
+def _serve(protocol: vguard.Guard, listen: str | None, config: ConfigCache) -> tuple[list, bool]:
+    """Listen on the inherited sockets, else --listen (or config, or :80): (listeners, activated)."""
     sockets = sd.listen_sockets()
-    if sockets:
-        servers = [await loop.create_server(protocol, sock=sock, backlog=backlog) for sock in sockets]
+    activated = bool(sockets)
+    if activated:
         _check_webserver(sockets, config)
     else:
-        text = listen or getattr(config.config, "webserver", None) or ":80"
-        host, port = parse_listen(text)
-        servers = [await loop.create_server(protocol, host, port, reuse_address=True, backlog=backlog)]
-    return servers, bool(sockets)
+        sockets = [_tcp_socket(listen or getattr(config.config, "webserver", None) or ":80")]
+    return [vguard.Listener(protocol, sock) for sock in sockets], activated
 
 
 def _check_webserver(sockets, config: ConfigCache) -> None:
@@ -116,11 +120,10 @@ def _check_webserver(sockets, config: ConfigCache) -> None:
                     text, config.path, ", ".join(f"{h}:{p}" for h, p in sorted(bound)))
 
 
-async def _stop(servers: list, runner: web.AppRunner) -> None:
+async def _stop(listeners: list, runner: web.AppRunner) -> None:
     """As aiohttp's site.stop(): stop accepting, close every connection, then the application."""
-    for srv in servers:
-        srv.close()
-        await srv.wait_closed()
+    for listener in listeners:
+        listener.close()
     await runner.shutdown()
     await runner.server.shutdown(2.0)
     await runner.cleanup()
@@ -139,8 +142,8 @@ async def run(listen: str | None = None, config_path: str | None = None, demo: b
     runner = web.AppRunner(make_app(reader, webroot=webroot, stats=stats, allowed_hosts=allowed_hosts),
                            access_log=None, handle_signals=False)
     await runner.setup()
-    servers, activated = await _serve(vguard.Guard(runner.server, limits, stats), listen, config)
-    where = ", ".join(_site_name(s) for srv in servers for s in srv.sockets)
+    listeners, activated = _serve(vguard.Guard(runner.server, limits, stats), listen, config)
+    where = ", ".join(listener.name for listener in listeners)
     log.info("at most %d connections; request head within %.0f s, idle kept-alive %.0f s",
              limits.max_connections, limits.header_timeout, limits.idle_timeout)
 
@@ -148,7 +151,7 @@ async def run(listen: str | None = None, config_path: str | None = None, demo: b
         sd.notify_reloading()
         await reader.reload_config()
         if activated:
-            _check_webserver([s for srv in servers for s in srv.sockets], config)
+            _check_webserver([listener.sock for listener in listeners], config)
         sd.notify_ready(f"serving on {where}; configuration {config.path}"
                         + (f" NOT loaded: {config.error}" if config.error else ""))
 
@@ -166,5 +169,5 @@ async def run(listen: str | None = None, config_path: str | None = None, demo: b
     if not demo:
         connector.cancel()
     await reader.close()
-    await _stop(servers, runner)
+    await _stop(listeners, runner)
     return 0

@@ -14,11 +14,13 @@ first response went out), `max_line_size`, `max_field_size`, `max_headers`
 reading the socket) and `lingering_time` (how long a body the handler did not
 read is drained; 0 here: webd takes no bodies, so it closes instead).
 
-What aiohttp 3.8 lacks and this module adds: `Guard` is the protocol factory
-given to `loop.create_server()` in place of aiohttp's `web.Server` (which it
-wraps, so the application, its routing and `runner.cleanup()` are aiohttp's
-own); it makes a `GuardedHandler` (a `web.RequestHandler` subclass) per
-connection. We chose a subclass over a per-connection watchdog task because
+What aiohttp 3.8 lacks and this module adds: `Listener` is webd's accept loop
+(in place of loop.create_server(): see its doc) and `Guard` the protocol
+factory in place of aiohttp's `web.Server` (which it wraps, so the
+application, its routing and `runner.cleanup()` are aiohttp's own); it makes a
+`GuardedHandler` (a `web.RequestHandler` subclass) per connection, through
+loop.connect_accepted_socket(). We chose a subclass over a per-connection
+watchdog task because
 the three hooks we need are already methods of the handler: `connection_made`
 (admission, the first deadline), `data_received` (head bytes, head complete)
 and `log_access` (called by aiohttp after every response, also on a client
@@ -34,10 +36,11 @@ connection, re-armed at each state change, is the deadline:
   not read its response) is aborted.
 
 A connection past the cap (`max_connections`) first evicts the connection
-that has waited longest for a request head (idle or half-sent: it costs the
-server nothing to drop, and a slowloris holds exactly such connections); only
-when every slot is serving a request is the new one closed at once (503,
-RFC 9110 §15.6.4). Either is counted and logged at most once per LOG_EVERY_S.
+that has waited longest with a partial head or idle after a response (it costs
+the server nothing to drop, and a slowloris holds exactly such connections),
+then one that has sent nothing yet; only when every slot is serving a request
+is the new one closed at once (503, RFC 9110 §15.6.4). Either is counted and
+logged at most once per LOG_EVERY_S.
 An incomplete head past `max_head` bytes is refused with 431 (RFC 6585 §5: a
 complete one is bounded by the parser's max_headers x max_field_size);
 more than MAX_PIPELINED requests queued unanswered (RFC 9112 §9.3.2) closes.
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import resource
 from dataclasses import dataclass
@@ -62,17 +66,16 @@ HEAD, BUSY = "head", "busy"
 
 
 def default_max_connections(nofile: int | None = None) -> int:
-    """Half of what RLIMIT_NOFILE leaves after 32 descriptors for the process itself.
+    """What RLIMIT_NOFILE (LimitNOFILE=) leaves after 48 descriptors for the process itself, at most 256.
 
-    The other half is headroom for one accept batch (asyncio accepts up to
-    `backlog` connections before admission closes the excess), so webd never
-    meets EMFILE, which makes asyncio stop accepting for a second at a time.
+    Admission is decided at accept() (Listener), so open connections never
+    exceed the cap by more than the one being refused: webd never meets EMFILE.
     """
     if nofile is None:
         nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         if nofile == resource.RLIM_INFINITY:
             nofile = 65536
-    return max(4, min(256, (nofile - 32) // 2))
+    return max(4, min(256, nofile - 48))
 
 
 @dataclass(frozen=True)
@@ -153,39 +156,117 @@ def _raw_response(code: int, phrase: str) -> bytes:
 
 
 class Guard:
-    """Protocol factory for loop.create_server(): admission, deadlines and counters for one listener set."""
+    """Protocol factory (asyncio) for every listener: admission, deadlines and counters."""
 
     def __init__(self, server: web.Server, limits: Limits, stats: Stats | None = None):
         self.server = server
         self.limits = limits
         self.stats = stats or Stats(limits)
         self.active: set = set()
-        self.waiting: collections.OrderedDict = collections.OrderedDict()   # HEAD-state, oldest first
+        self.reserved = 0        # accepted, transport not made yet
+        # Eviction order (oldest first in each): `waiting` (a partial head, or idle after a response:
+        # the slowloris, and what is cheapest to reopen), then `fresh` (nothing received yet; a real
+        # client's request is usually in flight: it is evicted last).
+        self.waiting: collections.OrderedDict = collections.OrderedDict()
+        self.fresh: collections.OrderedDict = collections.OrderedDict()
 
     def __call__(self) -> "GuardedHandler":
         loop = asyncio.get_running_loop()
         return GuardedHandler(self, self.server, loop=loop, **self.limits.handler_args())
 
-    def admit(self, handler: "GuardedHandler") -> bool:
-        """Make room for `handler` (evicting the longest-waiting idle connection) or refuse it."""
-        if len(self.active) >= self.limits.max_connections:
-            if not self.waiting:
-                self.stats.rejected += 1
-                self.stats.note(handler._loop, "rejected (every slot busy)")
-                return False
-            oldest = next(iter(self.waiting))
-            self.stats.evicted += 1
-            self.stats.note(handler._loop, "evicted (waiting for a request head)")
-            oldest.drop()
+    def make_room(self, loop) -> bool:
+        """Room for one more connection: True, evicting if at the cap; False if every slot is busy."""
+        if len(self.active) + self.reserved < self.limits.max_connections:
+            return True
+        victims = self.waiting or self.fresh
+        if not victims:
+            self.stats.rejected += 1
+            self.stats.note(loop, "rejected (every slot busy)")
+            return False
+        self.stats.evicted += 1
+        self.stats.note(loop, "evicted (waiting for a request)")
+        next(iter(victims)).drop()
+        return True
+
+    def admitted(self, handler: "GuardedHandler") -> None:
         self.active.add(handler)
         self.stats.accepted += 1
         self.stats.open = len(self.active)
-        return True
 
     def release(self, handler: "GuardedHandler") -> None:
         self.active.discard(handler)
         self.waiting.pop(handler, None)
+        self.fresh.pop(handler, None)
         self.stats.open = len(self.active)
+
+
+class Listener:
+    """webd's accept loop on one listening socket, in place of loop.create_server().
+
+    Admission is decided at accept(), before any transport exists: a refused
+    connection costs a descriptor for microseconds, so the process never runs
+    out of them (at EMFILE asyncio's own accept loop pauses for a whole second).
+    asyncio.Server would also call listen() with its own backlog, shrinking the
+    accept queue systemd made (Backlog=, SOMAXCONN): a full queue drops SYNs, and
+    a real client waits for its SYN to be retransmitted (1 s). Accepts are taken
+    in batches of cap/8 per loop turn so that a connect storm cannot evict a
+    connection before its first bytes were even read.
+    """
+
+    def __init__(self, guard: Guard, sock):
+        self.guard, self.sock = guard, sock
+        self.loop = asyncio.get_running_loop()
+        self.batch = max(1, guard.limits.max_connections // 8)
+        self.tasks: set = set()
+        self.closed = False
+        sock.setblocking(False)
+        self.loop.add_reader(sock.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        for _ in range(self.batch):
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as e:    # EMFILE, ENFILE, ENOBUFS: try again shortly
+                self.guard.stats.note(self.loop, f"accept failed ({e.strerror})")
+                self.loop.remove_reader(self.sock.fileno())
+                self.loop.call_later(0.1, self._resume)
+                return
+            if not self.guard.make_room(self.loop):
+                with contextlib.suppress(OSError):
+                    conn.setblocking(False)
+                    conn.send(_raw_response(503, "Service Unavailable"))
+                conn.close()
+                continue
+            conn.setblocking(False)
+            self.guard.reserved += 1
+            task = self.loop.create_task(self._connect(conn))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _connect(self, conn) -> None:
+        try:
+            await self.loop.connect_accepted_socket(self.guard, conn)
+        except Exception:
+            conn.close()
+        finally:
+            self.guard.reserved -= 1
+
+    def _resume(self) -> None:
+        if not self.closed:
+            self.loop.add_reader(self.sock.fileno(), self._accept)
+
+    @property
+    def name(self) -> str:
+        host, port = self.sock.getsockname()[:2]
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
 
 
 class GuardedHandler(web.RequestHandler):
@@ -205,13 +286,8 @@ class GuardedHandler(web.RequestHandler):
 
     def connection_made(self, transport) -> None:
         self.raw = transport
-        if not self.guard.admit(self):
-            self._force_close = True   # data_received ignores anything that still arrives
-            transport.write(_raw_response(503, "Service Unavailable"))
-            transport.close()
-            self._loop.call_later(1.0, transport.abort)
-            return
         self.admitted = True
+        self.guard.admitted(self)
         super().connection_made(transport)
         self._enter(HEAD, self.guard.limits.header_timeout, "header")
 
@@ -247,11 +323,11 @@ class GuardedHandler(web.RequestHandler):
     def _enter(self, state: str, seconds: float, phase: str) -> None:
         self._disarm()
         self.state = state
+        self.guard.waiting.pop(self, None)
+        self.guard.fresh.pop(self, None)
         if state == HEAD:
-            self.guard.waiting[self] = None
-            self.guard.waiting.move_to_end(self)
-        else:
-            self.guard.waiting.pop(self, None)
+            queue = self.guard.fresh if not (self.head_bytes or self.requests_seen) else self.guard.waiting
+            queue[self] = None
         self.deadline = self._loop.call_later(seconds, self._expired, phase)
 
     def _expired(self, phase: str) -> None:
@@ -272,6 +348,8 @@ class GuardedHandler(web.RequestHandler):
             self._enter(HEAD, self.guard.limits.header_timeout, "header")   # idle -> the next head began
         if self._payload_parser is None:     # bytes of heads, not of a body (refused with 413 anyway)
             self.head_bytes += len(data)
+            if self.guard.fresh.pop(self, False) is None:   # first bytes: evictable as a partial head
+                self.guard.waiting[self] = None
         super().data_received(data)
         if self._request_count > self.requests_seen:
             self.requests_seen = self._request_count
