@@ -264,3 +264,23 @@ def test_cli_limits_validated(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
         webd_main.parse_args(argv)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_warns_when_the_inherited_socket_is_not_the_configured_one(caplog):
+    from vc5.webd import daemon
+
+    class Cache:
+        path = "/etc/vc5/vc5.yaml"
+
+        class config:
+            webserver = "127.0.0.1:8080"
+
+    with socket.create_server(("127.0.0.1", 0)) as other, socket.create_server(("127.0.0.1", 0)) as right:
+        daemon._check_webserver([other], Cache)
+        assert "systemctl restart vc5-webd.socket" in caplog.text
+        caplog.clear()
+        Cache.config.webserver = f"127.0.0.1:{right.getsockname()[1]}"
+        daemon._check_webserver([right], Cache)
+        Cache.config.webserver = f":{right.getsockname()[1]}"
+        daemon._check_webserver([right], Cache)      # :PORT is every address: 127.0.0.1 is not that
+        assert caplog.text.count("listens on") == 1
