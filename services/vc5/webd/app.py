@@ -11,12 +11,22 @@ Paths (vc5:manager.go; docs/observability.md, "HTTP endpoints"): `/` and any oth
 `/status.json.gz`, `/config.json`, `/cue.json`, `/lb.json`, `/log/<N>`,
 `/build.json`, `/metrics`, `/prefixes.json` (404 with an explanation: this data
 plane keeps no per-/20 counters, like vc5 HEAD).
+
+Hardening (docs/observability.md, "Bounded input" and "Narrowing the console"):
+no request may carry a body (413, RFC 9110 §15.5.14: every endpoint is a
+GET); `Server:` is a fixed "vc5-webd" without versions; a file of `webroot`
+that resolves (symlinks followed) outside `webroot` is a 404; with
+`--allowed-hosts`, a Host that is neither an IP address nor a listed name is a
+421 (RFC 9110 §15.5.20), which defeats DNS rebinding (a browser tricked into
+reading a console it can reach under another site's name). Connection-level
+limits are vc5.webd.guard's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.resources
+import ipaddress
 import mimetypes
 import os
 import threading
@@ -24,8 +34,10 @@ import threading
 from aiohttp import web
 
 from vc5.client import status as render_status
+from vc5.client.redact import mask_text
 
 from . import metrics, render_json
+from .guard import SERVER
 
 STATIC = importlib.resources.files("vc5.webd").joinpath("static")
 JSON = "application/json"
@@ -86,6 +98,9 @@ def _static_file(webroot: str | None, name: str) -> tuple[bytes, str]:
     if webroot:
         path = os.path.join(webroot, *parts)
         if os.path.isfile(path):
+            root = os.path.realpath(webroot)
+            if os.path.commonpath([root, os.path.realpath(path)]) != root:
+                raise web.HTTPNotFound(text=f"no such page: /{name}\n")   # a symlink out of webroot
             with open(path, "rb") as f:
                 body = f.read()
     if body is None:
@@ -96,8 +111,46 @@ def _static_file(webroot: str | None, name: str) -> tuple[bytes, str]:
     return body, mimetypes.guess_type(parts[-1])[0] or "application/octet-stream"
 
 
-def make_app(reader, webroot: str | None = None) -> web.Application:
-    app = web.Application()
+def _host_allowed(host: str | None, allowed: frozenset) -> bool:
+    """Host (RFC 9110 §7.2) without its port: an IP literal, or one of `allowed` (case-insensitive)."""
+    if not host:
+        return True     # HTTP/1.0 without Host: not a browser, so not DNS rebinding
+    name = host[1:host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return name.lower().rstrip(".") in allowed
+
+
+def _guards(stats, allowed_hosts):
+    allowed = frozenset(h.lower().rstrip(".") for h in allowed_hosts or ())
+
+    @web.middleware
+    async def refuse(request, handler):
+        reason = None
+        if request.body_exists:
+            reason, resp = "body", web.Response(status=413, text="vc5-webd takes no request body\n")
+        elif allowed and not _host_allowed(request.host, allowed):
+            reason, resp = "host", web.Response(status=421, text="unknown Host (vc5-webd --allowed-hosts)\n")
+        if reason is None:
+            return await handler(request)
+        if stats is not None:
+            stats.refused[reason] += 1
+        resp.force_close()
+        return resp
+
+    async def server_header(request, response):
+        response.headers["Server"] = SERVER
+
+    return refuse, server_header
+
+
+def make_app(reader, webroot: str | None = None, stats=None, allowed_hosts=None) -> web.Application:
+    """The application; `stats` (vc5.webd.guard.Stats) adds the vc5_webd_* families to /metrics."""
+    refuse, server_header = _guards(stats, allowed_hosts)
+    app = web.Application(middlewares=[refuse], client_max_size=1024)
+    app.on_response_prepare.append(server_header)
     render = Renderer(reader)
 
     def status_body(snap):
@@ -115,7 +168,8 @@ def make_app(reader, webroot: str | None = None) -> web.Application:
         snap = reader.current
         doc = render_json.config(snap)
         if doc is None:
-            msg = {"error": "no configuration loaded", "detail": snap.config_error or "not read yet"}
+            msg = {"error": "no configuration loaded",
+                   "detail": mask_text(snap.config_error) or "not read yet"}
             return _json_response(request, render_json.dumps(msg), status=503)
         return _json_response(request, render_json.dumps(doc))
 
@@ -142,6 +196,8 @@ def make_app(reader, webroot: str | None = None) -> web.Application:
 
     async def prometheus(request):
         body = await render.render("metrics", metrics.render)
+        if stats is not None:     # webd's own counters change with every connection: never cached
+            body += metrics.exposition(stats.families())
         resp = web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE, **NO_STORE})
         if _accepts_gzip(request):
             resp.enable_compression(web.ContentCoding.gzip)

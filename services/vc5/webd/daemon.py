@@ -3,9 +3,16 @@
 Under systemd the listening socket comes from vc5-webd.socket (socket
 activation): the unit runs with PrivateNetwork=yes and
 RestrictAddressFamilies=AF_UNIX, so webd must never create an AF_INET/AF_INET6
-socket itself; it serves on the inherited descriptor (aiohttp SockSite, which
-creates no socket). `--listen ADDR:PORT` (tests, development) is the only way
-webd opens a TCP socket of its own.
+socket itself; it serves on the inherited descriptor (vc5.webd.guard.Listener,
+which creates no socket). `--listen ADDR:PORT` (tests, development) is the only
+way webd opens a TCP socket of its own. Every listener is served through
+vc5.webd.guard (connection cap, header/idle/request deadlines), not aiohttp's
+sites, whose protocol factory has no header deadline.
+
+`webserver:` in the configuration chooses the address of vc5-webd.socket
+through vc5-webd-generator (units/vc5-webd-generator, docs/observability.md
+"Narrowing the console"); webd warns when the socket it inherited is not the
+one the configuration names (edited without `systemctl daemon-reload`).
 
 Signals (vc5.common.lifecycle.StopSignals): SIGTERM/SIGINT stop; SIGHUP
 re-reads the configuration file (RELOADING=1 ... READY=1, as `systemctl
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
 
 from aiohttp import web
@@ -25,6 +33,7 @@ from aiohttp import web
 from vc5.common import bus as vbus
 from vc5.common import lifecycle, sd
 
+from . import guard as vguard
 from .app import make_app
 from .reader import BusReader, ConfigCache, DemoReader
 
@@ -60,41 +69,89 @@ async def _connect_bus_forever(reader: BusReader, stopping: asyncio.Event) -> No
 async def main(args) -> int:
     """The life cycle (vc5.common.lifecycle.main runs it): exit 1 if a socket cannot be served."""
     try:
-        return await run(args.listen, args.config, args.demo, args.interval)
+        return await run(args.listen, args.config, args.demo, args.interval, limits=limits_from_args(args),
+                         allowed_hosts=args.allowed_hosts)
     except OSError as e:
         print(f"vc5-webd: {e}", file=sys.stderr)
         return 1
 
 
-async def _serve(runner: web.AppRunner, listen: str | None, config: ConfigCache) -> str:
-    """Start the sites: the inherited sockets under systemd, else --listen (or config, or :80)."""
+def limits_from_args(args) -> vguard.Limits:
+    cap = getattr(args, "max_connections", None) or vguard.default_max_connections()
+    return vguard.Limits(max_connections=cap, header_timeout=args.header_timeout,
+                         idle_timeout=args.idle_timeout)
+
+
+def _tcp_socket(text: str) -> socket.socket:
+    """--listen's (or the config's) socket: ADDR:PORT, or :PORT on every address (IPv6 dual-stack)."""
+    host, port = parse_listen(text)
+    if host is None:
+        if socket.has_dualstack_ipv6():
+            return socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True,
+                                        backlog=128)
+        return socket.create_server(("0.0.0.0", port), backlog=128)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=128)
+
+
+def _serve(protocol: vguard.Guard, listen: str | None, config: ConfigCache) -> tuple[list, bool]:
+    """Listen on the inherited sockets, else --listen (or config, or :80): (listeners, activated)."""
     sockets = sd.listen_sockets()
-    if sockets:
-        sites = [web.SockSite(runner, sock) for sock in sockets]
+    activated = bool(sockets)
+    if activated:
+        _check_webserver(sockets, config)
     else:
-        text = listen or getattr(config.config, "webserver", None) or ":80"
-        host, port = parse_listen(text)
-        sites = [web.TCPSite(runner, host, port, reuse_address=True)]
-    for site in sites:
-        await site.start()
-    return ", ".join(site.name for site in sites)
+        sockets = [_tcp_socket(listen or getattr(config.config, "webserver", None) or ":80")]
+    return [vguard.Listener(protocol, sock) for sock in sockets], activated
+
+
+def _check_webserver(sockets, config: ConfigCache) -> None:
+    """Warn if the configuration's `webserver:` is not what vc5-webd.socket listens on."""
+    text = getattr(config.config, "webserver", None)
+    if not text:
+        return
+    host, port = parse_listen(text)
+    bound = {s.getsockname()[:2] for s in sockets if isinstance(s.getsockname(), tuple)}
+    every = {"0.0.0.0", "::"}
+    if not any(p == port and (h == host or (host is None and h in every)) for h, p in bound):
+        log.warning("webserver: %s in %s, but vc5-webd.socket listens on %s: run `systemctl "
+                    "daemon-reload` and `systemctl restart vc5-webd.socket` (docs/observability.md, "
+                    "\"Narrowing the console\")",
+                    text, config.path, ", ".join(f"{h}:{p}" for h, p in sorted(bound)))
+
+
+async def _stop(listeners: list, runner: web.AppRunner) -> None:
+    """As aiohttp's site.stop(): stop accepting, close every connection, then the application."""
+    for listener in listeners:
+        listener.close()
+    await runner.shutdown()
+    await runner.server.shutdown(2.0)
+    await runner.cleanup()
 
 
 async def run(listen: str | None = None, config_path: str | None = None, demo: bool = False,
-              interval: float = 2.0) -> int:
+              interval: float = 2.0, limits: vguard.Limits | None = None, allowed_hosts=None) -> int:
     config = ConfigCache(config_path)
     reader = DemoReader(interval, config) if demo else BusReader(interval, config)
+    limits = limits or vguard.Limits(max_connections=vguard.default_max_connections())
+    stats = vguard.Stats(limits)
     webroot = None
     if not demo:
         await asyncio.to_thread(config.load)
         webroot = getattr(config.config, "webroot", None)
-    runner = web.AppRunner(make_app(reader, webroot=webroot), access_log=None, handle_signals=False)
+    runner = web.AppRunner(make_app(reader, webroot=webroot, stats=stats, allowed_hosts=allowed_hosts),
+                           access_log=None, handle_signals=False)
     await runner.setup()
-    where = await _serve(runner, listen, config)
+    listeners, activated = _serve(vguard.Guard(runner.server, limits, stats), listen, config)
+    where = ", ".join(listener.name for listener in listeners)
+    log.info("at most %d connections; request head within %.0f s, idle kept-alive %.0f s",
+             limits.max_connections, limits.header_timeout, limits.idle_timeout)
 
     async def reload():
         sd.notify_reloading()
         await reader.reload_config()
+        if activated:
+            _check_webserver([listener.sock for listener in listeners], config)
         sd.notify_ready(f"serving on {where}; configuration {config.path}"
                         + (f" NOT loaded: {config.error}" if config.error else ""))
 
@@ -112,5 +169,5 @@ async def run(listen: str | None = None, config_path: str | None = None, demo: b
     if not demo:
         connector.cancel()
     await reader.close()
-    await runner.cleanup()
+    await _stop(listeners, runner)
     return 0

@@ -4,7 +4,8 @@ vc5 keeps the last 1000 log lines of level < DEBUG and serves those with an
 index above N, oldest first, as [{"indx": u64, "time": unix_s, "text": str}]
 (vc5:logging.go `history`, `Get`). Indexes start at 1 and only grow, so a
 client that asks with the last index it saw gets exactly the new lines, and a
-client that fell more than 1000 lines behind gets the 1000 newest.
+client that fell more than 1000 lines behind gets the 1000 newest. A URL's
+credentials in a line are masked (vc5.client.redact).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
+
+from vc5.client.redact import mask_text
 
 CAPACITY = 1000
 LEVELS = ("EMERG", "ALERT", "CRIT", "ERR", "WARNING", "NOTICE", "INFO", "DEBUG")
@@ -40,7 +43,7 @@ class LogRing:
             return None
         self.last += 1
         entry = Entry(self.last, int(time.time() if when is None else when),
-                      f"{LEVELS[max(0, min(level, 7))]} {text}", level)
+                      f"{LEVELS[max(0, min(level, 7))]} {mask_text(text)}", level)
         self.entries.append(entry)
         return entry
 

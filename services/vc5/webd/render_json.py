@@ -14,6 +14,7 @@ import json
 import sys
 from typing import Mapping
 
+from vc5.client.redact import mask_urls
 from vc5.client.snapshot import Snapshot
 from vc5.client.status import GO_ZERO_TIME, by_address, go_time
 
@@ -141,11 +142,11 @@ def lb(snap: Snapshot) -> list:
 # ---------------------------------------------------------------- /config.json, /build.json, /prefixes.json
 
 def config(snap: Snapshot):
-    """vc5's expanded config with secrets masked; None when no config could be read."""
+    """vc5's expanded config with secrets masked, inside URLs too (vc5.client.redact); None without one."""
     if snap.config is None:
         return None
     from vc5.config import masked
-    return masked(snap.config)
+    return mask_urls(masked(snap.config))
 
 
 def build() -> dict:

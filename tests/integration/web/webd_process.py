@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import resource
 import socket
 import subprocess
 import tempfile
@@ -31,7 +32,8 @@ socket.socket.__init__ = _guarded
 
 
 class Webd:
-    def __init__(self, *extra, bind="127.0.0.1", netns=None):
+    def __init__(self, *extra, bind="127.0.0.1", netns=None, nofile=None):
+        """`nofile`: RLIMIT_NOFILE of the child, as LimitNOFILE= would set it."""
         self.tmp = tempfile.TemporaryDirectory(prefix="vc5webd")
         with open(os.path.join(self.tmp.name, "sitecustomize.py"), "w") as f:
             f.write(GUARD)
@@ -50,7 +52,9 @@ class Webd:
         if netns:
             cmd = ["nsenter", f"--net=/run/netns/{netns}", *cmd]
         self.log = open(os.path.join(self.tmp.name, "webd.log"), "w+")
-        self.proc = subprocess.Popen(cmd, env=env, pass_fds=(fd,), stdout=self.log, stderr=subprocess.STDOUT)
+        limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None
+        self.proc = subprocess.Popen(cmd, env=env, pass_fds=(fd,), stdout=self.log, stderr=subprocess.STDOUT,
+                                     preexec_fn=limit)
 
     def get(self, path, headers=None, timeout=5):
         req = urllib.request.Request(self.base + path, headers=headers or {})
