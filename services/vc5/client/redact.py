@@ -7,10 +7,11 @@ in `logging.elasticsearch.addresses`, `?token=` in a query, or any of these
 quoted in a configuration error message. This module masks those too
 (issue 12, Deliver item 6; docs/observability.md, "Secrets"):
 
-- userinfo (RFC 3986 §3.2.1: `user:password@`; the RFC deprecates passwords
-  there, Elasticsearch clients still accept them) becomes `************@`;
-- every query value becomes `************` (names kept: `?token=************`);
-- a fragment becomes `************`.
+- a URL is masked by vc5.config's rule (vc5.config.secrets.mask_url, one rule
+  for every reader): the password of `user:password@` (a lone user is a token,
+  RFC 3986 §3.2.1) and the query become `************`;
+- free text (error messages, log lines): every `scheme://userinfo@` loses its
+  userinfo.
 
 Scheme, host, port and path are kept: they are what an operator needs to
 recognise the endpoint. Webhook URLs whose *path* is the secret (Slack, Teams)
@@ -20,7 +21,8 @@ are masked whole by vc5.config.masked() already.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+
+from vc5.config.secrets import mask_url as config_mask_url
 
 SECRET = "************"   # vc5's form (vc5.config.SECRET)
 
@@ -30,20 +32,11 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def mask_url(text: str) -> str:
-    """`text` with the credentials of the URL it is masked; anything that is not a URL unchanged."""
+    """A URL masked by vc5.config's one rule (secrets.mask_url: the password or token of the
+    userinfo, the query); anything that is not a URL goes through mask_text()."""
     if not _URL.match(text):
         return mask_text(text)
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return mask_text(text)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = SECRET + "@" + netloc.rpartition("@")[2]
-    query = "&".join(f"{field.partition('=')[0]}={SECRET}" if field else field
-                     for field in parts.query.split("&")) if parts.query else ""
-    fragment = SECRET if parts.fragment else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+    return config_mask_url(text)
 
 
 def mask_text(text: str) -> str:
