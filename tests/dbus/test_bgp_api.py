@@ -258,3 +258,28 @@ def test_a_restarting_loader_that_compiles_past_the_grace_keeps_the_routes(bgpd_
         assert bgp_property(health, "Advertised") == ["192.0.2.1/32"]
     finally:
         loader.close()
+
+
+def _vc5ctl(*args):
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "services"))
+    return subprocess.run(["/usr/bin/python3", "-m", "vc5.cli", *args], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_vc5ctl_maintenance_on_wait_status_off(bgpd, health):
+    health.set({"192.0.2.1": True})
+    until(lambda: bgp_property(health, "Advertised") == ["192.0.2.1/32"], 5)
+    r = _vc5ctl("maintenance", "status")
+    assert r.returncode == 0 and "maintenance: off" in r.stdout and "advertised: 192.0.2.1/32" in r.stdout
+    assert "data plane: ignored" in r.stdout
+    r = _vc5ctl("maintenance", "on", "--wait", "--timeout", "20")
+    assert r.returncode == 0, r.stderr
+    assert "maintenance: on" in r.stdout and "advertised: nothing" in r.stdout
+    r = _vc5ctl("maintenance", "off", "--wait")
+    assert r.returncode == 0 and "maintenance: off" in r.stdout, r.stderr
+    until(lambda: bgp_property(health, "Advertised") == ["192.0.2.1/32"], 5)
+
+
+def test_vc5ctl_maintenance_says_when_bgpd_is_not_running(health):
+    r = _vc5ctl("maintenance", "status")
+    assert r.returncode == 3 and "vc5-bgpd is not running" in r.stderr
