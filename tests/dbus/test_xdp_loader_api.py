@@ -199,3 +199,22 @@ def test_start_detaches_vc5_from_interfaces_no_longer_configured(loader):
     L.wait_loader_ready(b, lab)
     until(lambda: lab.xdp_prog_id("l9") == 0, timeout=10, message="the stale program on l9 stayed")
     assert lab.xdp_prog_id("l0") != 0 and "detached from l9 (not in the configured" in lab.log_text()
+
+
+def test_shutdown_without_detach_keeps_forwarding_through_stop_post(loader):
+    """Manager.Shutdown(false) exits 0 with no restart job: --stop-post must still keep XDP
+    (docs/data-plane.md, "Restart keeps forwarding; stop detaches"); a later plain stop detaches."""
+    lab, b = loader
+    prog = lab.xdp_prog_id()
+    b.call("Shutdown", "b", [False], interface=names.XDP_LOADER_MANAGER_IFACE)
+    until(lambda: lab.loader.poll() is not None, timeout=10)
+    assert lab.loader.returncode == 0
+    marker = os.path.join(os.path.dirname(lab.lock), "keep-attached")
+    assert os.path.exists(marker)
+    r = lab.run_loader_command("--stop-post", env_extra={"SERVICE_RESULT": "success"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert lab.xdp_prog_id() == prog and os.listdir(lab.pin_dir), "Shutdown(false) detached"
+    assert not os.path.exists(marker)                            # consumed: the next stop detaches
+    r = lab.run_loader_command("--stop-post", env_extra={"SERVICE_RESULT": "success"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert lab.xdp_prog_id() == 0 and not os.path.exists(lab.pin_dir)

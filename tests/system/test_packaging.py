@@ -41,10 +41,11 @@ def test_each_service_package_carries_its_units_policy_activation_user_and_man_p
         assert f"/usr/share/man/man8/{package}.8.gz" in files, package
         if bus:
             assert f"/usr/share/dbus-1/system.d/{bus}.conf" in files, package
-        # D-Bus activation for the daemons that only read and publish; never for the
-        # loader, which changes the host's networking (started by systemd alone).
+        # D-Bus activation for healthd only; never for the loader, which changes the host's
+        # networking (started by systemd alone), nor for bgpd, which a bus read must not
+        # restart after an operator stopped it (issue 12).
         activation = {f for f in files if f.startswith("/usr/share/dbus-1/system-services/")}
-        if package in ("vc5-healthd", "vc5-bgpd"):
+        if package == "vc5-healthd":
             assert activation == {f"/usr/share/dbus-1/system-services/{bus}.service"}, package
         else:
             assert not activation, package

@@ -2,11 +2,13 @@
 
 import argparse
 import ipaddress
+import os
 import sys
 
 from vc5.common import lifecycle, names
 
-from . import daemon
+from . import daemon, gate
+from .maintenance import default_state_dir
 
 
 def parse_listen(spec):
@@ -35,9 +37,27 @@ def parse_args(argv=None):
                    help="longest reconnect delay (vc5 retries every 30 s)")
     p.add_argument("--shutdown-reason", default="vc5-bgpd stopping",
                    help="RFC 9003 shutdown communication sent at stop")
+    p.add_argument("--dataplane", choices=gate.MODES,
+                   default=os.environ.get("VC5_BGPD_DATAPLANE") or gate.IGNORE,
+                   help="required: offer a VIP only while org.vc5.XdpLoader1 reports it forwardable "
+                   "(the unit sets this); ignore: healthd alone decides (another data plane). Default: "
+                   "$VC5_BGPD_DATAPLANE, else %(default)s")
+    p.add_argument("--loader-grace", type=float, default=gate.LOADER_GRACE_S, metavar="SECONDS",
+                   help="keep the forwardable VIPs this long after the loader left the bus "
+                   "(default %(default)s)")
+    p.add_argument("--loader-starting-max", type=float, default=gate.STARTING_MAX_S, metavar="SECONDS",
+                   help="... and while a successor starts, at most this long after the loader was "
+                   "lost; keep it under the data plane's 60 s watchdog (default %(default)s)")
+    p.add_argument("--state-dir", default=default_state_dir(), metavar="DIR",
+                   help="where maintenance is kept across restarts (default $STATE_DIRECTORY, else "
+                   "/var/lib/vc5-bgpd)")
     p.add_argument("--no-bus", action="store_true", help="do not use D-Bus (no VIPs: advertises nothing)")
     p.add_argument("--debug", action="store_true")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.dataplane not in gate.MODES:
+        p.error(f"--dataplane (or $VC5_BGPD_DATAPLANE) {args.dataplane!r}: "
+                f"expected one of {', '.join(gate.MODES)}")
+    return args
 
 
 def main(argv=None):

@@ -3,8 +3,8 @@
 Two interfaces on /org/vc5/Bgp1 (names in vc5.common.names), described by the
 shipped introspection XML vc5/dbus/org.vc5.Bgp1.xml (tested against the live object):
   * org.vc5.Bgp1 (read-only): Peers, Advertised, AsNumber, RouterId, ShuttingDown,
-    HealthConnected, Generation, LastReloadError; signal PeerStateChanged.
-  * org.vc5.Bgp1.Manager (bus policy: root and vc5 operators): Reload, ResetPeer.
+    HealthConnected, Generation, LastReloadError, DataPlane, Maintenance; signal PeerStateChanged.
+  * org.vc5.Bgp1.Manager (bus policy: root only): Reload, ResetPeer, SetMaintenance.
 
 Each member of org.vc5.Bgp1 is declared from wire.BGP (vc5.common.bus.declare), so
 its signature is written once and checked against the XML by tests/unit/test_wire.py.
@@ -20,6 +20,9 @@ from dbus_next.service import ServiceInterface, method
 from vc5.common import names, wire
 from vc5.common.bus.declare import declared_signal, read_property
 
+# Belongs in vc5.common.names with the other error names (not this branch's file to edit).
+ERROR_MAINTENANCE = names.BGP_BUS + ".Error.Maintenance"
+
 
 class BgpInterface(ServiceInterface):
     """org.vc5.Bgp1: read-only view of sessions and the RIB."""
@@ -32,6 +35,8 @@ class BgpInterface(ServiceInterface):
     HealthConnected = read_property(wire.BGP, "HealthConnected")
     Generation = read_property(wire.BGP, "Generation")
     LastReloadError = read_property(wire.BGP, "LastReloadError")
+    DataPlane = read_property(wire.BGP, "DataPlane")
+    Maintenance = read_property(wire.BGP, "Maintenance")
     PeerStateChanged = declared_signal(wire.BGP, "PeerStateChanged")
 
     def __init__(self, publisher):
@@ -59,3 +64,10 @@ class BgpManagerInterface(ServiceInterface):
             self._c.speaker.reset_peer(address)
         except (KeyError, ValueError):
             raise DBusError(names.BGP_ERROR_NOT_FOUND, f"no BGP peer {address} is configured")
+
+    @method()
+    async def SetMaintenance(self, on: "b"):
+        try:
+            await self._c.set_maintenance(bool(on))
+        except OSError as e:
+            raise DBusError(ERROR_MAINTENANCE, f"maintenance state not saved: {e}")

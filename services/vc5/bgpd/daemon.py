@@ -3,8 +3,10 @@
 Start (docs/bgp.md): read the configuration (bgp section); own org.vc5.Bgp1 with
 the reply checked, before any BGP session or listening socket exists (a second
 vc5-bgpd exits 1 and never talks BGP beside the first); follow org.vc5.Health1's
-VIPs; open sessions; accept passive sessions on the sockets from vc5-bgpd.socket
-(or --listen); READY=1.
+VIPs and, with --dataplane required, org.vc5.XdpLoader1 (fail-safe advertising:
+feed.py, gate.py); open sessions; accept passive sessions on the sockets from
+vc5-bgpd.socket (or --listen); READY=1. Maintenance (maintenance.py) is read from
+the state directory before any session opens.
 SIGHUP (systemctl reload) = Manager.Reload(): validate first; a bad file is
 refused with every problem named and the old configuration keeps running.
 SIGTERM/SIGINT: graceful shutdown (speaker.shutdown), then exit 0. SIGUSR1 logs
@@ -13,6 +15,7 @@ every task's stack (vc5.common.lifecycle.StopSignals).
 
 import asyncio
 import logging
+import os
 
 from vc5 import config
 from vc5.common import bus as vbus
@@ -20,7 +23,9 @@ from vc5.common import lifecycle, names, sd, wire
 from vc5.common import log as vlog
 from vc5.common import messages as msgids
 
-from . import api
+from . import api, gate
+from .feed import Feed
+from .maintenance import FILENAME as MAINTENANCE_FILE
 from .speaker import Speaker, bind_listener
 
 log = logging.getLogger("vc5.bgpd")
@@ -44,6 +49,8 @@ class Daemon:
         self.last_reload_error = ""
         self.health_connected = False
         self.speaker = None
+        self.feed = None
+        self.loader_watch = None
         self.publisher = None
         self.bus = None
         self._reload_lock = asyncio.Lock()
@@ -59,7 +66,8 @@ class Daemon:
         return {"Peers": sp.peer_status, "Advertised": sp.advertised,
                 "AsNumber": lambda: sp.local.asn, "RouterId": lambda: str(sp.local.router_id),
                 "ShuttingDown": lambda: sp.shutting_down, "HealthConnected": lambda: self.health_connected,
-                "Generation": lambda: self.generation, "LastReloadError": lambda: self.last_reload_error}
+                "Generation": lambda: self.generation, "LastReloadError": lambda: self.last_reload_error,
+                "DataPlane": self.feed.gate_state, "Maintenance": lambda: self.feed.maintenance.state}
 
     async def run(self) -> int:
         bgp = self._create_speaker()
@@ -105,6 +113,9 @@ class Daemon:
             log.error("%s: %s", self.args.config, e)
             return None
         self.generation = 1
+        params = gate.Params(self.args.dataplane, self.args.loader_grace, self.args.loader_starting_max)
+        self.feed = Feed(self.speaker, params, os.path.join(self.args.state_dir, MAINTENANCE_FILE),
+                         mark=lambda *names_: self.publisher.mark(*names_))
         self.publisher = vbus.Publisher(names.BGP_PATH, wire.BGP, self._getters())
         self.speaker.listeners.append(self._on_speaker)
         return bgp
@@ -114,6 +125,12 @@ class Daemon:
         self.bus = await lifecycle.open_bus(names.BGP_BUS, names.BGP_PATH, api.BgpInterface(self.publisher),
                                             api.BgpManagerInterface(self), queue=False)
         self.publisher.attach(self.bus)
+        if self.args.dataplane == gate.REQUIRED:
+            # docs/bgp.md, "Fail-safe advertising": the loader is waited for, never guessed
+            self.loader_watch = await vbus.watch_properties(
+                self.bus, names.XDP_LOADER_BUS, names.XDP_LOADER_PATH, names.XDP_LOADER_IFACE,
+                self.feed.on_loader, on_vanished=self.feed.on_loader_vanished, schema=wire.XDP_LOADER)
+            self.feed.loader_owner = lambda: self.loader_watch.owner
         await vbus.watch_properties(self.bus, names.HEALTH_BUS, names.HEALTH_PATH, names.HEALTH_IFACE,
                                     self._on_health, on_vanished=self._on_health_vanished, schema=wire.HEALTH)
 
@@ -129,6 +146,7 @@ class Daemon:
         return sockets
 
     async def _stop(self):
+        self.feed.close()
         sd.notify_stopping()
         sd.notify_status("withdrawing routes")
         self.publisher.mark("ShuttingDown")     # the speaker sets it before its first await
@@ -153,13 +171,19 @@ class Daemon:
         if not self.health_connected:
             self.health_connected = True
             self.publisher.mark("HealthConnected")
-        self.speaker.set_vips(props.get("VIPs", ()))
+        self.feed.on_health(props)
 
     def _on_health_vanished(self):
         # Forwarding goes on while healthd restarts: keep advertising what we had (never guess).
         log.warning("org.vc5.Health1 left the bus; keeping the current RIB until it returns")
         self.health_connected = False
         self.publisher.mark("HealthConnected")
+
+    # ------------------------------------------------------------ maintenance
+
+    async def set_maintenance(self, on: bool):
+        """Manager.SetMaintenance: saved first (OSError if it cannot be), then applied."""
+        await self.feed.set_maintenance(on)
 
     # ------------------------------------------------------------ reload
 

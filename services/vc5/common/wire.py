@@ -250,6 +250,27 @@ class PeerStateChange(Struct):
     reason: str
 
 
+@dataclass(frozen=True)
+class HeldVip(Struct):
+    """A VIP up in healthd that bgpd does not offer to peers, and why (org.vc5.Bgp1.DataPlane)."""
+
+    SIGNATURE: ClassVar[str] = "(ss)"
+    vip: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DataPlaneGate(Struct):
+    """org.vc5.Bgp1.DataPlane: fail-safe advertising (docs/bgp.md, "Fail-safe advertising")."""
+
+    SIGNATURE: ClassVar[str] = "(ssta" + HeldVip.SIGNATURE + ")"
+    NESTED: ClassVar[Mapping[str, type]] = {"held": HeldVip}
+    state: str = "ignored"   # ignored | ready | holding | down
+    detail: str = ""
+    until: int = 0           # holding: when the kept VIPs go (µs since the epoch); 0 otherwise
+    held: tuple = ()
+
+
 # =============================================================== org.vc5.XdpLoader1
 
 @dataclass(frozen=True)
@@ -431,6 +452,8 @@ BGP = Interface(names.BGP_IFACE, {
     "HealthConnected": Prop.scalar("b"),
     "Generation": Prop.scalar("t"),
     "LastReloadError": Prop.scalar("s"),
+    "DataPlane": Prop.struct(DataPlaneGate),
+    "Maintenance": Prop.scalar("s"),
 }, signals={"PeerStateChanged": PeerStateChange})
 
 XDP_LOADER = Interface(names.XDP_LOADER_IFACE, {

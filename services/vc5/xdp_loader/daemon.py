@@ -33,6 +33,7 @@ from vc5.common import log as vlog
 
 from .loader import REPROBE_S, Loader
 from .startup import StartupError, load_config, take_lock
+from .stop_post import clear_keep_marker, keep_marker_path
 
 log = logging.getLogger("vc5.xdp_loader")
 
@@ -44,6 +45,7 @@ async def run(args) -> int:
     try:
         lock_fd = take_lock(args.lock)
         try:
+            clear_keep_marker(keep_marker_path(args.lock))     # a previous Shutdown(false) is over
             cfg = load_config(args.config, need_interfaces=True)
             bus = await claim_bus_name()
             return await _run(args, cfg, bus)
@@ -78,6 +80,7 @@ async def _run(args, cfg, bus) -> int:
         raise StartupError(f"the data plane could not be loaded: {e}") from None
     loader = Loader(cfg, dp, pin_dir=args.pin_dir, rescan=args.rescan, config_path=args.config,
                     flows=args.flows or cfg.flows_per_cpu)
+    loader.keep_marker = keep_marker_path(args.lock)
     try:
         loader.describe_program()
         log.info("program %d loaded in %.1f s; pinned maps in %s hold %d services", loader.program.prog_id,
@@ -109,7 +112,7 @@ async def serve(loader: Loader, bus, signals: lifecycle.StopSignals) -> None:
              asyncio.create_task(sd.watchdog(), name="systemd watchdog")]
     loader.refresh()
     tasks.append(asyncio.create_task(_periodic(loader), name="rescan"))
-    loader.set_status(f"waiting for {names.HEALTH_BUS}; forwarding with the services the maps hold")
+    loader.set_status(f"starting: waiting for {names.HEALTH_BUS}; forwarding with the services the maps hold")
     loader.health_watch = await vbus.watch_properties(
         bus, names.HEALTH_BUS, names.HEALTH_PATH, names.HEALTH_IFACE, loader.on_health,
         on_vanished=loader.on_health_vanished, schema=wire.HEALTH)

@@ -21,6 +21,7 @@ ProgramInfo, ProbeAddresses; each mutation marks what it changed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 
@@ -37,6 +38,16 @@ log = logging.getLogger("vc5.xdp_loader")
 
 RESCAN_S = 2.0           # interfaces, addresses, neighbours
 REPROBE_S = 15.0         # vc5 pings local backends and gateways every 15 s to keep caches warm
+
+
+def _with_errors(planned, errors):
+    """The plan as published: a service the data plane refused is not programmed, and says why
+    (bgpd does not advertise its VIP: docs/bgp.md, "Fail-safe advertising")."""
+    if not errors:
+        return planned
+    why = dict(errors)
+    return tuple(dataclasses.replace(p, reason=f"not programmed: {why[p.key]}") if p.key in why else p
+                 for p in planned)
 
 
 def vlan_status(v: netinfo.VlanInfo) -> wire.VlanStatus:
@@ -56,7 +67,7 @@ class Loader:
         self.reader = reader or netinfo.NetReader()
         self.pin_dir = pin_dir
         self.rescan_s = rescan
-        self.status = "starting"
+        self.status = "starting: loading the XDP program"
         self.active = False
         self.health = None               # tuple[wire.ServiceState]: healthd's last Services; None: never read
         self.view = netinfo.NetView()    # the last network scan (published as Vlans)
@@ -78,6 +89,7 @@ class Loader:
         })
         self.on_stop = lambda: None      # the daemon's stop (Manager.Shutdown)
         self.detach_on_stop = False
+        self.keep_marker = ""            # Shutdown(false) leaves this file for --stop-post (stop_post.py)
         self.health_watch = None         # vbus.PropertyWatch of org.vc5.Health1, set by the daemon
         self._programmed = {}            # key -> specs.ServiceSpec the maps hold (reconcile.Reconciled)
         self._reasons = {}               # (service key, address) -> reason last logged
@@ -170,14 +182,15 @@ class Loader:
                                 redirect_ifindexes=self.interfaces.ifindexes(), untagged=self._untagged(),
                                 force=force)
         self._programmed = r.programmed
+        planned = _with_errors(r.planned, r.errors)
         for key, why in r.errors:
             vlog.event(log, logging.ERROR, f"service {key} not programmed: {why}", service=key)
         for key in r.removed:
             vlog.event(log, logging.INFO, f"service {key} removed (healthd no longer lists it)", service=key)
         self.probe.update(r.planned, view)
         self._log_reasons(r.planned)
-        if r.planned != self.planned:
-            self.planned = r.planned
+        if planned != self.planned:
+            self.planned = planned
             self.publisher.mark("Services")
         if r.errors:
             self.set_status("running; errors: " + "; ".join(f"{key}: {why}" for key, why in r.errors))
@@ -221,7 +234,7 @@ class Loader:
         self.refresh()
 
     def on_health_vanished(self):
-        self.set_status(f"{names.HEALTH_BUS} is gone; keeping the last programmed services")
+        self.set_status(f"running: {names.HEALTH_BUS} is gone; keeping the last programmed services")
         log.warning("%s left the bus: keeping the %d programmed services", names.HEALTH_BUS,
                     len(self.planned))
 
@@ -291,5 +304,10 @@ class Loader:
     async def shutdown(self, detach):
         self.detach_on_stop = bool(detach)
         log.info("shutdown requested over D-Bus (detach=%s)", bool(detach))
+        if not detach and self.keep_marker:
+            # the process exits 0 and systemd has no restart job: --stop-post would detach
+            # (docs/data-plane.md, "Restart keeps forwarding; stop detaches")
+            from .stop_post import write_keep_marker
+            write_keep_marker(self.keep_marker)
         # let the method reply leave before the bus connection closes
         asyncio.get_running_loop().call_later(0.2, self.on_stop)

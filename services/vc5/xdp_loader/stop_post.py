@@ -5,9 +5,12 @@ detaches on SIGTERM. This tool decides afterwards (docs/data-plane.md,
 "Restart keeps forwarding; stop detaches"): it asks systemd for the unit's
 pending job; a restart (systemctl restart, package upgrade) or a failure
 (Restart= will start it again) leaves XDP attached for the successor, which
-replaces the program in place; anything else (systemctl stop, apt remove)
-detaches vc5's program from every configured interface, removes the probe
-path and the pinned maps. `--detach` does the last step unconditionally.
+replaces the program in place; so does Manager.Shutdown(false), which leaves
+a marker file beside the lock (in the unit's RuntimeDirectory, so systemd
+removes it with the stop) because the process then exits 0 with no job
+pending; anything else (systemctl stop, apt remove) detaches vc5's program
+from every configured interface, removes the probe path and the pinned maps.
+`--detach` does the last step unconditionally.
 """
 
 from __future__ import annotations
@@ -26,18 +29,46 @@ from .startup import StartupError, load_config, take_lock
 log = logging.getLogger("vc5.xdp_loader")
 
 RESTART_JOBS = ("restart", "try-restart", "reload-or-restart", "reload-or-try-restart")
+KEEP_MARKER = "keep-attached"
 SYSTEMD = "org.freedesktop.systemd1"
 SYSTEMD_PATH = "/org/freedesktop/systemd1"
 
 
-def stop_post_decision(job_type: str | None, service_result: str | None) -> tuple[bool, str]:
+def keep_marker_path(lock_path: str) -> str:
+    """Where Manager.Shutdown(false) says "keep forwarding": beside the lock file."""
+    return os.path.join(os.path.dirname(lock_path) or ".", KEEP_MARKER)
+
+
+def write_keep_marker(path: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(f"{os.getpid()}\n")
+    except OSError as e:
+        log.error("cannot leave %s for --stop-post (%s): the stop will detach XDP", path, e)
+
+
+def clear_keep_marker(path: str) -> bool:
+    """Remove the marker; True if there was one."""
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def stop_post_decision(job_type: str | None, service_result: str | None,
+                       keep_requested: bool = False) -> tuple[bool, str]:
     """(detach?, why) for ExecStopPost. Pure.
 
     job_type: JobType of the unit's pending job ("" or None: no job);
-    service_result: $SERVICE_RESULT that systemd gives ExecStopPost.
+    service_result: $SERVICE_RESULT that systemd gives ExecStopPost;
+    keep_requested: Manager.Shutdown(false) left its marker.
     """
     if job_type in RESTART_JOBS:
         return False, f"the unit is being restarted (job {job_type}): XDP stays attached for the successor"
+    if keep_requested and job_type in (None, "", "start"):
+        return False, ("Manager.Shutdown(false) asked to keep forwarding: XDP stays attached for a successor "
+                       "(the program's watchdog passes all traffic if none refreshes it)")
     if not job_type and service_result not in (None, "", "success"):
         return False, (f"the service ended with {service_result}; Restart= may start it again, so XDP stays "
                        "attached (the program's watchdog passes all traffic if nothing refreshes it)")
@@ -145,7 +176,8 @@ async def run(args) -> int:
             log.warning("%s; detaching vc5's program from every interface", e)
         if args.stop_post:
             job = await pending_job_type(args.unit)
-            detach, why = stop_post_decision(job, os.environ.get("SERVICE_RESULT"))
+            keep = clear_keep_marker(keep_marker_path(args.lock))
+            detach, why = stop_post_decision(job, os.environ.get("SERVICE_RESULT"), keep)
             log.info("%s", why)
             if not detach:
                 return 0
