@@ -21,7 +21,6 @@ from vc5.common import names, wire
 from vc5.common.bus.declare import declared_signal, read_property
 
 # Belongs in vc5.common.names with the other error names (not this branch's file to edit).
-ERROR_MAINTENANCE = names.BGP_BUS + ".Error.Maintenance"
 
 
 class BgpInterface(ServiceInterface):
@@ -70,4 +69,4 @@ class BgpManagerInterface(ServiceInterface):
         try:
             await self._c.set_maintenance(bool(on))
         except OSError as e:
-            raise DBusError(ERROR_MAINTENANCE, f"maintenance state not saved: {e}")
+            raise DBusError(names.BGP_ERROR_MAINTENANCE, f"maintenance state not saved: {e}")

@@ -37,6 +37,7 @@ HEALTH_ERROR_NOT_FOUND = HEALTH_BUS + ".Error.NotFound"
 HEALTH_ERROR_FAILED = HEALTH_BUS + ".Error.Failed"
 BGP_ERROR_INVALID_CONFIG = BGP_BUS + ".Error.InvalidConfig"
 BGP_ERROR_NOT_FOUND = BGP_BUS + ".Error.NotFound"
+BGP_ERROR_MAINTENANCE = BGP_BUS + ".Error.Maintenance"
 # The loader's errors are XDP_LOADER_ERROR_PREFIX + the Manager method that failed
 # (e.g. org.vc5.XdpLoader1.Error.Reload), or + "Counters" for GetCounters.
 XDP_LOADER_ERROR_PREFIX = XDP_LOADER_BUS + ".Error."
