@@ -14,7 +14,7 @@ from tests.lib.require import require_user
 SERVICES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "services"))
 
 # A policy like the shipped ones (those belong to the packaging and are not used here): everyone may
-# read the three daemons, only root may call their .Manager interfaces.
+# read the three daemons, only root (and the group vc5) may call their .Manager interfaces.
 POLICY = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>

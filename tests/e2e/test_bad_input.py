@@ -201,7 +201,8 @@ ROOT_MAY_OWN = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Conf
 
 
 def test_bus_policy_refuses_manager_calls_from_other_users(lab, tmp_path):
-    """The shipped policies (etc/dbus-1/system.d) on a private bus: nobody reads, only root manages."""
+    """The shipped policies (etc/dbus-1/system.d) on a private bus: nobody reads, only root
+    (and the group vc5) manages."""
     extra = tmp_path / "policy"
     extra.mkdir()
     (extra / "root-owns.conf").write_text(ROOT_MAY_OWN)

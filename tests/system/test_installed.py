@@ -379,6 +379,25 @@ def test_root_may_call_health_manager_and_nobody_may_not(configured):
     assert get_property(m, "org.vc5.Health1", "Debug") == "b false"
 
 
+def test_members_of_group_vc5_operate_without_root(configured):
+    """The operators' group: a member calls .Manager; the daemons' users, also members (to read
+    the config), stay refused (assert_policy covers _vc5-web and _vc5-health)."""
+    m = configured
+    wait_active(m, "vc5-healthd.service")
+    assert sh(m, "id alice >/dev/null 2>&1 || useradd --no-create-home --groups vc5 alice").returncode == 0
+    r = sh(m, "busctl call org.vc5.Health1 /org/vc5/Health1 org.vc5.Health1.Manager SetDebug b true",
+           user="alice")
+    assert r.returncode == 0, r.stderr
+    assert get_property(m, "org.vc5.Health1", "Debug") == "b true"
+    r = sh(m, "vc5ctl drain 10.199.0.11", user="alice")
+    assert "permission denied" not in r.stderr.lower(), r.stderr
+    sh(m, "vc5ctl undrain 10.199.0.11")
+    r = sh(m, "busctl call org.vc5.Health1 /org/vc5/Health1 org.vc5.Health1.Manager SetDebug b false",
+           user="_vc5-web")
+    assert "Access denied" in r.stderr
+    sh(m, "busctl call org.vc5.Health1 /org/vc5/Health1 org.vc5.Health1.Manager SetDebug b false")
+
+
 @needs_service("healthd")
 def test_reload_applies_a_changed_config_and_rejects_a_broken_one(configured):
     m = configured

@@ -4,7 +4,7 @@ Two interfaces on /org/vc5/Bgp1 (names in vc5.common.names), described by the
 shipped introspection XML vc5/dbus/org.vc5.Bgp1.xml (tested against the live object):
   * org.vc5.Bgp1 (read-only): Peers, Advertised, AsNumber, RouterId, ShuttingDown,
     HealthConnected, Generation, LastReloadError, DataPlane, Maintenance; signal PeerStateChanged.
-  * org.vc5.Bgp1.Manager (bus policy: root only): Reload, ResetPeer, SetMaintenance.
+  * org.vc5.Bgp1.Manager (bus policy: root and the group vc5): Reload, ResetPeer, SetMaintenance.
 
 Each member of org.vc5.Bgp1 is declared from wire.BGP (vc5.common.bus.declare), so
 its signature is written once and checked against the XML by tests/unit/test_wire.py.

@@ -1,6 +1,6 @@
 """vc5ctl maintenance on|off|status: take this balancer out of the routers' ECMP and keep it out.
 
-`on` calls org.vc5.Bgp1.Manager.SetMaintenance(true) (root only, by bus
+`on` calls org.vc5.Bgp1.Manager.SetMaintenance(true) (root and the group vc5, by bus
 policy): vc5-bgpd re-advertises its routes with the GRACEFUL_SHUTDOWN community
 (RFC 8326) for `graceful_shutdown` seconds, then withdraws them, and keeps
 them withdrawn across restarts and reboots until `off` (docs/bgp.md,

@@ -5,7 +5,7 @@ org.vc5.XdpLoader1) exactly as vc5-webd does, through the same Snapshot and
 renderer (vc5.client), so `vc5ctl status --json` is the console's /status.json
 (docs/observability.md, "vc5ctl"). Mutating
 commands call org.vc5.Health1.Manager (Drain, Undrain, Reload) and, for
-`reload --bgp`, org.vc5.Bgp1.Manager.Reload; the bus policy lets only root do
+`reload --bgp`, org.vc5.Bgp1.Manager.Reload; the bus policy lets only root and the group vc5 do
 that, and a refusal is reported as "permission denied" with what to do.
 
 Exit status: 0 ok; 1 the operation failed or matched nothing; 2 usage;
@@ -52,8 +52,9 @@ def _op_error(error: vbus.BusError, bus_name: str, interface: str, member: str, 
                        f"start it with: systemctl start {unit}", EXIT_ABSENT)
     if error.type in names.BUS_ERRORS_DENIED:
         return OpError(f"permission denied: {what or member} calls {interface}.{member}, which the bus "
-                       f"policy ({POLICY_DIR}/{bus_name}.conf) allows only to root; run it as root "
-                       f"(e.g. sudo vc5ctl {what or member.lower()})", EXIT_DENIED)
+                       f"policy ({POLICY_DIR}/{bus_name}.conf) allows only to root and the members of "
+                       f"group vc5; run it as root (e.g. sudo vc5ctl {what or member.lower()}) or join "
+                       "the group (usermod -aG vc5 USER)", EXIT_DENIED)
     return OpError(f"{unit}: {interface}.{member} failed: {error.type}: {text}")
 
 

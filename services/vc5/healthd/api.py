@@ -4,7 +4,7 @@ Two interfaces on /org/vc5/Health1 (names in vc5.common.names):
   * org.vc5.Health1 (read-only, everyone): properties Services, VIPs,
     Generation, ConfigSource, LoadedAt, ProbePath, LastReloadError, Debug;
     method ProbeLog; signal Transition.
-  * org.vc5.Health1.Manager (bus policy: root and vc5 operators):
+  * org.vc5.Health1.Manager (bus policy: root and the group vc5):
     Reload, Drain, Undrain, SetDebug.
 The shipped introspection XML (vc5/dbus/org.vc5.Health1.xml) is tested
 against the live object.

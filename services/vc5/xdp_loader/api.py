@@ -7,7 +7,7 @@ both with the live object). Property values are what the loader's Publisher
 last published, so a Get and PropertiesChanged never disagree.
 
 Authorisation is the bus policy (dbus-next cannot tell who called): everyone
-may read org.vc5.XdpLoader1; only root calls .Manager. Errors are
+may read org.vc5.XdpLoader1; only root and the group vc5 (operators) call .Manager. Errors are
 org.vc5.XdpLoader1.Error.<Method> (vc5.common.names.XDP_LOADER_ERROR_PREFIX).
 
 Counters are a method, GetCounters(), not a property: they change with every
@@ -79,7 +79,7 @@ class XdpLoader(ServiceInterface):
 
 
 class XdpLoaderManager(ServiceInterface):
-    """org.vc5.XdpLoader1.Manager: operator actions (root only, by bus policy)."""
+    """org.vc5.XdpLoader1.Manager: operator actions (root and the group vc5, by bus policy)."""
 
     def __init__(self, controller):
         super().__init__(names.XDP_LOADER_MANAGER_IFACE)
