@@ -22,25 +22,25 @@ class Thing(ServiceInterface):
         self._labels = {"vip": Variant("s", "192.0.2.1")}
 
     @dbus_property(access=PropertyAccess.READ)
-    def State(self) -> "s":  # noqa: F821 N802 (dbus-next signature annotations)
+    def State(self) -> "s":
         return self._state
 
     @dbus_property(access=PropertyAccess.READ)
-    def Count(self) -> "u":  # noqa: F821 N802
+    def Count(self) -> "u":
         return self._count
 
     @dbus_property(access=PropertyAccess.READ)
-    def Labels(self) -> "a{sv}":  # noqa: F722 N802
+    def Labels(self) -> "a{sv}":
         return self._labels
 
     @method()
-    def Bump(self, by: "u") -> "u":  # noqa: F821 N802
+    def Bump(self, by: "u") -> "u":
         self._count += by
         self.emit_properties_changed({"Count": self._count})
         return self._count
 
     @signal()
-    def Happened(self) -> "s":  # noqa: F821 N802
+    def Happened(self) -> "s":
         return "x"
 
     def set_state(self, state, invalidate=False):

@@ -44,7 +44,7 @@ class Health(ServiceInterface):
                                     f"Backend {b.address}:{b.port} for service {s.key} went {word}")
 
     @signal()
-    def Transition(self, kind, vip, port, protocol, backend, up, text) -> "ssqssbs":  # noqa: N802,F821
+    def Transition(self, kind, vip, port, protocol, backend, up, text) -> "ssqssbs":
         return [kind, vip, port, protocol, backend, up, text]
 
     def set_view(self, view):
@@ -53,19 +53,19 @@ class Health(ServiceInterface):
                                       "VIPs": wire.vips_to_dbus(view.vips)})
 
     @dbus_property(access=PropertyAccess.READ)
-    def Services(self) -> "a(sqssssbqsqbbtqa(sqqbbbtsu))":  # noqa: N802,F722,F821
+    def Services(self) -> "a(sqssssbqsqbbtqa(sqqbbbtsu))":
         return wire.services_to_dbus(self.view.services)
 
     @dbus_property(access=PropertyAccess.READ)
-    def VIPs(self) -> "a(sbt)":  # noqa: N802,F722,F821
+    def VIPs(self) -> "a(sbt)":
         return wire.vips_to_dbus(self.view.vips)
 
     @dbus_property(access=PropertyAccess.READ)
-    def Generation(self) -> "t":  # noqa: N802,F821
+    def Generation(self) -> "t":
         return 1
 
     @dbus_property(access=PropertyAccess.READ)
-    def ConfigSource(self) -> "s":  # noqa: N802,F821
+    def ConfigSource(self) -> "s":
         return ""
 
 
@@ -75,22 +75,22 @@ class HealthManager(ServiceInterface):
         self.calls = calls
 
     @method()
-    def Reload(self) -> "t":  # noqa: N802,F821
+    def Reload(self) -> "t":
         self.calls.append(("Health1.Reload",))
         return 2
 
     @method()
-    def Drain(self, service: "s", backend: "s") -> "u":  # noqa: N802,F821
+    def Drain(self, service: "s", backend: "s") -> "u":
         self.calls.append(("Health1.Drain", service, backend))
         return 4 if backend.startswith("10.1.100.") else 0
 
     @method()
-    def Undrain(self, service: "s", backend: "s") -> "u":  # noqa: N802,F821
+    def Undrain(self, service: "s", backend: "s") -> "u":
         self.calls.append(("Health1.Undrain", service, backend))
         return 4 if backend.startswith("10.1.100.") else 0
 
     @method()
-    def SetDebug(self, enabled: "b"):  # noqa: N802,F821
+    def SetDebug(self, enabled: "b"):
         self.calls.append(("Health1.SetDebug", enabled))
 
 
@@ -115,11 +115,11 @@ class Bgp(ServiceInterface):
         self.emit_properties_changed({"Peers": self.peers})
 
     @dbus_property(access=PropertyAccess.READ)
-    def Peers(self) -> "a(ssstttqqasasa{st}sassuus)":  # noqa: N802,F722,F821
+    def Peers(self) -> "a(ssstttqqasasa{st}sassuus)":
         return self.peers
 
     @dbus_property(access=PropertyAccess.READ)
-    def Advertised(self) -> "as":  # noqa: N802,F722,F821
+    def Advertised(self) -> "as":
         return ["192.168.101.1/32", "192.168.101.2/32"]
 
 
@@ -129,12 +129,12 @@ class BgpManager(ServiceInterface):
         self.calls = calls
 
     @method()
-    def Reload(self) -> "t":  # noqa: N802,F821
+    def Reload(self) -> "t":
         self.calls.append(("Bgp1.Reload",))
         return 2
 
     @method()
-    def ResetPeer(self, address: "s"):  # noqa: N802,F821
+    def ResetPeer(self, address: "s"):
         self.calls.append(("Bgp1.ResetPeer", address))
 
 
@@ -144,22 +144,22 @@ class Loader(ServiceInterface):
         self.tick = 0
 
     @dbus_property(access=PropertyAccess.READ)
-    def Interfaces(self) -> "a(sisubs)":  # noqa: N802,F722,F821
+    def Interfaces(self) -> "a(sisubs)":
         return [wire.InterfaceStatus("eth0", 2, "generic", 42, True, "").to_dbus()]
 
     @dbus_property(access=PropertyAccess.READ)
-    def Services(self) -> "a(ssqssa(ssbbssq))":  # noqa: N802,F722,F821
+    def Services(self) -> "a(ssqssa(ssbbssq))":
         return [wire.ProgrammedService(s.key, s.vip, s.port, s.protocol, "", tuple(
                     wire.ProgrammedBackend(b.address, demo.MACS[b.address], b.usable, True, "", "eth0", 0)
                     for b in s.backends)).to_dbus()
                 for s in demo.health().services]
 
     @dbus_property(access=PropertyAccess.READ)
-    def ProgramInfo(self) -> "(usssut)":  # noqa: N802,F722,F821
+    def ProgramInfo(self) -> "(usssut)":
         return wire.ProgramInfo(42, "abcdef", "xdp_vc5", "/sys/fs/bpf/vc5", 1, T0).to_dbus()
 
     @method()
-    def GetCounters(self) -> "(a{st}a{sa{st}}a{sa{st}}a{sa{sa{st}}})":  # noqa: N802,F722,F821
+    def GetCounters(self) -> "(a{st}a{sa{st}}a{sa{st}}a{sa{sa{st}}})":
         self.tick += 1
         x = demo.xdp(self.tick)
         backends = {}
@@ -174,7 +174,7 @@ class LoaderManager(ServiceInterface):
         self.calls = calls
 
     @method()
-    def Resync(self):  # noqa: N802
+    def Resync(self):
         self.calls.append(("XdpLoader1.Resync",))
 
 

@@ -22,7 +22,7 @@ class FakeHealth(ServiceInterface):
         self.services = ()
 
     @dbus_property(access=PropertyAccess.READ)
-    def Services(self) -> wire.SERVICES_SIGNATURE:  # noqa: N802 (D-Bus member name)
+    def Services(self) -> wire.SERVICES_SIGNATURE:
         return wire.services_to_dbus(self.services)
 
 
