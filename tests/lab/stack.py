@@ -99,7 +99,9 @@ class Stack:
                            f"{name}-healthd", env)
             self.lab.spawn(lb, [py, "-m", "vc5.xdp_loader", "--config", path, "--pin-dir", pin,
                                 "--lock", lock], f"{name}-xdp-loader", env)
-            self.lab.spawn(lb, [py, "-m", "vc5.bgpd", "--config", path], f"{name}-bgpd", env)
+            # As the unit: fail-safe advertising (bgpd advertises only what the loader forwards).
+            self.lab.spawn(lb, [py, "-m", "vc5.bgpd", "--config", path, "--dataplane", "required"],
+                           f"{name}-bgpd", env)
         if self.web_listen:
             self._start_webd()
 
