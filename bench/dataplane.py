@@ -10,6 +10,9 @@ repeat=1, the figure is the median kernel-reported duration, and "net" is
 that minus the median of the trivial XDP_PASS program ("xdp_pass", same
 object) measured in the same run. repeat=1000000 figures (kernel loop, mean
 per run) are printed as well. Target (issue #3): <= ~120 ns net per packet.
+Encapsulations (issue #13): a flow-table hit through IPIP, GRE, FOU and GUE
+(IPv4 in IPv4, and GUE IPv6 in IPv6) against L2 DSR in the same run;
+target: at most 30 ns more than L2.
 Maps live in a private pin directory that is removed at the end.
 """
 
@@ -53,10 +56,33 @@ def frame(src, dst, sport, flags="A"):
     return bytes(Ether(src=CLIENT_MAC, dst=LB_MAC) / l3 / l4)
 
 
-def backends(first: str, n: int) -> list[BackendSpec]:
+def backends(first: str, n: int, **kw) -> list[BackendSpec]:
     base = ipaddress.ip_address(first)
-    return [BackendSpec(str(base + i), f"02:00:00:00:{i >> 8:02x}:{i & 255:02x}", LB_MAC)
+    return [BackendSpec(str(base + i), f"02:00:00:00:{i >> 8:02x}:{i & 255:02x}", LB_MAC, **kw)
             for i in range(n)]
+
+
+TUNNELS = [("ipip", "192.0.2.11", "10.5.0.1", "10.0.0.1"), ("gre", "192.0.2.12", "10.5.0.1", "10.0.0.1"),
+           ("fou", "192.0.2.13", "10.5.0.1", "10.0.0.1"), ("gue", "192.0.2.14", "10.5.0.1", "10.0.0.1"),
+           ("gue", "2001:db8::14", "fd05::1", "fd00::1")]
+
+
+def tunnel_cases(dp, runner, calls: int, floor: float, l2: dict) -> list:
+    """Flow-table hits through each encapsulation, net ns and the cost over L2 DSR."""
+    rows = []
+    for method, vip, first, ours in TUNNELS:
+        port = 6080 if method in ("fou", "gue") else 0
+        bes = backends(first, 16, method=method, src_address=ours, tunnel_port=port)
+        dp.set_service(ServiceSpec(vip, 80, "tcp", backends=bes))
+        src = "2001:db8:c::1" if ":" in vip else "198.51.100.1"
+        est = [frame(src, vip, 40000)]
+        runner.run(est[0])
+        med = median_duration(runner, est, calls, 3)
+        fam = "v6 in v6" if ":" in vip else "v4 in v4"
+        base = l2[6 if ":" in vip else 4]
+        rows.append((f"established TCP {fam}, {method.upper()} (flow-table hit)", med, med - floor,
+                     f"{med - base:+.0f} vs L2"))
+    return rows
 
 
 def distinct_tuples(template: bytes, n: int) -> list[bytes]:
@@ -132,6 +158,7 @@ def main() -> None:
             ("non-VIP v4 (XDP_PASS)", run, nonvip, PASS),
         ]
         rows.append(("floor: xdp_pass", floor, None, floor_r.run(est4[0], args.repeat).duration))
+        l2 = {}
         for name, runner, frames, expect in cases:
             calls = min(args.calls, len(frames)) if frames is new4 else args.calls
             med = median_duration(runner, frames, calls, expect)
@@ -139,6 +166,9 @@ def main() -> None:
             # frame has TTL 1, so only cases that leave the frame unchanged are meaningful.
             loop = runner.run(frames[0], args.repeat).duration if expect == PASS else None
             rows.append((name, med, med - floor, loop))
+            if frames is est4 or frames is est6:
+                l2[4 if frames is est4 else 6] = med
+        rows.extend(tunnel_cases(dp, run, args.calls, floor, l2))
 
         # service updates
         key = layout.SvcKey(layout.addr16(VIP4), 80, 6)
@@ -177,7 +207,7 @@ def main() -> None:
           f"net = minus the xdp_pass floor of this run; loop = repeat={args.repeat}, mean ns per run, "
           "only where the program leaves the frame unchanged (the kernel re-runs it on the same buffer, "
           "so a forwarded frame would come back with TTL 1 and be dropped).\n")
-    print("| case | median ns | net ns | loop ns/run |")
+    print("| case | median ns | net ns | loop ns/run, or cost over L2 DSR |")
     print("|---|---:|---:|---:|")
     for name, med, net, loop in rows:
         print(f"| {name} | {med:.0f} | {'' if net is None else f'{net:.0f}'} | "

@@ -23,13 +23,19 @@
 #define VC5_ETH_P_8021Q 0x8100
 
 #define VC5_IPPROTO_ICMP   1
+#define VC5_IPPROTO_IPIP   4
 #define VC5_IPPROTO_TCP    6
 #define VC5_IPPROTO_UDP    17
+#define VC5_IPPROTO_IPV6   41
 #define VC5_IPPROTO_FRAG6  44
+#define VC5_IPPROTO_GRE    47
 #define VC5_IPPROTO_ICMPV6 58
 
 #define VC5_ICMP_ECHO_REPLY      0
 #define VC5_ICMP_ECHO_REQUEST    8
+#define VC5_ICMP_DEST_UNREACH    3
+#define VC5_ICMP_FRAG_NEEDED     4       /* code of DEST_UNREACH (RFC 1191) */
+#define VC5_ICMPV6_PKT_TOOBIG    2       /* RFC 4443 section 3.2 */
 #define VC5_ICMPV6_ECHO_REQUEST  128
 #define VC5_ICMPV6_ECHO_REPLY    129
 
@@ -39,8 +45,12 @@
 #define VC5_TCP_RST 0x04
 #define VC5_TCP_ACK 0x10
 
-/* IPv4 frag_off field: MF flag and the 13-bit offset (RFC 791). */
+/* IPv4 frag_off field: MF flag and the 13-bit offset (RFC 791); DF. */
 #define VC5_IP_MF_OFFSET 0x3fff
+#define VC5_IP_DF 0x4000
+
+/* 802.1Q TCI: PCP (3 bits), DEI (1), VID (12). */
+#define VC5_VLAN_VID_MASK 0x0fff
 
 struct vc5_ethhdr {
     __u8 h_dest[6];
@@ -100,6 +110,23 @@ struct vc5_udphdr {
     __u16 check;
 };
 _Static_assert(sizeof(struct vc5_udphdr) == 8, "udphdr");
+
+/* GRE (RFC 2784) without checksum, key or sequence: flags/version 0, then
+ * the payload's EtherType. */
+struct vc5_grehdr {
+    __u16 flags;
+    __u16 proto;
+};
+_Static_assert(sizeof(struct vc5_grehdr) == 4, "grehdr");
+
+/* GUE variant 0 (draft-ietf-intarea-gue): byte 0 = version (2 bits) 0,
+ * C 0, hlen (5 bits) 0; byte 1 = the payload's IP protocol; 2 bytes of flags 0. */
+struct vc5_guehdr {
+    __u8 vchl;
+    __u8 proto;
+    __u16 flags;
+};
+_Static_assert(sizeof(struct vc5_guehdr) == 4, "guehdr");
 
 /* ICMP and ICMPv6 echo share this layout (RFC 792, RFC 4443 section 4). */
 struct vc5_icmphdr {

@@ -50,8 +50,9 @@ struct vc5_svc_key {
 };
 _Static_assert(sizeof(struct vc5_svc_key) == 20, "svc_key");
 
-/* Forwarding methods (vc5 T_NONE..T_GUE numbering). Only L2 is implemented;
- * the others are dropped with err_tunnel_unsupported at the dispatch point. */
+/* Forwarding methods (vc5 T_NONE..T_GUE numbering, vc5 v0.3 `tunnel-type`).
+ * The outer header family is the backend's (addr); see bpf/README.md,
+ * "Encapsulation". Any other value: err_tunnel_unsupported. */
 #define VC5_METHOD_L2   0
 #define VC5_METHOD_IPIP 1
 #define VC5_METHOD_GRE  2
@@ -63,6 +64,13 @@ _Static_assert(sizeof(struct vc5_svc_key) == 20, "svc_key");
  * through tx_port[redirect_slot] (several untagged NICs) instead of XDP_TX. */
 #define VC5_BE_VALID    0x01
 #define VC5_BE_REDIRECT 0x02
+#define VC5_BE_NO_CSUM  0x04     /* FOU/GUE over IPv4: UDP checksum 0 (vc5 tunnel-no-checksum);
+                                  * ignored over IPv6 (always computed, see bpf/README.md) */
+
+#define VC5_DEFAULT_MTU 1500     /* backend.mtu 0 */
+#define VC5_GRE_OVERHEAD 4
+#define VC5_FOU_OVERHEAD 8       /* UDP */
+#define VC5_GUE_OVERHEAD 12      /* UDP + GUE variant 0 header */
 
 /* backends[pair]: one record per (service, backend) pair, shared by the
  * Maglev path (service -> slot -> pair) and the flow-table hit path (flow ->
@@ -71,15 +79,16 @@ _Static_assert(sizeof(struct vc5_svc_key) == 20, "svc_key");
 struct vc5_backend {
     struct vc5_addr addr;        /* backend (real server) address */
     struct vc5_addr saddr;       /* our address towards it (tunnels, health-check NAT; later) */
-    __u8 h_dest[6];              /* backend MAC (or gateway MAC for L3 later) */
-    __u8 h_source[6];            /* our MAC on the backend's interface */
-    __u16 vlan;                  /* 802.1Q VID on trunks (rewrite: later), 0 = untagged */
+    __u8 h_dest[6];              /* next hop MAC: the backend's (local) or the gateway's (routed) */
+    __u8 h_source[6];            /* our MAC on the egress interface */
+    __u16 vlan;                  /* 802.1Q VID a tagged frame leaves with (PCP/DEI kept); 0 = keep */
     __u8 method;                 /* VC5_METHOD_* */
     __u8 flags;                  /* VC5_BE_* */
     __u32 cookie;                /* non-zero id of this pair; flows store it; 0 = free record */
-    __u32 redirect_slot;         /* tx_port key when VC5_BE_REDIRECT */
+    __u16 redirect_slot;         /* tx_port key when VC5_BE_REDIRECT */
+    __u16 mtu;                   /* egress MTU (IP bytes) towards it; 0 = VC5_DEFAULT_MTU */
     __u32 svc_index;             /* svc_stats index of the service */
-    __u16 tunnel_port;           /* FOU/GUE destination port, host order (later) */
+    __u16 tunnel_port;           /* FOU/GUE destination port, host order; 0 = none (dropped) */
     __u16 vip_index;             /* vip_stats index of the service's VIP */
 };
 _Static_assert(sizeof(struct vc5_backend) == 64, "backend");
@@ -142,8 +151,10 @@ _Static_assert(sizeof(struct vc5_flow_key) == 40, "flow_key");
 struct vc5_flow {
     __u64 time;                  /* coarse ktime of creation / last refresh; 0 = none */
     __u32 cookie;                /* the pair's cookie at creation */
-    __u32 pair;                  /* backends[] index */
+    __u16 pair;                  /* backends[] index (VC5_MAX_PAIRS <= 65536) */
+    __u16 hash;                  /* sdbm of the 4-tuple at creation: FOU/GUE source port entropy */
 };
+_Static_assert(VC5_MAX_PAIRS <= 65536, "flow.pair is 16 bits");
 _Static_assert(sizeof(struct vc5_flow) == 16, "flow");
 
 /* settings[0]: written by user space only. */
@@ -152,7 +163,9 @@ struct vc5_settings {
     __u32 flags;
     __u64 watchdog_ns;           /* 0: no watchdog; else PASS all when now - refreshed_ns > watchdog_ns */
     __u64 refreshed_ns;          /* CLOCK_MONOTONIC of the last user-space refresh */
-    __u64 pad[5];
+    __u64 pmtu_interval_ns;      /* relayed ICMP too-big: one per interval per CPU; 0 = default */
+    __u64 pmtu_burst;            /* ... and up to this many at once; 0 = default */
+    __u64 pad[3];
 };
 _Static_assert(sizeof(struct vc5_settings) == 64, "settings");
 
@@ -208,11 +221,19 @@ struct vc5_global {
     __u64 latency_ns;            /* sum of (exit - entry) ns of the timed packets */
     __u64 latency_packets;       /* packets timed */
     __u64 seen;                  /* packets seen while active (picks the timed ones) */
-    __u64 pad[5];
+    __u64 pmtu_relayed;          /* ICMP too-big to a VIP sent on to the quoted flow's backend */
+    __u64 pmtu_rate_limited;     /* ... dropped by the per-CPU rate limit */
+    __u64 too_big_no_df;         /* too big for the egress MTU, IPv4 without DF: dropped */
+    __u64 pmtu_tat;              /* rate limiter state: theoretical arrival time (GCRA), ns */
+    __u64 pad;
 };
 _Static_assert(sizeof(struct vc5_global) == 320, "global");
 
-/* Backend counters (xvs struct counter, first eight). */
+/* Relayed ICMP too-big rate limit defaults (settings 0): 1000/s per CPU, bursts of 100. */
+#define VC5_PMTU_INTERVAL_NS 1000000ULL
+#define VC5_PMTU_BURST 100
+
+/* Backend counters (xvs struct counter, in its order; `current` is user space's). */
 enum {
     VC5_B_PACKETS = 0,
     VC5_B_OCTETS,
@@ -222,13 +243,17 @@ enum {
     VC5_B_ACK,
     VC5_B_FIN,
     VC5_B_RST,
+    VC5_B_TUNNEL_UNSUPPORTED,
+    VC5_B_TOO_BIG,
+    VC5_B_ADJUST_FAILED,
+    VC5_B_CURRENT,
     VC5_B_COUNT
 };
 
 struct vc5_counter {
     __u64 c[VC5_B_COUNT];
 };
-_Static_assert(sizeof(struct vc5_counter) == 64, "counter");
+_Static_assert(sizeof(struct vc5_counter) == 96, "counter");
 
 /* ---- Health-check probe path (NAT), docs/probe-path.md ----------------
  *

@@ -132,20 +132,22 @@ static __always_inline void vc5_count(struct vc5_metrics *m, __u64 octets, __u8 
 
 /* vc5's 16-bit sdbm: hash = c + (hash << 6) + (hash << 16) - hash, over the
  * 36-byte tuple, or its first 32 bytes (the addresses) for sticky services.
- * Modulo 2^16, (hash << 16) vanishes, so this is hash = hash * 63 + c. */
-static __always_inline __u32 vc5_sdbm(struct vc5_tuple *t, int sticky)
+ * Modulo 2^16, (hash << 16) vanishes, so this is hash = hash * 63 + c.
+ * Returns the selection hash; *h4 = the 36-byte hash (xvs l4_hash), which
+ * seeds the FOU/GUE source port even for sticky services (as xvs). */
+static __always_inline __u32 vc5_sdbm(struct vc5_tuple *t, int sticky, __u16 *h4)
 {
     __u8 *p = (__u8 *)t;
     __u32 h = 0;
 #pragma unroll
     for (int i = 0; i < 32; i++)
         h = h * 63 + p[i];
-    if (!sticky) {
+    __u32 h3 = h;
 #pragma unroll
-        for (int i = 32; i < 36; i++)
-            h = h * 63 + p[i];
-    }
-    return h & 0xffff;
+    for (int i = 32; i < 36; i++)
+        h = h * 63 + p[i];
+    *h4 = h;
+    return (sticky ? h3 : h) & 0xffff;
 }
 
 /* Fold of a 16-byte address to the vip_filter bit (user space: layout.vip_fold).
@@ -178,8 +180,24 @@ static __always_inline int vc5_refuse(struct vc5_global *g, struct vc5_addr *dad
     return vc5_err(g, vip_stats.lookup(&vi), NULL, err);
 }
 
-/* Backend record for this packet (and its index in *pair), or NULL with *err
- * set and, when the service is known, *hdr pointing at its header.
+/* What vc5_send needs to send a packet on to its backend. */
+struct vc5_fwd {
+    struct vc5_backend *b;
+    __u32 pair;
+    __u32 tot;                   /* IP length of the packet (the inner one, for tunnels) */
+    __u16 hash;                  /* 36-byte sdbm of the flow (FOU/GUE source port) */
+    __u16 tci;                   /* 802.1Q TCI as received (network order) */
+    __u8 tagged;
+    __u8 inner6;                 /* the packet is IPv6 */
+    __u8 relay;                  /* an ICMP too-big relayed to the flow's backend (not data) */
+    __u8 tcpflags;
+    __u8 new_flow;
+};
+
+#define VC5_FORWARD (-1)         /* vc5_ipv4/6: the packet is for f->b, call vc5_send */
+
+/* Backend record for this packet (and its index in f->pair), or NULL with
+ * *err set and, when the service is known, *hdr pointing at its header.
  *
  * Flow table (per CPU): an entry is valid while time + 120 s >= now and is
  * refreshed by a packet when older than 60 s; a SYN on an entry older than
@@ -191,13 +209,15 @@ static __always_inline int vc5_refuse(struct vc5_global *g, struct vc5_addr *dad
  * freed or reused with another cookie) the packet is re-selected through
  * Maglev (for TCP the new backend answers the stray segment with a RST, so
  * the client learns at once instead of timing out as with vc5's
- * err_backend_invalid). */
+ * err_backend_invalid). lookup_only (ICMP relay): the flow table is read,
+ * never written or refreshed. */
 static __always_inline struct vc5_backend *vc5_select(struct vc5_flow_key *fk, __u8 tcpflags, __u64 now,
-                                                      __u32 *pair, int *new_flow, int *err,
-                                                      struct vc5_svc_hdr **hdr)
+                                                      struct vc5_fwd *fw, int *err, struct vc5_svc_hdr **hdr,
+                                                      const int lookup_only)
 {
     struct vc5_backend *b;
     int stale = 0;
+    __u32 pair;
 
     struct vc5_flow *f = flows.lookup(fk);
     if (f) {
@@ -208,11 +228,13 @@ static __always_inline struct vc5_backend *vc5_select(struct vc5_flow_key *fk, _
          * never stored), so a re-used source port gets today's Maglev choice,
          * never a drained or failed backend (vc5 followed entries < 60 s). */
         if (age <= VC5_FLOW_TTL_NS && !(tcpflags & VC5_TCP_SYN)) {
-            *pair = f->pair;
-            b = backends.lookup(pair);
+            pair = f->pair;
+            b = backends.lookup(&pair);
             if (b && f->cookie != 0 && b->cookie == f->cookie && (b->flags & VC5_BE_VALID)) {
-                if (age > VC5_FLOW_REFRESH_NS)
+                if (!lookup_only && age > VC5_FLOW_REFRESH_NS)
                     f->time = now;
+                fw->pair = pair;
+                fw->hash = f->hash;
                 return b;
             }
         }
@@ -225,97 +247,286 @@ static __always_inline struct vc5_backend *vc5_select(struct vc5_flow_key *fk, _
         return NULL;
     }
     *hdr = &s->hdr;
-    __u32 h = vc5_sdbm(&fk->t, s->hdr.flags & VC5_SVC_STICKY);
+    __u16 h4 = 0;
+    __u32 h = vc5_sdbm(&fk->t, s->hdr.flags & VC5_SVC_STICKY, &h4);
     __u8 slot = s->maglev[h & VC5_MAGLEV_MASK];
     if (slot == 0) {
         *err = VC5_M_ERR_NO_BACKEND;
         return NULL;
     }
-    *pair = s->pair[slot];
-    b = backends.lookup(pair);
+    pair = s->pair[slot];
+    b = backends.lookup(&pair);
     if (!b || !(b->flags & VC5_BE_VALID) || b->cookie == 0) {
         *err = VC5_M_ERR_BACKEND_INVALID;
         return NULL;
     }
+    fw->pair = pair;
+    fw->hash = h4;
+    if (lookup_only)
+        return b;
     if (fk->proto == VC5_IPPROTO_UDP ||
         (fk->proto == VC5_IPPROTO_TCP && !(tcpflags & (VC5_TCP_SYN | VC5_TCP_RST | VC5_TCP_FIN)))) {
-        struct vc5_flow nf = { .time = now, .cookie = b->cookie, .pair = *pair };
+        struct vc5_flow nf = { .time = now, .cookie = b->cookie, .pair = pair, .hash = h4 };
         flows.update(fk, &nf);
-        *new_flow = 1;
+        fw->new_flow = 1;
     } else if (stale) {
         flows.delete(fk);
     }
     return b;
 }
 
-/* Backend selection for a TCP/UDP packet to a possible VIP; returns the
- * record, or NULL with the verdict in *action (refused or dropped). */
-static __always_inline struct vc5_backend *vc5_balance(struct vc5_global *g, struct vc5_flow_key *fk,
-                                                       __u8 tcpflags, __u64 now, __u32 *pair, int *new_flow,
-                                                       int *action)
+/* Backend selection for a packet to a possible VIP: fills fw and returns
+ * VC5_FORWARD, or the verdict (refused or dropped). */
+static __always_inline int vc5_balance(struct vc5_global *g, struct vc5_flow_key *fk, __u8 tcpflags, __u64 now,
+                                       struct vc5_fwd *fw, const int lookup_only)
 {
     struct vc5_svc_hdr *hdr = NULL;
     int err = VC5_M_ERR_INTERNAL;
-    struct vc5_backend *b = vc5_select(fk, tcpflags, now, pair, new_flow, &err, &hdr);
-    if (b)
-        return b;
-    if (!hdr) {
-        *action = vc5_refuse(g, &fk->t.daddr, err);   /* no such service: a VIP at all? */
-        return NULL;
+    struct vc5_backend *b = vc5_select(fk, tcpflags, now, fw, &err, &hdr, lookup_only);
+    if (b) {
+        fw->b = b;
+        fw->tcpflags = tcpflags;
+        return VC5_FORWARD;
     }
+    if (!hdr)
+        return vc5_refuse(g, &fk->t.daddr, err);   /* no such service: a VIP at all? */
     __u32 vi = hdr->vip_index, si = hdr->svc_index;
-    *action = vc5_err(g, vip_stats.lookup(&vi), svc_stats.lookup(&si), err);
-    return NULL;
+    return vc5_err(g, vip_stats.lookup(&vi), svc_stats.lookup(&si), err);
 }
 
-/* L2 DSR: Ethernet destination = backend, source = our MAC on its interface;
- * the IP destination stays the VIP (the caller has set TTL/hop limit). */
-static __always_inline int vc5_forward(struct vc5_ethhdr *eth, struct vc5_backend *b, __u32 pair, int tagged,
-                                       struct vc5_global *g, __u64 octets, __u8 tcpflags, int new_flow)
+#include "vc5_encap.h"
+
+/* Outer header bytes for the backend's method, or -1 (unsupported: unknown
+ * method, or our source address is missing or of another family). */
+static __always_inline int vc5_overhead(struct vc5_backend *b)
 {
-    int action = XDP_TX;
+    if (b->method == VC5_METHOD_L2)
+        return 0;
+    int outer4 = !b->addr.w[0] && !b->addr.w[1] && !b->addr.w[2];
+    int src4 = !b->saddr.w[0] && !b->saddr.w[1] && !b->saddr.w[2];
+    if (outer4 != src4 || (outer4 && !b->saddr.w[3]) || (outer4 && !b->addr.w[3]))
+        return -1;
+    int o = outer4 ? sizeof(struct vc5_iphdr) : sizeof(struct vc5_ipv6hdr);
+    switch (b->method) {
+    case VC5_METHOD_IPIP:
+        return o;
+    case VC5_METHOD_GRE:
+        return o + VC5_GRE_OVERHEAD;
+    case VC5_METHOD_FOU:
+        return o + VC5_FOU_OVERHEAD;
+    case VC5_METHOD_GUE:
+        return o + VC5_GUE_OVERHEAD;
+    }
+    return -1;
+}
+
+/* Count err for the packet's VIP and service, and c on its backend. */
+static __always_inline int vc5_be_err(struct vc5_global *g, struct vc5_metrics *vm, struct vc5_metrics *sm,
+                                      struct vc5_counter *bc, int err, int c)
+{
+    if (bc) {
+        if (c >= 0 && c < VC5_B_COUNT)
+            bc->c[c]++;
+        bc->c[VC5_B_ERRORS]++;
+    }
+    return vc5_err(g, vm, sm, err);
+}
+
+static __always_inline void vc5_too_big_count(struct vc5_global *g, struct vc5_metrics *vm, struct vc5_metrics *sm,
+                                              struct vc5_counter *bc)
+{
+    g->m.c[VC5_M_TOO_BIG]++;
+    if (vm)
+        vm->c[VC5_M_TOO_BIG]++;
+    if (sm)
+        sm->c[VC5_M_TOO_BIG]++;
+    if (bc)
+        bc->c[VC5_B_TOO_BIG]++;
+}
+
+/* Too big for the egress MTU once encapsulated: an ICMP error to the client
+ * (IPv4 with DF, IPv6), XDP_TX; IPv4 without DF and relayed ICMP: dropped. */
+static __always_inline int vc5_too_big(struct xdp_md *ctx, struct vc5_global *g, struct vc5_fwd *f, __u32 room,
+                                       struct vc5_metrics *vm, struct vc5_metrics *sm, struct vc5_counter *bc)
+{
+    vc5_too_big_count(g, vm, sm, bc);
+    if (f->relay)
+        return XDP_DROP;            /* never an ICMP error about an ICMP error */
+    int r;
+    if (f->inner6) {
+        r = vc5_pkt_too_big(ctx, f->tagged, f->tci, room, f->tot);
+    } else {
+        void *data = (void *)(long)ctx->data;
+        void *data_end = (void *)(long)ctx->data_end;
+        struct vc5_iphdr *ip = data + (f->tagged ? 18 : 14);
+        if ((void *)(ip + 1) > data_end)
+            return vc5_be_err(g, vm, sm, bc, VC5_M_ERR_ADJUST_FAILED, VC5_B_ADJUST_FAILED);
+        if (!(ip->frag_off & VC5_HTONS(VC5_IP_DF))) {
+            g->too_big_no_df++;
+            return XDP_DROP;
+        }
+        r = vc5_frag_needed(ctx, f->tagged, f->tci, room, VC5_HTONS((__u16)g->seen));
+    }
+    if (r)
+        return vc5_be_err(g, vm, sm, bc, VC5_M_ERR_ADJUST_FAILED, VC5_B_ADJUST_FAILED);
+    return XDP_TX;
+}
+
+/* Inner TTL / hop limit: 1 for L2 DSR (the frame must not be routed on, as
+ * vc5), minus 1 for tunnels (as xvs); the caller checked it was > 1. */
+static __always_inline int vc5_inner_ttl(void *l3, void *data_end, struct vc5_fwd *f, int l2)
+{
+    if (f->inner6) {
+        struct vc5_ipv6hdr *ip6 = l3;
+        if ((void *)(ip6 + 1) > data_end)
+            return -1;
+        ip6->hop_limit = l2 ? 1 : ip6->hop_limit - 1;
+        return 0;
+    }
+    struct vc5_iphdr *ip = l3;
+    if ((void *)(ip + 1) > data_end)
+        return -1;
+    __u16 old = *(__u16 *)&ip->ttl;
+    ip->ttl = l2 ? 1 : ip->ttl - 1;
+    vc5_csum_replace2(&ip->check, old, *(__u16 *)&ip->ttl);
+    return 0;
+}
+
+/* The inner packet's sum for the outer UDP checksum (vc5_encap.h); *ok 0
+ * when it cannot be had. Trims Ethernet padding first (runt frames), so the
+ * outer lengths and the frame agree. */
+static __always_inline __u64 vc5_inner_sum(struct xdp_md *ctx, struct vc5_fwd *f, int *ok)
+{
+    *ok = 0;
+    __u32 l3off = f->tagged ? 18 : 14;
+    vc5_trim(ctx, l3off + f->tot);
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    if (f->inner6) {
+        struct vc5_ipv6hdr *ip6 = data + l3off;
+        if ((void *)(ip6 + 1) > data_end)
+            return 0;
+        *ok = 1;
+        return vc5_inner_sum6(ip6);
+    }
+    struct vc5_iphdr *ip = data + l3off;
+    if ((void *)(ip + 1) > data_end)
+        return 0;
+    return vc5_inner_sum4(ip, data_end, f->tot, ok);
+}
+
+/* Encapsulate for a tunnel backend (overhead from vc5_overhead). */
+static __always_inline int vc5_tunnel(struct xdp_md *ctx, struct vc5_global *g, struct vc5_fwd *f,
+                                      struct vc5_backend *b, __u32 overhead, __u16 tci)
+{
+    struct vc5_encap_args a = {};
+    a.outer6 = b->addr.w[0] || b->addr.w[1] || b->addr.w[2];
+    a.method = b->method;
+    a.inner6 = f->inner6;
+    a.tagged = f->tagged;
+    a.tci = tci;
+    a.tot = f->tot;
+    a.overhead = overhead;
+    a.id = VC5_HTONS((__u16)g->seen);
+    a.sport = VC5_HTONS(0x8000 | (f->hash & 0x7fff));
+    a.dport = VC5_HTONS(b->tunnel_port);
+    __builtin_memcpy(a.saddr, &b->saddr, 16);
+    __builtin_memcpy(a.daddr, &b->addr, 16);
+    __builtin_memcpy(a.h_dest, b->h_dest, 6);
+    __builtin_memcpy(a.h_source, b->h_source, 6);
+    /* tunnel-no-checksum applies to IPv4 only (bpf/README.md) */
+    a.csum = (b->method == VC5_METHOD_FOU || b->method == VC5_METHOD_GUE) &&
+             (a.outer6 || !(b->flags & VC5_BE_NO_CSUM));
+    if (a.csum) {
+        int ok = 0;
+        a.inner_sum = vc5_inner_sum(ctx, f, &ok);
+        a.csum = ok;        /* inner IPv4 UDP without checksum: outer 0 too (bpf/README.md) */
+    } else {
+        if (vc5_trim(ctx, (f->tagged ? 18 : 14) + f->tot))
+            return -1;
+    }
+    return vc5_encap(ctx, &a);
+}
+
+static __always_inline void vc5_be_count(struct vc5_counter *bc, __u64 octets, __u8 tcpflags, int new_flow)
+{
+    bc->c[VC5_B_PACKETS]++;
+    bc->c[VC5_B_OCTETS] += octets;
+    bc->c[VC5_B_FLOWS] += new_flow;
+    if (tcpflags & VC5_TCP_SYN)
+        bc->c[VC5_B_SYN]++;
+    if (tcpflags & VC5_TCP_ACK)
+        bc->c[VC5_B_ACK]++;
+    if (tcpflags & VC5_TCP_FIN)
+        bc->c[VC5_B_FIN]++;
+    if (tcpflags & VC5_TCP_RST)
+        bc->c[VC5_B_RST]++;
+}
+
+/* Send the packet on to f->b: the method's checks, the egress MTU (too big:
+ * an ICMP error to the client instead), TTL, the 802.1Q VID of the
+ * backend's VLAN on a tagged frame (PCP/DEI kept), then L2 DSR (MACs) or
+ * the tunnel's outer headers; XDP_TX, or XDP_REDIRECT through tx_port for
+ * an untagged frame to a backend on another NIC. Counters last. */
+static __always_inline int vc5_send(struct xdp_md *ctx, struct vc5_global *g, struct vc5_fwd *f)
+{
+    struct vc5_backend *b = f->b;
+    __u32 pair = f->pair;
     __u32 vi = b->vip_index, si = b->svc_index;
     struct vc5_metrics *vm = vip_stats.lookup(&vi);
     struct vc5_metrics *sm = svc_stats.lookup(&si);
     struct vc5_counter *bc = be_stats.lookup(&pair);
 
-    /* Dispatch on the forwarding method: tunnels (IPIP/GRE/FOU/GUE) go here. */
-    if (b->method != VC5_METHOD_L2) {
-        if (bc)
-            bc->c[VC5_B_ERRORS]++;
-        return vc5_err(g, vm, sm, VC5_M_ERR_TUNNEL_UNSUPPORTED);
+    int overhead = vc5_overhead(b);
+    if (overhead < 0)
+        return vc5_be_err(g, vm, sm, bc, VC5_M_ERR_TUNNEL_UNSUPPORTED, VC5_B_TUNNEL_UNSUPPORTED);
+    if ((b->method == VC5_METHOD_FOU || b->method == VC5_METHOD_GUE) && !b->tunnel_port)
+        return vc5_be_err(g, vm, sm, bc, VC5_M_ERR_NO_TUNNEL_PORT, -1);
+    __u32 mtu = b->mtu ? b->mtu : VC5_DEFAULT_MTU;
+    if (f->tot + overhead > mtu)
+        return vc5_too_big(ctx, g, f, mtu - overhead, vm, sm, bc);
+
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    __u16 tci = f->tci;
+    if (f->tagged && b->vlan)
+        tci = (tci & VC5_HTONS(~VC5_VLAN_VID_MASK)) | VC5_HTONS(b->vlan & VC5_VLAN_VID_MASK);
+    if (vc5_inner_ttl(data + (f->tagged ? 18 : 14), data_end, f, b->method == VC5_METHOD_L2))
+        return vc5_be_err(g, vm, sm, bc, VC5_M_ERR_INTERNAL, -1);
+
+    if (b->method == VC5_METHOD_L2) {
+        struct vc5_ethhdr *eth = data;
+        struct vc5_vlanhdr *vh = (void *)(eth + 1);
+        if ((void *)(vh + 1) > data_end)
+            return vc5_be_err(g, vm, sm, bc, VC5_M_ERR_INTERNAL, -1);
+        __builtin_memcpy(eth->h_dest, b->h_dest, 6);
+        __builtin_memcpy(eth->h_source, b->h_source, 6);
+        if (f->tagged)
+            vh->tci = tci;
+    } else if (vc5_tunnel(ctx, g, f, b, overhead, tci)) {
+        return vc5_be_err(g, vm, sm, bc, VC5_M_ERR_ADJUST_FAILED, VC5_B_ADJUST_FAILED);
     }
 
-    __builtin_memcpy(eth->h_dest, b->h_dest, 6);
-    __builtin_memcpy(eth->h_source, b->h_source, 6);
-    /* A tagged frame leaves on the NIC it came in on (trunk; VID rewrite to
-     * b->vlan comes with trunk support). Untagged, several NICs: redirect. */
-    if (!tagged && (b->flags & VC5_BE_REDIRECT)) {
+    int action = XDP_TX;
+    /* A tagged frame leaves on the trunk it came in on; untagged, several
+     * NICs: redirect. */
+    if (!f->tagged && (b->flags & VC5_BE_REDIRECT)) {
         action = tx_port.redirect_map(b->redirect_slot, 0);
-        if (action != XDP_REDIRECT) {   /* no interface in that slot */
-            if (bc)
-                bc->c[VC5_B_ERRORS]++;
-            return vc5_err(g, vm, sm, VC5_M_ERR_INTERNAL);
-        }
+        if (action != XDP_REDIRECT)     /* no interface in that slot */
+            return vc5_be_err(g, vm, sm, bc, VC5_M_ERR_INTERNAL, -1);
     }
-    vc5_count(&g->m, octets, tcpflags, new_flow);
+    if (f->relay) {
+        g->pmtu_relayed++;
+        return action;
+    }
+    __u64 octets = f->tot;
+    vc5_count(&g->m, octets, f->tcpflags, f->new_flow);
     if (vm)
-        vc5_count(vm, octets, tcpflags, new_flow);
+        vc5_count(vm, octets, f->tcpflags, f->new_flow);
     if (sm)
-        vc5_count(sm, octets, tcpflags, new_flow);
-    if (bc) {
-        bc->c[VC5_B_PACKETS]++;
-        bc->c[VC5_B_OCTETS] += octets;
-        bc->c[VC5_B_FLOWS] += new_flow;
-        if (tcpflags & VC5_TCP_SYN)
-            bc->c[VC5_B_SYN]++;
-        if (tcpflags & VC5_TCP_ACK)
-            bc->c[VC5_B_ACK]++;
-        if (tcpflags & VC5_TCP_FIN)
-            bc->c[VC5_B_FIN]++;
-        if (tcpflags & VC5_TCP_RST)
-            bc->c[VC5_B_RST]++;
-    }
+        vc5_count(sm, octets, f->tcpflags, f->new_flow);
+    if (bc)
+        vc5_be_count(bc, octets, f->tcpflags, f->new_flow);
     return action;
 }
 
@@ -491,8 +702,83 @@ static __always_inline int vc5_reply6(void *data_end, struct vc5_ipv6hdr *ip6, s
     return vc5_reply_done(g);
 }
 
+/* Rate limit of relayed ICMP too-big messages, per CPU: GCRA (a token
+ * bucket as a theoretical arrival time): one per interval, bursts of
+ * `burst`; settings 0 = VC5_PMTU_INTERVAL_NS / VC5_PMTU_BURST. */
+static __always_inline int vc5_pmtu_allowed(struct vc5_global *g, __u64 now)
+{
+    __u32 zero = 0;
+    struct vc5_settings *st = settings.lookup(&zero);
+    __u64 interval = st && st->pmtu_interval_ns ? st->pmtu_interval_ns : VC5_PMTU_INTERVAL_NS;
+    __u64 burst = st && st->pmtu_burst ? st->pmtu_burst : VC5_PMTU_BURST;
+    __u64 tat = g->pmtu_tat;
+    if ((__s64)(tat - now) < 0)
+        tat = now;                  /* idle long enough: a full bucket */
+    if (tat - now > (burst - 1) * interval) {
+        g->pmtu_rate_limited++;
+        return 0;
+    }
+    g->pmtu_tat = tat + interval;
+    return 1;
+}
+
+/* ICMP too-big to a VIP (Fragmentation Needed, Packet Too Big): a router
+ * between us and a client could not forward a packet the BACKEND sent from
+ * the VIP to the client. The quote is that packet (VIP:port -> client:port);
+ * reversed it is the flow key (client:port -> VIP:port), whose backend (flow
+ * table, else Maglev; nothing is stored) gets the ICMP as it would data.
+ * fk holds the reversed tuple; returns VC5_FORWARD or the verdict. */
+static __always_inline int vc5_pmtu(struct vc5_global *g, struct vc5_flow_key *fk, __u64 now, struct vc5_fwd *f)
+{
+    int r = vc5_balance(g, fk, 0, now, f, 1);
+    if (r != VC5_FORWARD)
+        return r;
+    if (!vc5_pmtu_allowed(g, now))
+        return XDP_DROP;
+    f->relay = 1;
+    return VC5_FORWARD;
+}
+
+static __always_inline int vc5_pmtu4(struct vc5_global *g, struct vc5_iphdr *ip, struct vc5_icmphdr *ic,
+                                     void *data_end, __u64 now, struct vc5_fwd *f)
+{
+    struct vc5_flow_key fk = {};
+    fk.t.daddr.w[3] = ip->daddr;
+    struct vc5_iphdr *q = (void *)(ic + 1);
+    struct vc5_udphdr *qp = (void *)(q + 1);
+    if ((void *)(qp + 1) > data_end)
+        return vc5_refuse(g, &fk.t.daddr, VC5_M_ERR_ICMP_HEADER);
+    if (q->ver_ihl != 0x45 || q->saddr != ip->daddr ||
+        (q->protocol != VC5_IPPROTO_TCP && q->protocol != VC5_IPPROTO_UDP))
+        return vc5_refuse(g, &fk.t.daddr, VC5_M_ERR_ICMP_UNSUPPORTED);
+    fk.t.saddr.w[3] = q->daddr;
+    fk.t.sport = qp->dest;
+    fk.t.dport = qp->source;
+    fk.proto = q->protocol;
+    return vc5_pmtu(g, &fk, now, f);
+}
+
+static __always_inline int vc5_pmtu6(struct vc5_global *g, struct vc5_flow_key *fk, struct vc5_icmphdr *ic,
+                                     void *data_end, __u64 now, struct vc5_fwd *f)
+{
+    struct vc5_ipv6hdr *q = (void *)(ic + 1);
+    struct vc5_udphdr *qp = (void *)(q + 1);
+    if ((void *)(qp + 1) > data_end)
+        return vc5_refuse(g, &fk->t.daddr, VC5_M_ERR_ICMP_HEADER);
+    if (q->saddr[0] != fk->t.daddr.w[0] || q->saddr[1] != fk->t.daddr.w[1] ||
+        q->saddr[2] != fk->t.daddr.w[2] || q->saddr[3] != fk->t.daddr.w[3] ||
+        (q->nexthdr != VC5_IPPROTO_TCP && q->nexthdr != VC5_IPPROTO_UDP))
+        return vc5_refuse(g, &fk->t.daddr, VC5_M_ERR_ICMP_UNSUPPORTED);
+    __builtin_memcpy(&fk->t.saddr, q->daddr, 16);
+    fk->t.sport = qp->dest;
+    fk->t.dport = qp->source;
+    fk->proto = q->nexthdr;
+    return vc5_pmtu(g, fk, now, f);
+}
+
+/* IPv4: returns the verdict, or VC5_FORWARD with f filled. */
 static __always_inline int vc5_ipv4(void *data, void *data_end, struct vc5_ethhdr *eth, struct vc5_iphdr *ip,
-                                    int tagged, struct vc5_global *g, __u64 now)
+                                    struct vc5_fwd *f, struct vc5_global *g, __u64 now)
 {
     if ((void *)(ip + 1) > data_end || (ip->ver_ihl >> 4) != 4)
         return vc5_err(g, NULL, NULL, VC5_M_ERR_MALFORMED);
@@ -528,11 +814,14 @@ static __always_inline int vc5_ipv4(void *data, void *data_end, struct vc5_ethhd
     void *l4 = ip + 1;
     __u32 l4len = tot - sizeof(*ip);
     __u8 tcpflags = 0;
+    f->tot = tot;
 
     if (ip->protocol == VC5_IPPROTO_ICMP) {
         struct vc5_icmphdr *ic = l4;
         if ((void *)(ic + 1) > data_end || l4len < sizeof(*ic))
             return vc5_refuse(g, &fk.t.daddr, VC5_M_ERR_ICMP_HEADER);
+        if (ic->type == VC5_ICMP_DEST_UNREACH && ic->code == VC5_ICMP_FRAG_NEEDED)
+            return vc5_pmtu4(g, ip, ic, data_end, now, f);
         if (ic->type != VC5_ICMP_ECHO_REQUEST || ic->code != 0)
             return vc5_refuse(g, &fk.t.daddr, VC5_M_ERR_ICMP_UNSUPPORTED);
         if (!vc5_echo_for_vip(g, &fk.t.daddr)) {
@@ -558,23 +847,12 @@ static __always_inline int vc5_ipv4(void *data, void *data_end, struct vc5_ethhd
     int e = vc5_ports(l4, data_end, l4len, ip->protocol, &fk, &tcpflags);
     if (e >= 0)
         return vc5_refuse(g, &fk.t.daddr, e);
-
-    __u32 pair = 0;
-    int new_flow = 0, action = XDP_DROP;
-    struct vc5_backend *b = vc5_balance(g, &fk, tcpflags, now, &pair, &new_flow, &action);
-    if (!b)
-        return action;
-    /* L2 DSR: TTL 1 as vc5 HEAD (the frame must not be routed on). */
-    if (b->method == VC5_METHOD_L2) {
-        __u16 old = *(__u16 *)&ip->ttl;
-        ip->ttl = 1;
-        vc5_csum_replace2(&ip->check, old, *(__u16 *)&ip->ttl);
-    }
-    return vc5_forward(eth, b, pair, tagged, g, tot, tcpflags, new_flow);
+    return vc5_balance(g, &fk, tcpflags, now, f, 0);
 }
 
+/* IPv6: returns the verdict, or VC5_FORWARD with f filled. */
 static __always_inline int vc5_ipv6(void *data, void *data_end, struct vc5_ethhdr *eth, struct vc5_ipv6hdr *ip6,
-                                    int tagged, struct vc5_global *g, __u64 now)
+                                    struct vc5_fwd *f, struct vc5_global *g, __u64 now)
 {
     if ((void *)(ip6 + 1) > data_end || (ip6->ver_tc_flow & 0xf0) != 0x60)
         return vc5_err(g, NULL, NULL, VC5_M_ERR_MALFORMED);
@@ -603,11 +881,15 @@ static __always_inline int vc5_ipv6(void *data, void *data_end, struct vc5_ethhd
 
     void *l4 = ip6 + 1;
     __u8 tcpflags = 0;
+    f->tot = tot;
+    f->inner6 = 1;
 
     if (ip6->nexthdr == VC5_IPPROTO_ICMPV6) {
         struct vc5_icmphdr *ic = l4;
         if ((void *)(ic + 1) > data_end || l4len < sizeof(*ic))
             return vc5_refuse(g, &fk.t.daddr, VC5_M_ERR_ICMP_HEADER);
+        if (ic->type == VC5_ICMPV6_PKT_TOOBIG && ic->code == 0)
+            return vc5_pmtu6(g, &fk, ic, data_end, now, f);
         if (ic->type != VC5_ICMPV6_ECHO_REQUEST || ic->code != 0)
             return vc5_refuse(g, &fk.t.daddr, VC5_M_ERR_ICMP_UNSUPPORTED);
         if (!vc5_echo_for_vip(g, &fk.t.daddr)) {
@@ -633,15 +915,7 @@ static __always_inline int vc5_ipv6(void *data, void *data_end, struct vc5_ethhd
     int e = vc5_ports(l4, data_end, l4len, ip6->nexthdr, &fk, &tcpflags);
     if (e >= 0)
         return vc5_refuse(g, &fk.t.daddr, e);
-
-    __u32 pair = 0;
-    int new_flow = 0, action = XDP_DROP;
-    struct vc5_backend *b = vc5_balance(g, &fk, tcpflags, now, &pair, &new_flow, &action);
-    if (!b)
-        return action;
-    if (b->method == VC5_METHOD_L2)
-        ip6->hop_limit = 1;
-    return vc5_forward(eth, b, pair, tagged, g, tot, tcpflags, new_flow);
+    return vc5_balance(g, &fk, tcpflags, now, f, 0);
 }
 
 static __always_inline int vc5_process(struct xdp_md *ctx, struct vc5_global *g, __u64 now)
@@ -649,26 +923,36 @@ static __always_inline int vc5_process(struct xdp_md *ctx, struct vc5_global *g,
     void *data = (void *)(long)ctx->data;
     void *data_end = (void *)(long)ctx->data_end;
     struct vc5_ethhdr *eth = data;
+    struct vc5_fwd f = {};
 
     if ((void *)(eth + 1) > data_end)
         return vc5_err(g, NULL, NULL, VC5_M_ERR_MALFORMED);
     __u16 proto = eth->h_proto;
     void *l3 = eth + 1;
-    int tagged = 0;
     if (proto == VC5_HTONS(VC5_ETH_P_8021Q)) {
         struct vc5_vlanhdr *vh = l3;
         if ((void *)(vh + 1) > data_end)
             return vc5_err(g, NULL, NULL, VC5_M_ERR_MALFORMED);
         proto = vh->proto;
         l3 = vh + 1;
-        tagged = 1;
+        f.tagged = 1;
+        f.tci = vh->tci;
     }
-    if (proto == VC5_HTONS(VC5_ETH_P_IP))
-        return vc5_ipv4(data, data_end, eth, l3, tagged, g, now);
-    if (proto == VC5_HTONS(VC5_ETH_P_IPV6))
-        return vc5_ipv6(data, data_end, eth, l3, tagged, g, now);
-    g->m.c[VC5_M_NOT_IP]++;
-    return XDP_PASS;
+    int r;
+    if (proto == VC5_HTONS(VC5_ETH_P_IP)) {
+        r = vc5_ipv4(data, data_end, eth, l3, &f, g, now);
+    } else if (proto == VC5_HTONS(VC5_ETH_P_IPV6)) {
+        r = vc5_ipv6(data, data_end, eth, l3, &f, g, now);
+    } else {
+        g->m.c[VC5_M_NOT_IP]++;
+        return XDP_PASS;
+    }
+    if (r != VC5_FORWARD)
+        return r;
+    if (!f.b)
+        return XDP_DROP;
+    /* Packet pointers end here: vc5_send may move the frame's head. */
+    return vc5_send(ctx, g, &f);
 }
 
 int xdp_main(struct xdp_md *ctx)

@@ -186,13 +186,6 @@ def test_no_usable_backend_is_dropped(clean):
     assert_dropped(clean, tcp(vip, 80), "err_no_backend", vip)
 
 
-def test_tunnel_methods_are_not_forwarded_yet(clean):
-    vip = "192.0.2.102"
-    bes = [BackendSpec("10.9.2.1", "02:00:00:00:09:01", LB_MAC, method="gre")]
-    clean.set_service(ServiceSpec(vip, 80, "tcp", backends=bes))
-    assert_dropped(clean, tcp(vip, 80), "err_tunnel_unsupported", vip)
-
-
 def test_removed_vip_passes_again(clean):
     vip = "192.0.2.103"
     clean.set_service(ServiceSpec(vip, 80, "tcp", backends=backends("10.9.3.", 1)))

@@ -20,3 +20,7 @@ BACKEND_COUNTERS = (
     "packets", "octets", "flows", "errors", "syn", "ack", "fin", "rst",
     "tunnel_unsupported", "too_big", "adjust_failed", "current",
 )
+
+# Global counters of this data plane beyond xvs's (no vc5 name exists): the
+# path-MTU relay (bpf/README.md, "Path MTU"). Exported with the globals.
+GLOBAL_EXTRA = ("pmtu_relayed", "pmtu_rate_limited", "too_big_no_df")

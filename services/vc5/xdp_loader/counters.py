@@ -6,7 +6,8 @@ xvs_service_<m>); BACKEND_COUNTERS: the per-backend counters
 (xvs_destination_<c>). The C enums in bpf/vc5_layout.h use the same order.
 
 `current` (estimated concurrent sessions) is filled by user space in vc5;
-this data plane leaves it 0 for now.
+this data plane leaves it 0 for now. GLOBAL_EXTRA: global counters beyond
+xvs's (the path-MTU relay), summed into the global dict after METRICS.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ assert len(METRICS) == layout.METRIC_COUNT
 
 ERRORS = tuple(m for m in METRICS if m.startswith("err_"))
 
-# The data plane keeps the first 8 of xvs's 12 per-backend counters (no tunnels yet).
-BACKEND_COUNTERS = xvs_names.BACKEND_COUNTERS[:8]
+# All 12 of xvs's per-backend counters (tunnel_unsupported, too_big, adjust_failed
+# counted by the program; `current` is user space's, 0 here).
+BACKEND_COUNTERS = xvs_names.BACKEND_COUNTERS
 assert len(BACKEND_COUNTERS) == layout.BACKEND_COUNTER_COUNT
+
+GLOBAL_EXTRA = xvs_names.GLOBAL_EXTRA
 
 
 def sum_metrics(percpu) -> dict[str, int]:
@@ -46,6 +50,8 @@ def sum_counter(percpu) -> dict[str, int]:
 def sum_global(percpu) -> tuple[dict[str, int], int, int]:
     """(metrics, latency_ns, latency_packets) from a per-CPU array of layout.Global."""
     metrics = sum_metrics([g.m for g in percpu])
+    for name in GLOBAL_EXTRA:
+        metrics[name] = sum(getattr(g, name) for g in percpu)
     return metrics, sum(g.latency_ns for g in percpu), sum(g.latency_packets for g in percpu)
 
 

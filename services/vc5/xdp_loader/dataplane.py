@@ -20,13 +20,18 @@ it attaches `xdp_fd` to interfaces itself (this module never touches links).
                                  # silent for `watchdog_s` (60 s) the program PASSes everything
     dp.set_service(ServiceSpec("192.0.2.1", 80, "tcp", sticky=False, backends=[
         BackendSpec("10.1.0.10", mac="02:00:00:00:00:10", src_mac="02:00:00:00:00:01",
-                    in_table=True, valid=True, weight=1, redirect_slot=None, vlan=0)]))
+                    in_table=True, valid=True, weight=1, redirect_slot=None, vlan=0,
+                    method="l2", tunnel_port=0, src_address=None, no_checksum=False, mtu=0)]))
+        # method ipip/gre/fou/gue: encapsulated to the backend (outer family = its
+        # family, outer source = src_address, mac = next hop: gateway if routed);
+        # mtu: the egress MTU (too big after encapsulation -> ICMP to the client).
         # builds the Maglev table (vc5.maglev, vc5-compatible) from the backends
         # in_table and replaces the whole table with ONE hash-map update:
         # a packet sees the old or the new table, never a mix.
     dp.remove_service("192.0.2.1", 80, "tcp")
     dp.services()                # [ServiceKey(vip, port, protocol)]
     dp.set_redirect(slot, ifindex) ; dp.clear_redirect(slot)   # tx_port devmap
+    dp.set_pmtu_rate(per_second, burst)   # relayed ICMP too-big limit per CPU (None: 1000/s, 100)
     dp.counters()                # see DataPlane.counters
     dp.latency_ns()              # mean processing ns per packet since the maps were created
     dp.close(unpin=False)        # unpin=True also removes the pinned maps
@@ -184,6 +189,15 @@ class DataPlane:
         with self._lock:
             s = self._settings()
             s.refreshed_ns = _monotonic_ns() if at_ns is None else at_ns
+            self._write_settings(s)
+
+    def set_pmtu_rate(self, per_second: float | None = None, burst: int | None = None) -> None:
+        """Rate limit of ICMP too-big messages relayed to backends, per CPU
+        (None: the program's defaults, 1000/s in bursts of 100)."""
+        with self._lock:
+            s = self._settings()
+            s.pmtu_interval_ns = 0 if not per_second else max(1, int(1e9 / per_second))
+            s.pmtu_burst = burst or 0
             self._write_settings(s)
 
     # -- redirect ---------------------------------------------------------

@@ -26,7 +26,7 @@ import struct
 from dataclasses import dataclass
 
 #: Pin directory suffix: /sys/fs/bpf/vc5/v<LAYOUT_VERSION>
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 
 MAGLEV_SIZE = 8192          # vc5: __u8 hash[8192], slot = hash & 0x1fff
 BACKEND_SLOTS = 256         # slots 1..255 per service (0 = no backend)
@@ -47,6 +47,12 @@ FLOW_REFRESH_NS = 60 * 10**9
 METHOD_L2, METHOD_IPIP, METHOD_GRE, METHOD_FOU, METHOD_GUE = range(5)
 BE_VALID = 0x01
 BE_REDIRECT = 0x02
+BE_NO_CSUM = 0x04           # FOU/GUE over IPv4: UDP checksum 0 (tunnel-no-checksum)
+DEFAULT_MTU = 1500          # Backend.mtu 0
+#: outer header bytes per method, after the outer IP header (20 or 40)
+TUNNEL_OVERHEAD = {METHOD_IPIP: 0, METHOD_GRE: 4, METHOD_FOU: 8, METHOD_GUE: 12}
+PMTU_INTERVAL_NS = 1_000_000  # relayed ICMP too-big: 1000/s per CPU (settings 0) ...
+PMTU_BURST = 100              # ... in bursts of up to 100
 SVC_STICKY = 0x01
 
 FILTER_BITS = 65536         # vip_filter bitmap
@@ -80,8 +86,8 @@ class Backend(ct.Structure):
     """backends[pair]: one record per (service, backend) pair."""
     _fields_ = [("addr", Addr), ("saddr", Addr), ("h_dest", ct.c_uint8 * 6), ("h_source", ct.c_uint8 * 6),
                 ("vlan", ct.c_uint16), ("method", ct.c_uint8), ("flags", ct.c_uint8),
-                ("cookie", ct.c_uint32), ("redirect_slot", ct.c_uint32), ("svc_index", ct.c_uint32),
-                ("tunnel_port", ct.c_uint16), ("vip_index", ct.c_uint16)]
+                ("cookie", ct.c_uint32), ("redirect_slot", ct.c_uint16), ("mtu", ct.c_uint16),
+                ("svc_index", ct.c_uint32), ("tunnel_port", ct.c_uint16), ("vip_index", ct.c_uint16)]
 
 
 class SvcHdr(ct.Structure):
@@ -112,12 +118,13 @@ class FlowKey(ct.Structure):
 
 
 class Flow(ct.Structure):
-    _fields_ = [("time", ct.c_uint64), ("cookie", ct.c_uint32), ("pair", ct.c_uint32)]
+    _fields_ = [("time", ct.c_uint64), ("cookie", ct.c_uint32), ("pair", ct.c_uint16), ("hash", ct.c_uint16)]
 
 
 class Settings(ct.Structure):
     _fields_ = [("active", ct.c_uint32), ("flags", ct.c_uint32), ("watchdog_ns", ct.c_uint64),
-                ("refreshed_ns", ct.c_uint64), ("pad", ct.c_uint64 * 5)]
+                ("refreshed_ns", ct.c_uint64), ("pmtu_interval_ns", ct.c_uint64), ("pmtu_burst", ct.c_uint64),
+                ("pad", ct.c_uint64 * 3)]
 
 
 class Nat(ct.Structure):
@@ -145,7 +152,7 @@ class NatStats(ct.Structure):
 
 
 METRIC_COUNT = 32
-BACKEND_COUNTER_COUNT = 8
+BACKEND_COUNTER_COUNT = 12
 
 
 class Metrics(ct.Structure):
@@ -154,7 +161,8 @@ class Metrics(ct.Structure):
 
 class Global(ct.Structure):
     _fields_ = [("m", Metrics), ("latency_ns", ct.c_uint64), ("latency_packets", ct.c_uint64),
-                ("seen", ct.c_uint64), ("pad", ct.c_uint64 * 5)]
+                ("seen", ct.c_uint64), ("pmtu_relayed", ct.c_uint64), ("pmtu_rate_limited", ct.c_uint64),
+                ("too_big_no_df", ct.c_uint64), ("pmtu_tat", ct.c_uint64), ("pad", ct.c_uint64)]
 
 
 class Counter(ct.Structure):
@@ -165,7 +173,7 @@ U32 = ct.c_uint32
 IfIndex = ct.c_int32
 
 _SIZES = {Addr: 16, SvcKey: 20, Backend: 64, SvcHdr: 64, Service: 9280, Vip: 8, VipFilter: 8192,
-          Tuple: 36, FlowKey: 40, Flow: 16, Settings: 64, Metrics: 256, Global: 320, Counter: 64,
+          Tuple: 36, FlowKey: 40, Flow: 16, Settings: 64, Metrics: 256, Global: 320, Counter: 96,
           Nat: 80, ReplyKey: 40, Reply: 40, NatStats: 64}
 for _t, _n in _SIZES.items():
     assert ct.sizeof(_t) == _n, f"{_t.__name__} is {ct.sizeof(_t)} bytes, the C struct {_n}"

@@ -45,17 +45,23 @@ class BackendKey(NamedTuple):
 
 @dataclass(frozen=True)
 class BackendSpec:
+    """One backend of a service. Tunnels (vc5 v0.3 `tunnel-type`, `tunnel-port`,
+    `tunnel-no-checksum`) are per backend here: the planner copies the
+    service's (or policy entry's) settings into each BackendSpec, with what
+    only it knows per backend (next hop MAC, our address, egress MTU)."""
     address: str
-    mac: str                          # the backend's MAC (Ethernet destination)
-    src_mac: str                      # our MAC on the interface towards it (Ethernet source)
+    mac: str                          # next hop MAC (Ethernet destination): the backend's, or the gateway's
+    src_mac: str                      # our MAC on the egress interface (Ethernet source)
     in_table: bool = True             # in the Maglev table (healthy, enabled, weight > 0, forwardable)
     weight: int = 1                   # 0 = not in the table; unequal weights -> weighted Maglev
     redirect_slot: int | None = None  # leave through tx_port[slot] (untagged multi-NIC); None = XDP_TX
-    vlan: int = 0                     # VLAN id (trunk VID rewrite: later)
+    vlan: int = 0                     # VID a tagged frame leaves with (PCP/DEI kept); 0 = as it came
     valid: bool = True                # present for pinned flows (see module doc)
-    method: str = "l2"                # l2 only for now; others are dropped (err_tunnel_unsupported)
-    tunnel_port: int = 0
-    src_address: str | None = None    # our address towards it (tunnels, NAT: later)
+    method: str = "l2"                # tunnel-type: l2 (= none), ipip, gre, fou, gue
+    tunnel_port: int = 0              # FOU/GUE UDP destination port; 0 = dropped (err_no_tunnel_port)
+    src_address: str | None = None    # our address towards it: the outer source (tunnels), NAT
+    no_checksum: bool = False         # tunnel-no-checksum: FOU/GUE UDP checksum 0 (outer IPv4 only)
+    mtu: int = 0                      # egress MTU towards it (IP bytes); 0 = 1500
 
     @property
     def in_maglev(self) -> bool:
@@ -118,11 +124,27 @@ def _check_backend(where: str, b: BackendSpec) -> None:
         raise ValueError(f"{where}: redirect_slot {b.redirect_slot} not in 0..{layout.REDIRECT_SLOTS - 1}")
     if not 0 <= b.vlan <= 4094 or not 0 <= b.tunnel_port <= 65535 or b.weight < 0:
         raise ValueError(f"{where}: vlan, tunnel_port or weight out of range")
+    if b.mtu and not 68 <= b.mtu <= 65535:
+        raise ValueError(f"{where}: mtu {b.mtu} not 0 (default) or 68..65535")
+    src = None
     if b.src_address is not None:
         try:
-            ipaddress.ip_address(b.src_address)
+            src = ipaddress.ip_address(b.src_address)
         except ValueError:
             raise ValueError(f"{where}: src_address {b.src_address!r} is not an IP address") from None
+    if METHODS[b.method] != layout.METHOD_L2:
+        if src is None or src.version != ipaddress.ip_address(b.address).version:
+            raise ValueError(f"{where}: tunnel {b.method} needs src_address (our address towards it) "
+                             "of the backend's family")
+
+
+def tunnel_overhead(b: BackendSpec) -> int:
+    """Bytes the encapsulation adds (outer IP + GRE/UDP/GUE); 0 for L2 DSR."""
+    method = METHODS[b.method]
+    if method == layout.METHOD_L2:
+        return 0
+    outer = 20 if ipaddress.ip_address(b.address).version == 4 else 40
+    return outer + layout.TUNNEL_OVERHEAD[method]
 
 
 def backend_record(b: BackendSpec, address: str, cookie: int, svc_index: int,
@@ -137,10 +159,12 @@ def backend_record(b: BackendSpec, address: str, cookie: int, svc_index: int,
     rec.vlan = b.vlan
     rec.method = METHODS[b.method]
     rec.flags = ((layout.BE_VALID if b.valid else 0)
-                 | (layout.BE_REDIRECT if b.redirect_slot is not None else 0))
+                 | (layout.BE_REDIRECT if b.redirect_slot is not None else 0)
+                 | (layout.BE_NO_CSUM if b.no_checksum else 0))
     rec.cookie = cookie
     rec.redirect_slot = b.redirect_slot or 0
     rec.svc_index = svc_index
     rec.tunnel_port = b.tunnel_port
+    rec.mtu = b.mtu
     rec.vip_index = vip_index
     return rec
