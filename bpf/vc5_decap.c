@@ -491,8 +491,6 @@ static __always_inline int vc5d_strip(struct xdp_md *ctx, __u32 l2, __u32 inner_
 /* Phase 2: verify the outer UDP checksum if asked, strip, count. */
 static __always_inline int vc5d_run(struct xdp_md *ctx)
 {
-    void *data = (void *)(long)ctx->data;
-    void *data_end = (void *)(long)ctx->data_end;
     __u32 zero = 0;
     struct vc5d_job *job = jobs.lookup(&zero);
 
