@@ -25,7 +25,8 @@ def main(spec_path):
     listener = socket.create_server((spec["address"], 179))
     conn, _ = listener.accept()
     conn.settimeout(0.2)
-    report = {"keepalives": 0, "notifications": [], "announced": [], "withdrawn": [], "closed": False}
+    report = {"opens": 0, "keepalives": 0, "notifications": [], "announced": [], "withdrawn": [],
+              "closed": False}
     buf = b""
 
     def pump():
@@ -40,7 +41,9 @@ def main(spec_path):
         buf += data
         msgs, buf = messages.decode_stream(buf)
         for msg_type, msg in msgs:
-            if msg_type == header.KEEPALIVE:
+            if msg_type == header.OPEN:
+                report["opens"] += 1
+            elif msg_type == header.KEEPALIVE:
                 report["keepalives"] += 1
             elif msg_type == header.NOTIFICATION:
                 report["notifications"].append(msg.text)
@@ -48,13 +51,11 @@ def main(spec_path):
                 report["announced"] += [str(p) for p in msg.nlri]
                 report["withdrawn"] += [str(p) for p in msg.withdrawn]
 
-    while report["keepalives"] == 0 and not report["closed"]:
+    while not report["opens"] and not report["closed"]:
         pump()                                           # bgpd's OPEN
-        if buf == b"" and report["keepalives"] == 0:
-            c = caps.Capabilities(families=(caps.IPV4_UNICAST, caps.IPV6_UNICAST), route_refresh=True,
-                                  four_octet_as=65000)
-            conn.sendall(bgp_open.encode(65000, spec["hold"], spec["router_id"], c) + keepalive.encode())
-            break
+    c = caps.Capabilities(families=(caps.IPV4_UNICAST, caps.IPV6_UNICAST), route_refresh=True,
+                          four_octet_as=65000)
+    conn.sendall(bgp_open.encode(65000, spec["hold"], spec["router_id"], c) + keepalive.encode())
     end = time.monotonic() + spec["stay"]
     for raw in [bytes.fromhex(h) for h in spec["send"]] * 2:
         conn.sendall(raw)
