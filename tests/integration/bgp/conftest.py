@@ -345,7 +345,8 @@ class Frr:
     directory so that it shares nothing with another instance; vtysh talks to it with `--vty_socket`."""
 
     def __init__(self, ns, tmp, router_id, asn, neighbors):
-        """neighbors: dicts: address, asn, passive (bool, default True), families (default ["ipv4"])."""
+        """neighbors: dicts: address, asn, passive (bool, default True), families (default ["ipv4"]),
+        extra (more `neighbor ADDRESS ...` lines, e.g. "timers delayopen 3")."""
         self.ns = ns
         self.dir = tempfile.mkdtemp(dir=tmp, prefix="frr")
         conf = os.path.join(self.dir, "bgpd.conf")
@@ -356,6 +357,7 @@ class Frr:
             text += f" neighbor {n['address']} timers 2 6\n neighbor {n['address']} timers connect 1\n"
             if n.get("passive", True):
                 text += f" neighbor {n['address']} passive\n"
+            text += "".join(f" neighbor {n['address']} {extra}\n" for extra in n.get("extra", ()))
         for fam in ("ipv4", "ipv6"):
             active = [n for n in neighbors if fam in n.get("families", ["ipv4"])]
             if active:
@@ -413,8 +415,8 @@ def frr_factory(lab):
         pytest.skip("FRR not installed (Debian package frr; `make deps`)")
     made = []
 
-    def make(**kw):
-        f = Frr(lab.router, lab.tmp, f"{NET4}.1", **kw)
+    def make(router_id=f"{NET4}.1", **kw):
+        f = Frr(lab.router, lab.tmp, router_id, **kw)
         made.append(f)
         return f
 

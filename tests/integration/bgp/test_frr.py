@@ -1,10 +1,11 @@
 """vc5-bgpd (real process) against FRR's bgpd (Debian's frr) in network namespaces."""
 
 import signal
+import time
 
 from tests.lib.wait import until
 
-from .conftest import NET4, NET6
+from .conftest import NET4, NET6, peer_status
 
 VIP4, VIP6 = "10.255.0.1", "fd00:255::1"
 
@@ -69,3 +70,25 @@ def test_frr_active_to_passive_speaker_graceful_shutdown(lab, frr_factory, bgpd_
     assert p[0]["locPrf"] == 0          # FRR acts on it: LOCAL_PREF 0, as RFC 8326 §4.2 suggests
     until(lambda: not frr.route(f"{VIP4}/32"), 10, message="withdrawn after the graceful period")
     assert bgpd.proc.wait(20) == 0
+
+
+def test_frr_and_bgpd_both_active_settle_on_one_session(lab, frr_factory, bgpd_factory, health):
+    """Both sides connect, the usual router configuration: one session comes up and stays up. Whether
+    the two connections collide depends on timing (here bgpd's usually wins the race); RFC 4271 §6.8
+    itself is tested both ways in tests/unit/test_bgp_collision.py."""
+    lb = lab.add_speaker()
+    frr = frr_factory(asn=65000, neighbors=[dict(address=lb.address4, asn=65001, passive=False)])
+    bgpd_factory(lb, f"""
+        address: {lb.address4}
+        bgp:
+          as_number: 65001
+          hold_time: 6
+          peers: [{NET4}.1]
+        """, args=["--listen", f"{lb.address4}:179"])
+    health.set({VIP4: True})
+    until(lambda: frr.established(lb.address4), 20, message="session up")
+    until(lambda: frr.route(f"{VIP4}/32"), 10, message="VIP in FRR")
+    time.sleep(7)                                   # longer than the hold time: no flap
+    st = peer_status(health, f"{NET4}.1")
+    assert st["state"] == "Established" and st["counters"]["established"] == 1
+    assert frr.established(lb.address4) and frr.route(f"{VIP4}/32")
