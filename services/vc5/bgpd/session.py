@@ -170,7 +170,7 @@ class Session(Collisions):
         if conn is not None and (self.conn is None or conn != self.conn.number):
             return                                    # from a connection that is gone
         old = self.state
-        if self._candidate is not None and event in (Event.NOTIFICATION, Event.TCP_FAILS):
+        if self._candidate and event in (Event.NOTIFICATION, Event.TCP_FAILS) and not self._stopped:
             # RFC 4271 §6.8: the peer closed this connection (it resolved the collision first)
             self._count_received(event, data)
             self._adopt_candidate(cease=False)
