@@ -22,7 +22,7 @@ RUN_DEPS  := python3 python3-yaml python3-systemd python3-dbus-next python3-pyro
              iproute2 ethtool dbus systemd
 # Tests: real peers, real servers, packet builders, a booted systemd.
 TEST_DEPS := python3-pytest python3-hypothesis python3-scapy flake8 \
-             bird2 gobgpd nginx-light dnsmasq-base wrk tcpdump iputils-ping \
+             bird2 gobgpd frr nginx-light dnsmasq-base wrk tcpdump iputils-ping \
              systemd-container procps psmisc chromium man-db python3-matplotlib
 # Packaging.
 BUILD_DEPS := debhelper dh-python python3-all python3-setuptools build-essential fakeroot \

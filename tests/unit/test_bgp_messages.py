@@ -228,15 +228,14 @@ def upd(attrs=b"", nlri=b"", withdrawn=b""):
     (MARKER + bytes([0, 19, 9]), 1, 3),                       # unknown type
     (MARKER + bytes([0, 29, 1, 3, 0, 1, 0, 9, 1, 1, 1, 1, 0]), 2, 1),   # version 3
     (MARKER + bytes([0, 31, 1, 4, 0, 1, 0, 9, 1, 1, 1, 1, 2, 9, 0]), 2, 4),   # param type 9
-    (MARKER + bytes([0, 23, 2, 0, 9, 0, 0]), 3, 1),           # withdrawn length overruns
-    (upd(bytes([0x40, 1, 1, 7])), 3, 6),                      # ORIGIN 7
-    (upd(bytes([0x80, 1, 1, 0])), 3, 4),                      # ORIGIN flagged optional
-    (upd(nlri=bytes([24, 10, 0, 0])), 3, 3),                  # NLRI without attributes
-    (upd(nlri=bytes([33, 10])), 3, 10),                       # prefix length 33
-    (upd(bytes([0x40, 2, 2, 5, 1])), 3, 11),                  # AS_PATH segment type 5
-    (upd(bytes([0x40, 99, 1, 0])), 3, 2),                     # unknown well-known
-    (upd(bytes([0x40, 3, 3, 1, 2, 3])), 3, 5),                # NEXT_HOP of 3 octets
-    (upd(bytes([0x40, 1, 9, 0])), 3, 5),                      # attribute overruns
+    (MARKER + bytes([0, 23, 2, 0, 9, 0, 0]), 3, 1),           # withdrawn length overruns (RFC 7606 §3(b))
+    (upd(nlri=bytes([33, 10])), 3, 10),                       # prefix length 33 (RFC 7606 §5.3)
+    (upd(bytes([0x40, 99, 1, 0])), 3, 2),                     # unknown well-known (RFC 4271 §6.3)
+    (upd(bytes([0x80, 14, 9, 0])), 3, 5),                     # MP_REACH_NLRI overruns (RFC 7606 §3(j))
+    (upd(bytes([0x80, 14, 2, 0, 2])), 3, 9),                  # MP_REACH_NLRI without SAFI (§7.11)
+    (upd(bytes([0x80, 15, 3, 0, 2, 1]) * 2), 3, 1),           # MP_UNREACH_NLRI twice (§3(g))
+    (upd(bytes([0x80, 14, 8, 0, 2, 1, 3, 1, 2, 3, 0])), 3, 9),   # IPv6 next hop of 3 octets (§7.11)
+    (upd(bytes([0x80, 15, 5, 0, 2, 1, 129, 0])), 3, 10),      # IPv6 prefix length 129 (§5.3)
 ])
 def test_malformed_messages_map_to_rfc_errors(raw, code, sub):
     with pytest.raises(BgpError) as e:

@@ -194,7 +194,8 @@ def test_peer_status_is_typed_and_state_changes_are_wire_structs():
         assert (st.local_asn, st.remote_asn, st.remote_id, st.local_address) == (
             65001, 65000, "10.0.0.1", "127.0.0.1")
         assert st.advertised_prefixes == (VIP + "/32",) and st.families == ("ipv4-unicast",)
-        assert tuple(st.counters) == PEER_COUNTERS and st.counter("established") == 1
+        assert tuple(st.counters)[:len(PEER_COUNTERS)] == PEER_COUNTERS and st.counter("established") == 1
+        assert st.counter("updates_malformed") == 0 and "updates_ignored_family" in st.counters
         assert st.established_at > 0 and PeerState.from_dbus(st.to_dbus()) == st
         changes = [args[0] for kind, args in events if kind == "peer_state"]
         assert all(isinstance(c, PeerStateChange) for c in changes)
@@ -224,7 +225,7 @@ def test_hold_time_below_three_gets_notification():
 @pytest.mark.parametrize("garbage,code", [
     (b"\x00" * 16 + bytes([0, 19, 4]), (1, 1)),
     (MARKER + bytes([0, 19, 77]), (1, 3)),
-    (update.encode(attributes=bytes([0x40, 1, 1, 7]), nlri_prefixes=[ip.ip_network("10.9.0.0/16")]), (3, 6)),
+    (MARKER + bytes([0, 27, 2, 0, 0, 0, 0, 33, 10, 9, 0]), (3, 10)),      # NLRI prefix length 33
     (bgp_open.encode(65000, 9, "10.0.0.1", caps.Capabilities()), (5, 3)),     # OPEN when Established
 ])
 def test_malformed_message_resets_only_that_peer(garbage, code):

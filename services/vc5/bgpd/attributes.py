@@ -6,6 +6,11 @@ ASNs when both sides have the capability, else 2-octet with AS_TRANS and an
 AS4_PATH, RFC 6793 §4.2.2); NEXT_HOP (IPv4 routes); MED when > 0; LOCAL_PREF on
 iBGP only; COMMUNITIES (RFC 1997); MP_REACH_NLRI for IPv6 (RFC 4760);
 LARGE_COMMUNITY (RFC 8092).
+
+Received attributes are checked with the error handling of RFC 7606: a
+malformed attribute costs at most the routes of that UPDATE ("treat-as-withdraw")
+or the attribute alone ("attribute discard"); only what RFC 7606 still calls
+"session reset" raises BgpError. docs/bgp.md, "Received UPDATEs", has the table.
 """
 
 import ipaddress
@@ -13,18 +18,30 @@ import struct
 from dataclasses import dataclass
 
 from . import nlri
-from .errors import (ATTRIBUTE_FLAGS_ERROR, ATTRIBUTE_LENGTH_ERROR, INVALID_NEXT_HOP_ATTRIBUTE,
-                     INVALID_ORIGIN_ATTRIBUTE, MALFORMED_AS_PATH, MALFORMED_ATTRIBUTE_LIST,
-                     MISSING_WELL_KNOWN_ATTRIBUTE, OPTIONAL_ATTRIBUTE_ERROR,
-                     UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
-                     UPDATE_MESSAGE_ERROR, BgpError)
+from .errors import (ATTRIBUTE_LENGTH_ERROR, MALFORMED_ATTRIBUTE_LIST, OPTIONAL_ATTRIBUTE_ERROR,
+                     UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE, UPDATE_MESSAGE_ERROR, BgpError)
 
 OPTIONAL, TRANSITIVE, PARTIAL, EXTENDED = 0x80, 0x40, 0x20, 0x10
 
 ORIGIN, AS_PATH, NEXT_HOP, MED, LOCAL_PREF = 1, 2, 3, 4, 5
 ATOMIC_AGGREGATE, AGGREGATOR, COMMUNITIES = 6, 7, 8
-MP_REACH_NLRI, MP_UNREACH_NLRI, AS4_PATH, AS4_AGGREGATOR = 14, 15, 17, 18
+ORIGINATOR_ID, CLUSTER_LIST = 9, 10                     # RFC 4456
+MP_REACH_NLRI, MP_UNREACH_NLRI = 14, 15
+EXTENDED_COMMUNITIES, AS4_PATH, AS4_AGGREGATOR = 16, 17, 18
+IPV6_EXTENDED_COMMUNITIES = 25                          # RFC 5701
 LARGE_COMMUNITIES = 32
+
+NAMES = {ORIGIN: "ORIGIN", AS_PATH: "AS_PATH", NEXT_HOP: "NEXT_HOP", MED: "MULTI_EXIT_DISC",
+         LOCAL_PREF: "LOCAL_PREF", ATOMIC_AGGREGATE: "ATOMIC_AGGREGATE", AGGREGATOR: "AGGREGATOR",
+         COMMUNITIES: "COMMUNITIES", ORIGINATOR_ID: "ORIGINATOR_ID", CLUSTER_LIST: "CLUSTER_LIST",
+         MP_REACH_NLRI: "MP_REACH_NLRI", MP_UNREACH_NLRI: "MP_UNREACH_NLRI",
+         EXTENDED_COMMUNITIES: "EXTENDED_COMMUNITIES", AS4_PATH: "AS4_PATH", AS4_AGGREGATOR: "AS4_AGGREGATOR",
+         IPV6_EXTENDED_COMMUNITIES: "IPV6_EXTENDED_COMMUNITIES", LARGE_COMMUNITIES: "LARGE_COMMUNITY"}
+
+
+def name(type_code: int) -> str:
+    return NAMES.get(type_code, f"attribute {type_code}")
+
 
 ORIGIN_IGP = 0
 AS_SET, AS_SEQUENCE = 1, 2
@@ -37,7 +54,9 @@ EXPECTED_FLAGS = {ORIGIN: TRANSITIVE, AS_PATH: TRANSITIVE, NEXT_HOP: TRANSITIVE,
                   LOCAL_PREF: TRANSITIVE, ATOMIC_AGGREGATE: TRANSITIVE, AGGREGATOR: OPTIONAL | TRANSITIVE,
                   COMMUNITIES: OPTIONAL | TRANSITIVE, MP_REACH_NLRI: OPTIONAL, MP_UNREACH_NLRI: OPTIONAL,
                   AS4_PATH: OPTIONAL | TRANSITIVE, AS4_AGGREGATOR: OPTIONAL | TRANSITIVE,
-                  LARGE_COMMUNITIES: OPTIONAL | TRANSITIVE}
+                  LARGE_COMMUNITIES: OPTIONAL | TRANSITIVE, ORIGINATOR_ID: OPTIONAL, CLUSTER_LIST: OPTIONAL,
+                  EXTENDED_COMMUNITIES: OPTIONAL | TRANSITIVE,
+                  IPV6_EXTENDED_COMMUNITIES: OPTIONAL | TRANSITIVE}
 
 
 def parse_community(text) -> tuple:
@@ -156,7 +175,15 @@ def encode_common(attrs: PathAttributes, four_octet: bool, ipv4_next_hop: bool) 
     return head, tail
 
 
-# ---------------------------------------------------------------- decoding
+# ---------------------------------------------------------------- decoding (RFC 7606)
+
+# The approaches of RFC 7606 §2 that keep the session; "session reset" is a raised BgpError.
+ATTRIBUTE_DISCARD = "attribute discard"
+TREAT_AS_WITHDRAW = "treat-as-withdraw"
+SUPPORTED_FAMILIES = ((1, 1), (2, 1))   # what decode() parses when the session's families are not given
+# MP_REACH_NLRI next hop lengths by AFI: IPv4 4 (RFC 4760 §3; 16/32 with RFC 8950),
+# IPv6 16 or 32 (RFC 2545 §3)
+NEXT_HOP_LENGTHS = {1: (4, 16, 32), 2: (16, 32)}
 
 
 @dataclass(frozen=True)
@@ -173,129 +200,237 @@ class Decoded:
     mp_reach: object = None           # (afi, safi, next_hop bytes, prefixes)
     mp_unreach: object = None         # (afi, safi, prefixes)
     other: tuple = ()                 # ((flags, type, value), ...)
+    errors: tuple = ()                # RFC 7606 errors that keep the session: ((approach, attr, reason), ...)
+    ignored: tuple = ()               # MP_* of families not negotiated: ((attr, afi, safi), ...)
+
+    @property
+    def approach(self):
+        """The strongest RFC 7606 approach among the errors (§3(h)); None when there are none."""
+        found = {e[0] for e in self.errors}
+        return next((a for a in (TREAT_AS_WITHDRAW, ATTRIBUTE_DISCARD) if a in found), None)
+
+
+class Malformed(Exception):
+    """A malformed attribute handled by "treat-as-withdraw" or "attribute discard" (RFC 7606 §2)."""
+
+    def __init__(self, approach, reason):
+        super().__init__(reason)
+        self.approach, self.reason = approach, reason
+
+
+class _Ignored(Exception):
+    """MP_REACH_NLRI / MP_UNREACH_NLRI for an AFI/SAFI that the session did not negotiate."""
+
+    def __init__(self, afi, safi):
+        super().__init__(f"AFI {afi} SAFI {safi}")
+        self.afi, self.safi = afi, safi
+
+
+def _reset(subcode, reason, data=b""):
+    return BgpError(UPDATE_MESSAGE_ERROR, subcode, reason, data)
 
 
 def split(data: bytes) -> tuple:
-    """Split the Path Attributes field into (flags, type, value) triples (RFC 4271 §4.3)."""
+    """((flags, type, value), ...) of the Path Attributes field (RFC 4271 §4.3), and the RFC 7606 §4
+    error of its end, if any: (approach, attribute, reason) or None."""
     out = []
     i = 0
     while i < len(data):
-        if i + 3 > len(data):
-            raise BgpError(UPDATE_MESSAGE_ERROR, MALFORMED_ATTRIBUTE_LIST, "truncated attribute header")
-        flags, type_code = data[i], data[i + 1]
-        if flags & EXTENDED:
-            if i + 4 > len(data):
-                raise BgpError(UPDATE_MESSAGE_ERROR, MALFORMED_ATTRIBUTE_LIST, "truncated attribute header")
-            length = struct.unpack("!H", data[i + 2:i + 4])[0]
-            start = i + 4
-        else:
-            length = data[i + 2]
-            start = i + 3
-        value = data[start:start + length]
+        flags = data[i]
+        header = 4 if flags & EXTENDED else 3
+        if i + header > len(data):
+            # RFC 7606 §4, second case: fewer octets left than an attribute header. Nothing (no
+            # MP_REACH_NLRI either) can be hidden there: treat-as-withdraw.
+            return tuple(out), (TREAT_AS_WITHDRAW, "attribute list",
+                                f"{len(data) - i} octet(s) after the last attribute")
+        type_code = data[i + 1]
+        length = struct.unpack("!H", data[i + 2:i + 4])[0] if flags & EXTENDED else data[i + 2]
+        value = data[i + header:i + header + length]
         if len(value) != length:
-            raise BgpError(UPDATE_MESSAGE_ERROR, ATTRIBUTE_LENGTH_ERROR,
-                           f"attribute {type_code} length {length} overruns the UPDATE", data[i:start])
+            if type_code in (MP_REACH_NLRI, MP_UNREACH_NLRI):
+                # RFC 7606 §3(j), §5.1: the NLRI in this attribute cannot be located: session reset
+                raise _reset(ATTRIBUTE_LENGTH_ERROR, f"{name(type_code)} length {length} overruns the UPDATE",
+                             data[i:i + header])
+            # RFC 7606 §4, first case: the last attribute overruns; the Total Attribute Length still
+            # locates the NLRI and nothing can follow it: treat-as-withdraw
+            return tuple(out), (TREAT_AS_WITHDRAW, name(type_code),
+                                f"length {length} overruns the attribute list")
         out.append((flags, type_code, bytes(value)))
-        i = start + length
-    return tuple(out)
+        i += header + length
+    return tuple(out), None
 
 
-def _decode_as_path(value: bytes, four_octet: bool) -> tuple:
+def _decode_as_path(value: bytes, four_octet: bool, approach) -> tuple:
+    """AS_PATH segments; a malformed path (RFC 7606 §7.2: unknown segment type, overrun, underrun,
+    segment length 0) raises Malformed with `approach`."""
     width = 4 if four_octet else 2
     segments = []
     i = 0
     while i < len(value):
         if i + 2 > len(value):
-            raise BgpError(UPDATE_MESSAGE_ERROR, MALFORMED_AS_PATH, "truncated AS_PATH segment")
+            raise Malformed(approach, "truncated segment header")
         seg_type, count = value[i], value[i + 1]
         if seg_type not in (1, 2, 3, 4) or count == 0:
-            raise BgpError(UPDATE_MESSAGE_ERROR, MALFORMED_AS_PATH,
-                           f"AS_PATH segment type {seg_type}/{count}")
+            raise Malformed(approach, f"segment type {seg_type}, length {count}")
         raw = value[i + 2:i + 2 + count * width]
         if len(raw) != count * width:
-            raise BgpError(UPDATE_MESSAGE_ERROR, MALFORMED_AS_PATH, "AS_PATH segment overruns the attribute")
+            raise Malformed(approach, "segment overruns the attribute")
         segments.append((seg_type, struct.unpack("!%d%s" % (count, "I" if four_octet else "H"), raw)))
         i += 2 + count * width
     return tuple(segments)
 
 
-def _fixed(type_code, value, size, flags):
-    if len(value) != size:
-        raise BgpError(UPDATE_MESSAGE_ERROR, ATTRIBUTE_LENGTH_ERROR,
-                       f"attribute {type_code} of length {len(value)}, expected {size}",
-                       attribute(flags, type_code, value))
+def _length(value, ok: bool, approach):
+    if not ok:
+        raise Malformed(approach, f"length {len(value)}")
 
 
-def decode(data: bytes, four_octet: bool, has_nlri: bool) -> Decoded:
-    """Decode and check received path attributes; errors are UPDATE Message Errors (3/x)."""
-    seen = {}
-    other = []
-    for flags, type_code, value in split(data):
-        if type_code in seen:
-            raise BgpError(UPDATE_MESSAGE_ERROR, MALFORMED_ATTRIBUTE_LIST, f"attribute {type_code} repeated")
-        raw = attribute(flags, type_code, value)
-        expected = EXPECTED_FLAGS.get(type_code)
-        if expected is None:
-            if not flags & OPTIONAL:
-                raise BgpError(UPDATE_MESSAGE_ERROR, UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
-                               f"unknown well-known attribute {type_code}", raw)
-            other.append((flags, type_code, value))
-            seen[type_code] = value
+def _origin(value, four_octet, families):
+    _length(value, len(value) == 1, TREAT_AS_WITHDRAW)                  # RFC 7606 §7.1
+    if value[0] > 2:
+        raise Malformed(TREAT_AS_WITHDRAW, f"undefined value {value[0]}")
+    return value[0]
+
+
+def _next_hop(value, four_octet, families):
+    _length(value, len(value) == 4, TREAT_AS_WITHDRAW)                  # RFC 7606 §7.3
+    nh = ipaddress.IPv4Address(value)
+    if nh.is_unspecified or nh.is_multicast or nh == ipaddress.IPv4Address("255.255.255.255"):
+        # RFC 4271 §6.3: semantically incorrect: log, ignore the route, no NOTIFICATION
+        raise Malformed(TREAT_AS_WITHDRAW, f"next hop {nh}")
+    return nh
+
+
+def _u32(value, four_octet, families):
+    _length(value, len(value) == 4, TREAT_AS_WITHDRAW)                  # RFC 7606 §7.4 MED, §7.5 LOCAL_PREF
+    return struct.unpack("!I", value)[0]
+
+
+def _items(size, approach, fmt=None):
+    """A list of `size`-octet items; empty or ragged is malformed."""
+    def decode(value, four_octet, families):
+        _length(value, len(value) > 0 and len(value) % size == 0, approach)
+        if fmt is None:
+            return value
+        return tuple(struct.unpack(fmt, value[j:j + size]) for j in range(0, len(value), size))
+    return decode
+
+
+def _fixed(sizes, approach):
+    def decode(value, four_octet, families):
+        _length(value, len(value) in sizes(four_octet), approach)
+        return value
+    return decode
+
+
+def _mp_family(value, attribute, families):
+    if len(value) < 3:
+        # RFC 7606 §5.1, §7.11: without AFI/SAFI the NLRI cannot be located: session reset (RFC 4760 §7: 3/9)
+        raise _reset(OPTIONAL_ATTRIBUTE_ERROR, f"{name(attribute)} of {len(value)} octets")
+    afi, safi = struct.unpack("!HB", value[:3])
+    if (afi, safi) not in families:
+        raise _Ignored(afi, safi)       # not negotiated: ignored (RFC 4760 §7; RFC 4760 §6 capability)
+    return afi, safi
+
+
+def _mp_reach(value, four_octet, families):
+    afi, safi = _mp_family(value, MP_REACH_NLRI, families)
+    if len(value) < 5 or len(value) < 5 + value[3] or value[3] not in NEXT_HOP_LENGTHS.get(afi, ()):
+        # RFC 7606 §7.11: a next hop length inconsistent with the AFI: the NLRI cannot be reliably
+        # located: session reset
+        raise _reset(OPTIONAL_ATTRIBUTE_ERROR, f"MP_REACH_NLRI next hop length for AFI {afi}")
+    nh_len = value[3]
+    # NLRI syntax errors raise 3/10: session reset (RFC 7606 §5.3)
+    return afi, safi, value[4:4 + nh_len], nlri.decode_prefixes(value[5 + nh_len:], afi)
+
+
+def _mp_unreach(value, four_octet, families):
+    afi, safi = _mp_family(value, MP_UNREACH_NLRI, families)
+    return afi, safi, nlri.decode_prefixes(value[3:], afi)              # RFC 7606 §5.3 as above
+
+
+def _as_path(value, four_octet, families):
+    return _decode_as_path(value, four_octet, TREAT_AS_WITHDRAW)         # RFC 7606 §7.2
+
+
+def _as4_path(value, four_octet, families):
+    # RFC 6793 §6: a malformed AS4_PATH is discarded (attribute discard); it is never empty
+    _length(value, len(value) > 0, ATTRIBUTE_DISCARD)
+    return _decode_as_path(value, True, ATTRIBUTE_DISCARD)
+
+
+def _atomic_aggregate(value, four_octet, families):
+    _length(value, len(value) == 0, ATTRIBUTE_DISCARD)                  # RFC 7606 §7.6
+    return True
+
+
+HANDLERS = {
+    ORIGIN: _origin, AS_PATH: _as_path, NEXT_HOP: _next_hop, MED: _u32, LOCAL_PREF: _u32,
+    ATOMIC_AGGREGATE: _atomic_aggregate,
+    AGGREGATOR: _fixed(lambda four: (8,) if four else (6,), ATTRIBUTE_DISCARD),      # RFC 7606 §7.7
+    AS4_AGGREGATOR: _fixed(lambda four: (8,), ATTRIBUTE_DISCARD),                    # RFC 6793 §6
+    AS4_PATH: _as4_path,
+    COMMUNITIES: _items(4, TREAT_AS_WITHDRAW, "!HH"),                                # RFC 7606 §7.8
+    ORIGINATOR_ID: _fixed(lambda four: (4,), TREAT_AS_WITHDRAW),                     # RFC 7606 §7.9
+    CLUSTER_LIST: _items(4, TREAT_AS_WITHDRAW),                                      # RFC 7606 §7.10
+    EXTENDED_COMMUNITIES: _items(8, TREAT_AS_WITHDRAW),                              # RFC 7606 §7.14
+    IPV6_EXTENDED_COMMUNITIES: _items(20, TREAT_AS_WITHDRAW),                        # RFC 7606 §7.15
+    LARGE_COMMUNITIES: _items(12, TREAT_AS_WITHDRAW, "!III"),                        # RFC 8092 §6
+    MP_REACH_NLRI: _mp_reach, MP_UNREACH_NLRI: _mp_unreach,
+}
+
+
+def _one(flags, type_code, value, four_octet, families):
+    """The decoded value of one known attribute; raises Malformed, _Ignored or BgpError."""
+    handler = HANDLERS[type_code]
+    if flags & (OPTIONAL | TRANSITIVE) != EXPECTED_FLAGS[type_code]:
+        if type_code in (MP_REACH_NLRI, MP_UNREACH_NLRI):
+            handler(value, four_octet, families)      # RFC 7606 §3(j): its NLRI must still parse
+        # RFC 7606 §3(c): Optional/Transitive bits in conflict: treat-as-withdraw
+        raise Malformed(TREAT_AS_WITHDRAW, f"flags {flags:#04x}")
+    return handler(value, four_octet, families)
+
+
+def decode(data: bytes, four_octet: bool, has_nlri: bool, families=None) -> Decoded:
+    """Decode and check received path attributes (RFC 4271 §6.3 as revised by RFC 7606).
+
+    `families`: the AFI/SAFIs negotiated (MP_REACH/MP_UNREACH of others are ignored). Raises
+    BgpError (3/x) only for a session reset; other errors are in Decoded.errors."""
+    families = SUPPORTED_FAMILIES if families is None else tuple(families)
+    triples, error = split(data)
+    errors, ignored = ([error] if error else []), []
+    seen, other, present = {}, [], set()
+    for flags, type_code, value in triples:
+        if type_code in present:
+            if type_code in (MP_REACH_NLRI, MP_UNREACH_NLRI):
+                # RFC 7606 §3(g): MP_REACH_NLRI / MP_UNREACH_NLRI more than once: session reset
+                raise _reset(MALFORMED_ATTRIBUTE_LIST, f"{name(type_code)} repeated")
+            # RFC 7606 §3(g): any other attribute repeated: the first one is kept, the others discarded
+            errors.append((ATTRIBUTE_DISCARD, name(type_code), "repeated"))
             continue
-        if flags & (OPTIONAL | TRANSITIVE) != expected:
-            raise BgpError(UPDATE_MESSAGE_ERROR, ATTRIBUTE_FLAGS_ERROR,
-                           f"attribute {type_code} with flags {flags:#04x}", raw)
-        if type_code == ORIGIN:
-            _fixed(type_code, value, 1, flags)
-            if value[0] > 2:
-                raise BgpError(UPDATE_MESSAGE_ERROR, INVALID_ORIGIN_ATTRIBUTE, f"ORIGIN {value[0]}", raw)
-            seen[type_code] = value[0]
-        elif type_code in (AS_PATH, AS4_PATH):
-            seen[type_code] = _decode_as_path(value, four_octet or type_code == AS4_PATH)
-        elif type_code == NEXT_HOP:
-            _fixed(type_code, value, 4, flags)
-            nh = ipaddress.IPv4Address(value)
-            if nh.is_unspecified or nh.is_multicast:
-                raise BgpError(UPDATE_MESSAGE_ERROR, INVALID_NEXT_HOP_ATTRIBUTE, f"NEXT_HOP {nh}", raw)
-            seen[type_code] = nh
-        elif type_code in (MED, LOCAL_PREF):
-            _fixed(type_code, value, 4, flags)
-            seen[type_code] = struct.unpack("!I", value)[0]
-        elif type_code == ATOMIC_AGGREGATE:
-            _fixed(type_code, value, 0, flags)
-            seen[type_code] = True
-        elif type_code == AGGREGATOR:
-            _fixed(type_code, value, 8 if four_octet else 6, flags)
-            seen[type_code] = value
-        elif type_code == AS4_AGGREGATOR:
-            _fixed(type_code, value, 8, flags)
-            seen[type_code] = value
-        elif type_code == COMMUNITIES:
-            if len(value) % 4:
-                raise BgpError(UPDATE_MESSAGE_ERROR, OPTIONAL_ATTRIBUTE_ERROR, "COMMUNITIES length", raw)
-            seen[type_code] = tuple(struct.unpack("!HH", value[j:j + 4]) for j in range(0, len(value), 4))
-        elif type_code == LARGE_COMMUNITIES:
-            if len(value) % 12:
-                raise BgpError(UPDATE_MESSAGE_ERROR, OPTIONAL_ATTRIBUTE_ERROR, "LARGE_COMMUNITY length", raw)
-            seen[type_code] = tuple(struct.unpack("!III", value[j:j + 12]) for j in range(0, len(value), 12))
-        elif type_code == MP_REACH_NLRI:
-            if len(value) < 5 or len(value) < 5 + value[3]:
-                raise BgpError(UPDATE_MESSAGE_ERROR, OPTIONAL_ATTRIBUTE_ERROR, "MP_REACH_NLRI too short", raw)
-            afi, safi, nh_len = struct.unpack("!HBB", value[:4])
-            nh = value[4:4 + nh_len]
-            seen[type_code] = (afi, safi, nh, nlri.decode_prefixes(value[5 + nh_len:], afi))
-        elif type_code == MP_UNREACH_NLRI:
-            if len(value) < 3:
-                raise BgpError(UPDATE_MESSAGE_ERROR, OPTIONAL_ATTRIBUTE_ERROR,
-                               "MP_UNREACH_NLRI too short", raw)
-            afi, safi = struct.unpack("!HB", value[:3])
-            seen[type_code] = (afi, safi, nlri.decode_prefixes(value[3:], afi))
-    if has_nlri:
-        for required in (ORIGIN, AS_PATH, NEXT_HOP):
-            if required not in seen:
-                raise BgpError(UPDATE_MESSAGE_ERROR, MISSING_WELL_KNOWN_ATTRIBUTE,
-                               f"attribute {required} missing", bytes([required]))
+        present.add(type_code)
+        if type_code not in HANDLERS:
+            if not flags & OPTIONAL:
+                # RFC 4271 §6.3 (not revised by RFC 7606): unrecognized well-known attribute
+                raise _reset(UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE, f"unknown well-known attribute {type_code}",
+                             attribute(flags, type_code, value))
+            other.append((flags, type_code, value))
+            continue
+        try:
+            seen[type_code] = _one(flags, type_code, value, four_octet, families)
+        except Malformed as e:
+            errors.append((e.approach, name(type_code), e.reason))
+        except _Ignored as e:
+            ignored.append((name(type_code), e.afi, e.safi))
+    # RFC 7606 §3(d): a missing well-known mandatory attribute: treat-as-withdraw. NLRI in
+    # MP_REACH_NLRI needs ORIGIN and AS_PATH (RFC 4760 §3), the NLRI field NEXT_HOP as well.
+    reach = seen.get(MP_REACH_NLRI)
+    needed = (ORIGIN, AS_PATH, NEXT_HOP) if has_nlri else (ORIGIN, AS_PATH) if reach and reach[3] else ()
+    missing = [name(t) for t in needed if t not in present]
+    if missing:
+        errors.append((TREAT_AS_WITHDRAW, ", ".join(missing), "missing"))
     return Decoded(origin=seen.get(ORIGIN), as_path=seen.get(AS_PATH, ()), next_hop=seen.get(NEXT_HOP),
                    med=seen.get(MED), local_pref=seen.get(LOCAL_PREF), communities=seen.get(COMMUNITIES, ()),
-                   large_communities=seen.get(LARGE_COMMUNITIES, ()), mp_reach=seen.get(MP_REACH_NLRI),
-                   mp_unreach=seen.get(MP_UNREACH_NLRI), other=tuple(other))
+                   large_communities=seen.get(LARGE_COMMUNITIES, ()), mp_reach=reach,
+                   mp_unreach=seen.get(MP_UNREACH_NLRI), other=tuple(other), errors=tuple(errors),
+                   ignored=tuple(ignored))

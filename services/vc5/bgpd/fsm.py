@@ -7,8 +7,10 @@ on its own. Any (state, event) pair missing from the table is an FSM error:
 RFC 4271 §6.6 — NOTIFICATION Finite State Machine Error with the subcode of
 RFC 6608 for the state, then the connection is dropped.
 
-vc5-bgpd has no DelayOpen and no collision detection on one connection; the
-automatic restart after an error is the ConnectRetry timer (the session backs off).
+vc5-bgpd has no DelayOpen; the automatic restart after an error is the
+ConnectRetry timer (the session backs off). The table describes the session's
+one connection: a second one from the peer (an RFC 4271 §6.8 collision) is
+handled beside it until resolved (transport.Collisions).
 """
 
 import enum

@@ -66,3 +66,15 @@ def check_open(msg, peer, local: Local, ours: Capabilities) -> Negotiated:
                       four_octet=theirs.four_octet_as is not None and ours.four_octet_as is not None,
                       families=caps_mod.negotiated_families(ours, theirs),
                       route_refresh=theirs.route_refresh, capabilities=theirs)
+
+
+def collision_keeps_new(local_id, remote_id, existing_outgoing: bool, new_outgoing: bool) -> bool:
+    """RFC 4271 §6.8: of two connections with the same peer, keep the one initiated by the speaker
+    with the higher BGP Identifier (compared as unsigned 32-bit integers); True to keep the new one.
+
+    Two connections initiated by the same side are no collision in the RFC's sense: the newer one is
+    kept (the side that opened both has given up the first)."""
+    if existing_outgoing == new_outgoing:
+        return True
+    local_higher = int(ipaddress.IPv4Address(local_id)) > int(ipaddress.IPv4Address(remote_id))
+    return new_outgoing == local_higher

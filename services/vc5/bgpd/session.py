@@ -10,6 +10,11 @@ through fsm.step() and carries out the actions in order. Each TCP connection
 has a number; events from an earlier connection are ignored, so a late timer
 or reader can never touch the current one. An error on this session closes
 this session only: other peers are separate Session objects.
+
+A received UPDATE with a malformed attribute is handled as RFC 7606 says
+(treat-as-withdraw, attribute discard: counted, logged, the session stays up);
+a second connection from the peer while one is in OpenSent/OpenConfirm is a
+collision, resolved by BGP Identifier (RFC 4271 §6.8, `_candidate`).
 """
 
 import asyncio
@@ -22,7 +27,9 @@ from vc5.common import log as vlog
 from vc5.common import wire
 
 from . import messages, policy, transport
-from .errors import ADMINISTRATIVE_SHUTDOWN, CEASE, FSM_ERROR, HOLD_TIMER_EXPIRED, BgpError
+from .errors import (ADMINISTRATIVE_SHUTDOWN, CEASE, CONNECTION_COLLISION_RESOLUTION, FSM_ERROR,
+                     HOLD_TIMER_EXPIRED, BgpError)
+from .transport import LARGE_HOLD, Collisions
 from .fsm import FSM_ERROR_SUBCODE, Event, State, step
 from .messages import header, keepalive, notification, update
 from .messages import open as bgp_open
@@ -30,19 +37,20 @@ from .negotiation import Local, check_open, our_capabilities
 
 log = logging.getLogger("vc5.bgpd.session")
 
-LARGE_HOLD = 240          # RFC 4271 §8.2.2: hold timer while waiting for OPEN
-
 
 class Counters(collections.Counter):
-    """Per-session counters, published as PeerState.counters (wire.PEER_COUNTERS)."""
+    """Per-session counters, published as PeerState.counters (an a{st}: wire.PEER_COUNTERS and more).
 
-    NAMES = wire.PEER_COUNTERS
+    updates_malformed: UPDATEs with an RFC 7606 treat-as-withdraw or attribute discard;
+    updates_ignored_family: UPDATEs with MP_REACH/MP_UNREACH_NLRI of a family not negotiated."""
+
+    NAMES = wire.PEER_COUNTERS + ("updates_malformed", "updates_ignored_family")
 
     def as_dict(self):
         return {k: int(self[k]) for k in self.NAMES}
 
 
-class Session:
+class Session(Collisions):
     """A BGP session with one configured peer."""
 
     def __init__(self, peer, local: Local, speaker, retry_min=1.0, retry_max=30.0):
@@ -71,6 +79,8 @@ class Session:
         self._closed = asyncio.Event()
         self._last_writer = None
         self._eor_pending = False         # RFC 4724: End-of-RIB still to send after the initial update
+        self._candidate = None            # RFC 4271 §6.8: the peer's second connection, until resolved
+        self._logged = set()              # RFC 7606 errors already logged for this peer (once each)
 
     # ------------------------------------------------------------ public
 
@@ -101,9 +111,10 @@ class Session:
 
     def incoming(self, reader, writer):
         """A connection accepted on the listening socket from this peer's address."""
-        if self._stopped or self.state in (State.OPEN_SENT, State.OPEN_CONFIRM, State.ESTABLISHED):
-            # RFC 4271 §6.8 collision: keep the session we have
+        if self._stopped:
             writer.close()
+            return
+        if self._collision_incoming(reader, writer):
             return
         if self._connect_task is not None:
             self._connect_task.cancel()
@@ -153,9 +164,17 @@ class Session:
             self._running = False
 
     def _handle(self, event, data, conn):
+        if conn is not None and self._candidate is not None and conn == self._candidate.number:
+            self._candidate_event(event, data)
+            return
         if conn is not None and (self.conn is None or conn != self.conn.number):
             return                                    # from a connection that is gone
         old = self.state
+        if self._candidate and event in (Event.NOTIFICATION, Event.TCP_FAILS) and not self._stopped:
+            # RFC 4271 §6.8: the peer closed this connection (it resolved the collision first)
+            self._count_received(event, data)
+            self._adopt_candidate(cease=False)
+            return
         new, actions = step(old, event)
         if event == Event.TCP_CONNECTED and new != State.OPEN_SENT:
             data.close()                              # offered a connection we cannot use
@@ -166,16 +185,18 @@ class Session:
         for action in actions:
             getattr(self, "_do_" + action.value)(event, data, old)
         if new != old:
-            self.since = time.time()
             reason = data.text if isinstance(data, notification.Notification) else (
                 str(data) if isinstance(data, (BgpError, str)) else "")
-            if not reason and new == State.IDLE:
-                reason = self.last_error
-            log.info("peer %s: %s -> %s%s", self.address, old.value, new.value,
-                     f" ({reason})" if reason else "")
-            if new == State.IDLE and self._stopped:
-                self._closed.set()
-            self.speaker.session_changed(self, old, new, reason)
+            self._changed(old, new, reason)
+
+    def _changed(self, old, new, reason):
+        self.since = time.time()
+        if not reason and new == State.IDLE:
+            reason = self.last_error
+        log.info("peer %s: %s -> %s%s", self.address, old.value, new.value, f" ({reason})" if reason else "")
+        if new == State.IDLE and self._stopped:
+            self._closed.set()
+        self.speaker.session_changed(self, old, new, reason)
 
     # ------------------------------------------------------------ actions
 
@@ -193,11 +214,11 @@ class Session:
                 self.post(Event.TCP_FAILS, f"connect to {peer.address}:{peer.port}: {e or 'timed out'}")
             return
         self._connect_task = None
-        self.post(Event.TCP_CONNECTED, self._new_connection(reader, writer))
+        self.post(Event.TCP_CONNECTED, self._new_connection(reader, writer, outgoing=True))
 
-    def _new_connection(self, reader, writer):
+    def _new_connection(self, reader, writer, outgoing=False):
         self._conn_number += 1
-        return transport.wrap(self._conn_number, reader, writer)
+        return transport.wrap(self._conn_number, reader, writer, outgoing)
 
     def _start_reader(self):
         self.conn.task = asyncio.ensure_future(self._read(self.conn))
@@ -211,29 +232,41 @@ class Session:
                 if not data:
                     self.post(Event.TCP_FAILS, "connection closed by peer", number)
                     return
-                buf += data
-                while True:
-                    try:
-                        framed = header.frame(buf)
-                    except BgpError as e:
-                        self.post(Event.HEADER_ERROR, e, number)
-                        return
-                    if framed is None:
-                        break
-                    msg_type, body, buf = framed
-                    if not self._dispatch(msg_type, body, number):
-                        return
+                buf = self.received(buf + data, number)
+                if buf is None:
+                    return
         except asyncio.CancelledError:
             raise
         except (OSError, ConnectionError) as e:
             self.post(Event.TCP_FAILS, f"read: {e}", number)
 
+    def received(self, buf, number):
+        """Handle each complete message in `buf` (from connection `number`); the octets left over, or
+        None when that connection is finished (an error, a NOTIFICATION, a lost collision)."""
+        while True:
+            try:
+                framed = header.frame(buf)
+            except BgpError as e:
+                self.post(Event.HEADER_ERROR, e, number)
+                return None
+            if framed is None:
+                return buf
+            msg_type, body, buf = framed
+            if not self._dispatch(msg_type, body, number):
+                return None
+
     def _dispatch(self, msg_type, body, number) -> bool:
-        four = self.negotiated.four_octet if self.negotiated else True
+        if self._candidate is not None and number == self._candidate.number:
+            return self._candidate_message(msg_type, body)
+        neg = self.negotiated
         try:
-            msg = messages.decode(msg_type, body, four)
+            msg = messages.decode(msg_type, body, *((neg.four_octet, neg.families) if neg else ()))
             if msg_type == header.OPEN:
-                self.post(Event.OPEN, (msg, check_open(msg, self.peer, self.local, self._ours)), number)
+                result = (msg, check_open(msg, self.peer, self.local, self._ours))
+                if self._candidate is not None and self.state == State.OPEN_SENT and \
+                        self._resolve_collision(msg.bgp_id):
+                    return False                      # this connection lost the collision
+                self.post(Event.OPEN, result, number)
             elif msg_type == header.UPDATE:
                 self.post(Event.UPDATE, msg, number)
             elif msg_type == header.KEEPALIVE:
@@ -256,8 +289,11 @@ class Session:
 
     def _do_send_open(self, event, data, old):
         self._start_reader()
+        self._send(self._open_message())
+
+    def _open_message(self):
         asn = self.peer.as_number or self.local.asn
-        self._send(bgp_open.encode(asn, self.peer.hold_time, self.local.router_id, self._ours))
+        return bgp_open.encode(asn, self.peer.hold_time, self.local.router_id, self._ours)
 
     def _do_send_keepalive(self, event, data, old):
         self._send(keepalive.encode())
@@ -312,6 +348,9 @@ class Session:
     _do_restart_keepalive = _do_start_keepalive
 
     def _do_established(self, event, data, old):
+        if self._candidate is not None:
+            # RFC 4271 §6.8: a collision with an Established connection closes the other one
+            self._drop_candidate("the other connection is Established", CONNECTION_COLLISION_RESOLUTION)
         self.counters["established"] += 1
         self.established_at = time.time()
         self.retry_delay = self.retry_min
@@ -363,14 +402,37 @@ class Session:
     def _do_process_update(self, event, data, old):
         # vc5-bgpd originates routes only; received routes are counted and ignored (vc5).
         self.counters["updates_in"] += 1
+        attrs = data.attributes
+        if attrs.errors:
+            # RFC 7606 §2: treat-as-withdraw / attribute discard. No received route is installed, so
+            # both come down to counting and logging it (§6: SHOULD be logged); the session stays up.
+            self.counters["updates_malformed"] += 1
+            for approach, what, reason in attrs.errors:
+                self._log_once((approach, what), f"UPDATE with malformed {what} ({reason}): {approach} "
+                               "(RFC 7606), session kept")
+        if attrs.ignored:
+            self.counters["updates_ignored_family"] += 1
+            for what, afi, safi in attrs.ignored:
+                self._log_once((what, afi, safi), f"{what} for AFI {afi} SAFI {safi}, not negotiated: "
+                               "ignored (RFC 4760 §7)")
 
-    def _do_drop(self, event, data, old):
+    def _log_once(self, key, text):
+        if key in self._logged:
+            log.debug("peer %s: %s", self.address, text)
+            return
+        self._logged.add(key)
+        self._log_error(text + " (logged once per peer)")
+
+    def _count_received(self, event, data):
         if isinstance(data, notification.Notification):
             self.counters["notifications_in"] += 1
             self.last_error = "received " + data.text
             self._log_error(self.last_error)
         elif isinstance(data, str) and event == Event.TCP_FAILS:
             self.last_error = data
+
+    def _do_drop(self, event, data, old):
+        self._count_received(event, data)
         for name in ("hold", "keepalive"):
             self._cancel_timer(name)
         if self._connect_task is not None:
@@ -380,6 +442,9 @@ class Session:
             self._last_writer = self.conn.writer
             self.conn.close()
         self.conn = None
+        if self._candidate is not None:
+            self._candidate.close()
+            self._candidate = None
         self._eor_pending = False
         self.negotiated = None
         self.facts = None

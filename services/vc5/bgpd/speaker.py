@@ -13,6 +13,7 @@ gets NOTIFICATION Cease/Administrative Shutdown with the reason.
 """
 
 import asyncio
+import errno
 import ipaddress
 import logging
 import socket
@@ -87,17 +88,30 @@ class Speaker:
         """Accept passive sessions on already-bound listening sockets."""
         for sock in sockets:
             sock.setblocking(False)
-            self._install_md5(sock)
+            self._install_md5(sock, ())
             server = await asyncio.start_server(self._accepted, sock=sock)
             self.servers.append(server)
 
-    def _install_md5(self, sock):
-        for peer in self.bgp.peers:
-            if peer.md5:
-                try:
-                    md5.set_key(sock, md5.peer_for_socket(sock.family, peer.address), peer.md5)
-                except OSError as e:
-                    log.error("peer %s: cannot set TCP MD5 key on the listening socket: %s", peer.address, e)
+    def _install_md5(self, sock, old_peers):
+        """Make the listening socket's TCP MD5 keys (RFC 2385) those of the configured peers: keys of
+        peers removed, or whose key was removed, are deleted (an empty key deletes, md5.set_key);
+        changed keys are replaced; new ones added. `old_peers`: what was installed before."""
+        want = {p.address: p.md5 for p in self.bgp.peers if p.md5}
+        had = {p.address: p.md5 for p in old_peers if p.md5}
+        changes = [(a, "") for a in had if a not in want]
+        changes += [(a, k) for a, k in want.items() if had.get(a) != k]
+        for address, key in changes:
+            if sock.family == socket.AF_INET and address.version == 6:
+                continue                          # an IPv6 peer can never reach an IPv4 socket
+            try:
+                md5.set_key(sock, md5.peer_for_socket(sock.family, address), key)
+            except OSError as e:
+                if key or e.errno != errno.ENOENT:
+                    log.error("peer %s: cannot %s the TCP MD5 key on the listening socket: %s", address,
+                              "set" if key else "remove", e)
+            else:
+                log.info("peer %s: TCP MD5 key %s on the listening socket", address,
+                         "removed" if not key else "replaced" if address in had else "installed")
 
     def _accepted(self, reader, writer):
         peername = writer.get_extra_info("peername")
@@ -215,7 +229,7 @@ class Speaker:
         `learn` (seconds after start) replaces the learn delay when given."""
         if bgp.router_id is None and bgp.peers:
             raise ValueError("bgp: no router ID (set bgp.router_id or the top-level address)")
-        old_local = self.local
+        old_local, old_peers = self.local, self.bgp.peers
         self.local = self._local(bgp)
         self.bgp = bgp
         if learn is not None:
@@ -245,7 +259,7 @@ class Speaker:
                        restart=True)
         for server in self.servers:
             for sock in server.sockets:
-                self._install_md5(sock)
+                self._install_md5(sock, old_peers)
         self.recompute()
         self._notify("peers")
 

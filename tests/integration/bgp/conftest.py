@@ -332,3 +332,94 @@ def gobgp_factory(lab):
     yield make
     for g in made:
         g.stop()
+
+
+# ---------------------------------------------------------------- FRR
+
+FRR_BGPD = "/usr/lib/frr/bgpd"
+
+
+class Frr:
+    """FRR's bgpd alone in a namespace (Debian's frr; no zebra, no systemd): `-Z` (no zebra), `-n` (no
+    kernel routes), `-S` (stay root, no capability checks), its own pid file, zserv path and vty socket
+    directory so that it shares nothing with another instance; vtysh talks to it with `--vty_socket`."""
+
+    def __init__(self, ns, tmp, router_id, asn, neighbors):
+        """neighbors: dicts: address, asn, passive (bool, default True), families (default ["ipv4"]),
+        extra (more `neighbor ADDRESS ...` lines, e.g. "timers delayopen 3")."""
+        self.ns = ns
+        self.dir = tempfile.mkdtemp(dir=tmp, prefix="frr")
+        conf = os.path.join(self.dir, "bgpd.conf")
+        text = (f"hostname r\nlog file {self.dir}/bgpd.log\nrouter bgp {asn}\n bgp router-id {router_id}\n"
+                " no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n")
+        for n in neighbors:
+            text += f" neighbor {n['address']} remote-as {n['asn']}\n"
+            text += f" neighbor {n['address']} timers 2 6\n neighbor {n['address']} timers connect 1\n"
+            if n.get("passive", True):
+                text += f" neighbor {n['address']} passive\n"
+            text += "".join(f" neighbor {n['address']} {extra}\n" for extra in n.get("extra", ()))
+        for fam in ("ipv4", "ipv6"):
+            active = [n for n in neighbors if fam in n.get("families", ["ipv4"])]
+            if active:
+                text += f" address-family {fam} unicast\n"
+                text += "".join(f"  neighbor {n['address']} activate\n" for n in active)
+                text += " exit-address-family\n"
+        with open(conf, "w") as f:
+            f.write(text)
+        self.logfile = open(os.path.join(self.dir, "stdout.log"), "w")
+        self.proc = ns.popen([FRR_BGPD, "-f", conf, "-i", os.path.join(self.dir, "bgpd.pid"),
+                              "-z", os.path.join(self.dir, "zserv.api"), "--vty_socket", self.dir,
+                              "-Z", "-n", "-S"], stdout=self.logfile, stderr=subprocess.STDOUT)
+        until(lambda: self.json("show bgp summary json") is not None, 15, interval=0.2, message="FRR bgpd up")
+
+    def vtysh(self, command):
+        return self.ns.run(["vtysh", "--vty_socket", self.dir, "-d", "bgpd", "-c", command],
+                           check=False).stdout
+
+    def json(self, command):
+        try:
+            return json.loads(self.vtysh(command))
+        except ValueError:
+            return None
+
+    def established(self, address):
+        got = self.json(f"show bgp neighbors {address} json") or {}
+        return got.get(address, {}).get("bgpState") == "Established"
+
+    def route(self, prefix, family="ipv4"):
+        """The paths FRR holds for `prefix` (show bgp FAMILY unicast PREFIX json), [] if none."""
+        got = self.json(f"show bgp {family} unicast {prefix} json") or {}
+        return got.get("paths", [])
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "bgpd.log")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.logfile.close()
+
+
+@pytest.fixture
+def frr_factory(lab):
+    if not os.path.exists(FRR_BGPD):
+        pytest.skip("FRR not installed (Debian package frr; `make deps`)")
+    made = []
+
+    def make(router_id=f"{NET4}.1", **kw):
+        f = Frr(lab.router, lab.tmp, router_id, **kw)
+        made.append(f)
+        return f
+
+    yield make
+    for f in made:
+        f.stop()

@@ -1,6 +1,6 @@
 """BGP-4 messages: one module per message type, pure encode/decode functions.
 
-`decode(msg_type, body, four_octet)` turns a framed message (messages.header.frame)
+`decode(msg_type, body, four_octet, families)` turns a framed message (messages.header.frame)
 into its dataclass; it raises only vc5.bgpd.errors.BgpError.
 """
 
@@ -11,21 +11,22 @@ __all__ = ["header", "keepalive", "notification", "open", "route_refresh", "upda
            "decode", "decode_stream"]
 
 DECODERS = {
-    header.OPEN: lambda body, four: open.decode(body),
-    header.UPDATE: lambda body, four: update.decode(body, four),
-    header.NOTIFICATION: lambda body, four: notification.decode(body),
-    header.KEEPALIVE: lambda body, four: keepalive.decode(body),
-    header.ROUTE_REFRESH: lambda body, four: route_refresh.decode(body),
+    header.OPEN: lambda body, four, families: open.decode(body),
+    header.UPDATE: update.decode,
+    header.NOTIFICATION: lambda body, four, families: notification.decode(body),
+    header.KEEPALIVE: lambda body, four, families: keepalive.decode(body),
+    header.ROUTE_REFRESH: lambda body, four, families: route_refresh.decode(body),
 }
 
 
-def decode(msg_type: int, body: bytes, four_octet: bool = True):
+def decode(msg_type: int, body: bytes, four_octet: bool = True, families=None):
+    """`families`: the session's negotiated AFI/SAFIs (UPDATE: others are ignored, RFC 4760 §7)."""
     try:
         decoder = DECODERS[msg_type]
     except KeyError:
         raise BgpError(MESSAGE_HEADER_ERROR, BAD_MESSAGE_TYPE, f"unknown message type {msg_type}",
                        bytes([msg_type & 0xFF])) from None
-    return decoder(body, four_octet)
+    return decoder(body, four_octet, families)
 
 
 def decode_stream(buf: bytes, four_octet: bool = True):

@@ -31,6 +31,11 @@ class Update:
             return False
         return a.mp_unreach is None or not a.mp_unreach[2]
 
+    @property
+    def approach(self):
+        """RFC 7606: "treat-as-withdraw", "attribute discard" or None (nothing malformed)."""
+        return self.attributes.approach
+
 
 def encode(withdrawn=(), attributes: bytes = b"", nlri_prefixes=()) -> bytes:
     w = nlri.encode_prefixes(withdrawn)
@@ -88,7 +93,10 @@ def withdraw(prefixes) -> list:
     return out
 
 
-def decode(body: bytes, four_octet: bool = True) -> Update:
+def decode(body: bytes, four_octet: bool = True, families=None) -> Update:
+    """Raises BgpError only where RFC 7606 keeps "session reset": the withdrawn routes or attribute
+    lengths overrun the message (§3(b)), NLRI syntax (§5.3), and what attributes.decode raises.
+    `families`: the negotiated AFI/SAFIs (attributes.decode)."""
     if len(body) < 4:
         raise BgpError(UPDATE_MESSAGE_ERROR, MALFORMED_ATTRIBUTE_LIST, f"UPDATE body of {len(body)} octets")
     wlen = struct.unpack("!H", body[:2])[0]
@@ -103,5 +111,5 @@ def decode(body: bytes, four_octet: bool = True) -> Update:
                        f"total path attribute length {alen} overruns the UPDATE")
     raw_attrs = body[i + 2:i + 2 + alen]
     prefixes = nlri.decode_prefixes(body[i + 2 + alen:], AFI_IPV4)
-    decoded = attr.decode(raw_attrs, four_octet, has_nlri=bool(prefixes))
+    decoded = attr.decode(raw_attrs, four_octet, has_nlri=bool(prefixes), families=families)
     return Update(withdrawn, decoded, prefixes)
