@@ -350,3 +350,10 @@ def test_hold_down_delays_advertisement_but_not_withdrawal():
         await sp.shutdown()
         fake.close()
     run(main())
+
+
+def test_reset_of_a_configured_peer_before_its_session_starts_is_not_an_error():
+    sp = speaker_for(peer("127.0.0.1", 1790))
+    sp.reset_peer("127.0.0.1")            # bgpd owns its bus name before start(): nothing to reset yet
+    with pytest.raises(KeyError):
+        sp.reset_peer("127.0.0.2")        # not configured: org.vc5.Bgp1.Error.NotFound

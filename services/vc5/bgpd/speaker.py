@@ -264,8 +264,14 @@ class Speaker:
         self._notify("peers")
 
     def reset_peer(self, address):
-        s = self.sessions.get(_plain(address))
+        """Cease/Administrative Reset (RFC 4486 §4) and reconnect. KeyError if `address` is not a
+        configured peer; a configured peer whose session has not started yet (bgpd owns its bus
+        name before it opens sessions) has nothing to reset."""
+        key = _plain(address)
+        s = self.sessions.get(key)
         if s is None:
+            if any(p.address == key for p in self.bgp.peers):
+                return
             raise KeyError(address)
         s.stop(ADMINISTRATIVE_RESET, "reset by operator", restart=True)
 
