@@ -72,10 +72,21 @@ def test_library_package_has_vc5ctl_target_and_introspection_xml(debs):
 
 def test_loader_package_ships_the_bpf_sources(debs):
     files = _contents(_deb(debs, "vc5-xdp-loader"))
-    sources = [f for f in os.listdir(os.path.join(debs.src, "bpf")) if f.endswith((".c", ".h"))]
+    sources = [f for f in os.listdir(os.path.join(debs.src, "bpf"))
+               if f.endswith((".c", ".h")) and f != "vc5_decap.c"]
     assert sources
     for name in sources:
         assert f"/usr/share/vc5/bpf/{name}" in files, name
+    assert "/usr/share/vc5/bpf/vc5_decap.c" not in files        # vc5-decap's, for backends
+
+
+def test_decap_package_ships_its_program_command_and_unit_template(debs):
+    files = _contents(_deb(debs, "vc5-decap"))
+    for path in ("/usr/share/vc5-decap/bpf/vc5_decap.c", "/usr/bin/vc5-decap",
+                 "/lib/systemd/system/vc5-decap@.service", "/etc/default/vc5-decap"):
+        assert path in files, path
+    depends = {d.strip().split()[0] for d in _field(_deb(debs, "vc5-decap"), "Depends").split(",")}
+    assert {"python3-vc5", "python3-bpfcc", "python3-pyroute2"} <= depends, depends
 
 
 def test_dependencies_are_what_each_service_imports(debs):
