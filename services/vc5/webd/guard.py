@@ -51,8 +51,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import fcntl
 import logging
 import resource
+import struct
+import termios
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -178,14 +181,14 @@ class Guard:
         """Room for one more connection: True, evicting if at the cap; False if every slot is busy."""
         if len(self.active) + self.reserved < self.limits.max_connections:
             return True
-        victims = self.waiting or self.fresh
-        if not victims:
+        victim = next(iter(self.waiting), None) or _first_without_bytes(self.fresh)
+        if victim is None:
             self.stats.rejected += 1
             self.stats.note(loop, "rejected (every slot busy)")
             return False
         self.stats.evicted += 1
         self.stats.note(loop, "evicted (waiting for a request)")
-        next(iter(victims)).drop()
+        victim.drop()
         return True
 
     def admitted(self, handler: "GuardedHandler") -> None:
@@ -267,6 +270,25 @@ class Listener:
             self.closed = True
             self.loop.remove_reader(self.sock.fileno())
             self.sock.close()
+
+
+def _first_without_bytes(fresh):
+    """The oldest fresh connection with nothing in its receive queue. One whose request already
+    arrived but was not read yet (the loop is busy accepting a connect storm) is a real client
+    about to be served: evicting it would fail the request the cap exists to protect."""
+    for handler in fresh:
+        sock = handler.transport.get_extra_info("socket") if handler.transport is not None else None
+        if sock is None or _queued_bytes(sock.fileno()) == 0:
+            return handler
+    return None
+
+
+def _queued_bytes(fd: int) -> int:
+    """Bytes waiting in a TCP socket's receive queue (FIONREAD, tcp(7)); 0 if it cannot be told."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
 
 
 class GuardedHandler(web.RequestHandler):

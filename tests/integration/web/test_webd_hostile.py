@@ -8,6 +8,7 @@ webd out of descriptors ("socket.accept() out of system resource") and 8 of 10 r
 Loopback only; ~20 s."""
 
 import asyncio
+import http.client
 import threading
 import time
 import urllib.request
@@ -119,6 +120,21 @@ def timed_get(base: str, path: str) -> tuple[float, bytes]:
     return time.monotonic() - t0, body
 
 
+def scrape(base: str, path: str, retries: list) -> float:
+    """A scraper's request: a connection closed before it was read (evicted while its request
+    was still in flight, which eviction cannot tell from a slowloris) is retried once; the
+    answer must still come within 1 s of the first attempt. Retries are recorded."""
+    t0 = time.monotonic()
+    try:
+        return timed_get(base, path)[0]
+    except (http.client.RemoteDisconnected, ConnectionResetError):
+        retries.append(path)
+    timed_get(base, path)
+    took = time.monotonic() - t0
+    assert took < 1.0, f"{path}: {took:.2f} s with a retry"
+    return took
+
+
 def metric(text: str, name: str) -> float:
     return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")
                 or line.startswith(name + "{"))
@@ -130,14 +146,13 @@ def test_metrics_and_status_answer_within_1s_under_attack(slowloris):
               str(HEADER_TIMEOUT), nofile=NOFILE) as webd:
         until(lambda: _answers(webd.base), timeout=15, message="webd did not start")
         idle_rss = rss_kb(webd.proc.pid)
-        latencies, peak_rss = [], idle_rss
+        latencies, retries, peak_rss = [], [], idle_rss
         with Attack(webd.port, slowloris) as attack:
             until(lambda: attack.counts["slowloris_opened"] >= slowloris, timeout=5)
             deadline = time.monotonic() + RUN_S
             while time.monotonic() < deadline:          # back to back: every request is a sample
                 for path in ("/metrics", "/status.json"):
-                    took, _ = timed_get(webd.base, path)   # raises (test fails) past 1 s
-                    latencies.append(took)
+                    latencies.append(scrape(webd.base, path, retries))  # fails past 1 s
                 peak_rss = max(peak_rss, rss_kb(webd.proc.pid))
             counts = dict(attack.counts)
         assert webd.proc.poll() is None, webd.output()
@@ -146,10 +161,12 @@ def test_metrics_and_status_answer_within_1s_under_attack(slowloris):
     text = body.decode()
     latencies.sort()
     print(f"\n{len(latencies)} requests under attack: median {latencies[len(latencies) // 2] * 1000:.1f} ms, "
-          f"max {latencies[-1] * 1000:.1f} ms; RSS {idle_rss} -> peak {peak_rss} kB; attack {counts}; "
+          f"max {latencies[-1] * 1000:.1f} ms, {len(retries)} retried; "
+          f"RSS {idle_rss} -> peak {peak_rss} kB; attack {counts}; "
           f"evicted {metric(text, 'vc5_webd_connections_evicted_total'):.0f}, "
           f"rejected {metric(text, 'vc5_webd_connections_rejected_total'):.0f}")
     assert latencies[-1] < 1.0 and len(latencies) > 20
+    assert len(retries) <= len(latencies) // 50, f"{len(retries)} of {len(latencies)} requests retried"
     assert peak_rss - idle_rss < RSS_BOUND_KB
     assert counts["oversized"] > 0 and counts["bodies"] > 0
     assert metric(text, "vc5_webd_connections_max") == CAP
