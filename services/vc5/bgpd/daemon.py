@@ -19,7 +19,7 @@ import os
 
 from vc5 import config
 from vc5.common import bus as vbus
-from vc5.common import lifecycle, names, sd, wire
+from vc5.common import lifecycle, limits, names, sd, wire
 from vc5.common import log as vlog
 from vc5.common import messages as msgids
 
@@ -85,12 +85,14 @@ class Daemon:
         self.speaker.start()
         await self.speaker.serve(sockets)
         watchdog = asyncio.ensure_future(sd.watchdog())
+        limits_watch = asyncio.ensure_future(limits.watch("vc5-bgpd"))   # MemoryMax=, LimitNOFILE=
         sd.notify_ready(self._status())
         log.info("vc5-bgpd ready: AS %s, router ID %s, %d peer(s), listening on %d socket(s)",
                  self.speaker.local.asn, self.speaker.local.router_id, len(bgp.peers), len(sockets))
         await signals.wait()
         await self._stop()
         watchdog.cancel()
+        limits_watch.cancel()
         if self.bus is not None:
             self.bus.disconnect()
         return 0

@@ -4,11 +4,29 @@ Bus names, object paths and interfaces carry a major version, as systemd's do
 (org.freedesktop.resolve1). A breaking change to an interface bumps the number.
 """
 
+import os
+
 CONFIG_PATH = "/etc/vc5/vc5.yaml"
 BPFFS_ROOT = "/sys/fs/bpf"
 # Pinned maps live under a directory that names the map layout version, so a
 # loader with a different layout never reuses (and misreads) an older one.
-PIN_DIR = BPFFS_ROOT + "/vc5"
+# HOST_PIN_DIR is where they are in the host's bpffs (bpftool, vc5ctl, docs).
+HOST_PIN_DIR = BPFFS_ROOT + "/vc5"
+# The same directory reached another way: vc5-xdp-loader.service binds
+# HOST_PIN_DIR onto /run/vc5/xdp-loader/bpf (BindPaths=), because bpffs's root is
+# mode 0700 root and the loader's user may not traverse it (no
+# CAP_DAC_READ_SEARCH), and names that path here. Unset (a loader run by hand,
+# --detach): HOST_PIN_DIR.
+PIN_ROOT_ENV = "VC5_PIN_ROOT"
+PIN_DIR = os.environ.get(PIN_ROOT_ENV) or HOST_PIN_DIR
+
+
+def host_pin_path(path: str) -> str:
+    """`path` under PIN_DIR as the host sees it (under HOST_PIN_DIR)."""
+    if PIN_DIR != HOST_PIN_DIR and (path == PIN_DIR or path.startswith(PIN_DIR.rstrip("/") + "/")):
+        return HOST_PIN_DIR + path[len(PIN_DIR.rstrip("/")):]
+    return path
+
 
 XDP_LOADER_BUS = "org.vc5.XdpLoader1"
 XDP_LOADER_PATH = "/org/vc5/XdpLoader1"

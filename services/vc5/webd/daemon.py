@@ -32,6 +32,7 @@ from aiohttp import web
 
 from vc5.common import bus as vbus
 from vc5.common import lifecycle, sd
+from vc5.common import limits as vlimits
 
 from . import guard as vguard
 from .app import make_app
@@ -161,11 +162,13 @@ async def run(listen: str | None = None, config_path: str | None = None, demo: b
     else:
         connector = asyncio.create_task(_connect_bus_forever(reader, signals.stopped))
     watchdog = asyncio.create_task(sd.watchdog())
+    limits_watch = asyncio.create_task(vlimits.watch("vc5-webd"))     # MemoryMax=, LimitNOFILE=
     sd.notify_ready(f"serving on {where}")
     log.info("serving on %s%s", where, " (demo data)" if demo else "")
     await signals.wait()
     sd.notify_stopping()
     watchdog.cancel()
+    limits_watch.cancel()
     if not demo:
         connector.cancel()
     await reader.close()

@@ -28,7 +28,7 @@ import os
 import time
 
 from vc5.common import bus as vbus
-from vc5.common import lifecycle, messages, names, sd, wire
+from vc5.common import lifecycle, limits, messages, names, sd, wire
 from vc5.common import log as vlog
 
 from .loader import REPROBE_S, Loader
@@ -71,20 +71,27 @@ async def claim_bus_name():
 async def _run(args, cfg, bus) -> int:
     from .dataplane import DataPlane
 
+    flows = args.flows or cfg.flows_per_cpu
+    try:
+        check_memory(args.pin_dir, flows)
+    except StartupError:
+        bus.disconnect()
+        raise
     sd.notify_status("compiling the XDP program")
     t0 = time.monotonic()
     try:
-        dp = DataPlane(pin_dir=args.pin_dir, flows=args.flows or cfg.flows_per_cpu)
+        dp = DataPlane(pin_dir=args.pin_dir, flows=flows)
     except Exception as e:
         bus.disconnect()
         raise StartupError(f"the data plane could not be loaded: {e}") from None
-    loader = Loader(cfg, dp, pin_dir=args.pin_dir, rescan=args.rescan, config_path=args.config,
-                    flows=args.flows or cfg.flows_per_cpu)
+    # Published (ProgramInfo) and logged as the host sees it: /sys/fs/bpf/vc5/v<N>, not the unit's bind.
+    loader = Loader(cfg, dp, pin_dir=names.host_pin_path(args.pin_dir), rescan=args.rescan,
+                    config_path=args.config, flows=flows)
     loader.keep_marker = keep_marker_path(args.lock)
     try:
         loader.describe_program()
         log.info("program %d loaded in %.1f s; pinned maps in %s hold %d services", loader.program.prog_id,
-                 time.monotonic() - t0, args.pin_dir, len(dp.services()))
+                 time.monotonic() - t0, loader.pin_dir, len(dp.services()))
         loader.start()
         signals = lifecycle.StopSignals(on_reload=loader.reload_quietly)
         loader.on_stop = signals.stop
@@ -94,11 +101,29 @@ async def _run(args, cfg, bus) -> int:
             loader.interfaces.detach_all(loader.program.prog_id)
             loader.probe.teardown()
             dp.close(unpin=True)
-            log.info("detached and removed the pinned maps in %s", args.pin_dir)
+            log.info("detached and removed the pinned maps in %s", loader.pin_dir)
         else:
             dp.close()
         loader.reader.close()
     return 0
+
+
+def check_memory(pin_dir: str, flows: int) -> None:
+    """The flow table about to be made against this unit's MemoryMax= and the host's MemAvailable
+    (BPF map memory is charged to the cgroup that creates the maps): StartupError naming
+    flows_per_cpu and the limit; only a warning when the pinned maps exist (they are re-used)."""
+    from . import layout
+
+    reuse = os.path.exists(os.path.join(pin_dir, "flows"))
+    verdict = limits.check_loader_memory(flows, layout.possible_cpus(), reuse, limits.read_memory(),
+                                         limits.mem_available())
+    if not verdict.ok:
+        vlog.event(log, logging.ERROR, verdict.message, message_id=limits.FLOW_TABLE_MEMORY,
+                   flows_per_cpu=flows)
+        raise StartupError("refused to start: the flow table does not fit (see above)")
+    if verdict.message:
+        vlog.event(log, logging.WARNING, verdict.message, message_id=limits.FLOW_TABLE_MEMORY,
+                   flows_per_cpu=flows)
 
 
 async def serve(loader: Loader, bus, signals: lifecycle.StopSignals) -> None:
@@ -109,7 +134,8 @@ async def serve(loader: Loader, bus, signals: lifecycle.StopSignals) -> None:
                 api.XdpLoaderManager(loader))
     loader.publisher.attach(bus)
     tasks = [asyncio.create_task(_data_plane_watchdog(loader.dp), name="data-plane watchdog"),
-             asyncio.create_task(sd.watchdog(), name="systemd watchdog")]
+             asyncio.create_task(sd.watchdog(), name="systemd watchdog"),
+             asyncio.create_task(limits.watch("vc5-xdp-loader"), name="limits")]
     loader.refresh()
     tasks.append(asyncio.create_task(_periodic(loader), name="rescan"))
     loader.set_status(f"starting: waiting for {names.HEALTH_BUS}; forwarding with the services the maps hold")
