@@ -196,16 +196,29 @@ class Daemon:
         async with self._reload_lock:
             sd.notify_reloading()
             try:
-                return self._apply_config()
+                # Parsed in a worker thread: a large file must not starve keepalives and hold
+                # timers (RFC 4271 §4.4, §10) on the event loop; applied on the loop, in one step.
+                loaded = await asyncio.to_thread(self._read_config)
+                return self._apply_config(loaded)
             finally:
                 sd.notify_ready(self._status())
 
-    def _apply_config(self):
+    def _read_config(self):
+        """(cfg, bgp section) or the exception that refuses the file (worker thread: no state touched)."""
         try:
             cfg = config.load(self.args.config)
             bgp = cfg.bgp or empty_bgp(cfg)
             if bgp.router_id is None and bgp.peers:
                 raise ValueError(f"{self.args.config}: bgp: no router ID (set bgp.router_id or address)")
+        except (config.ConfigError, OSError, ValueError) as e:
+            return e
+        return cfg, bgp
+
+    def _apply_config(self, loaded):
+        try:
+            if isinstance(loaded, Exception):
+                raise loaded
+            cfg, bgp = loaded
         except (config.ConfigError, OSError, ValueError) as e:
             self.last_reload_error = str(e)
             self.publisher.mark("LastReloadError")
