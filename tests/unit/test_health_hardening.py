@@ -1,0 +1,81 @@
+"""Hardening of the checks against hostile packets and callers (issue 12, "Small ones").
+
+SYN checks: a RST without ACK is dropped (RFC 9293 §3.10.7.3), fed as crafted
+packets through the raw socket's packet handler.
+"""
+
+import asyncio
+import socket
+import struct
+
+import pytest
+
+from vc5.healthd.checks import Result, syn
+
+SEQ = 0x12345678
+PEER, US = "10.9.0.10", "10.9.0.1"
+
+
+def tcp(sport, dport, seq, ack, flags):
+    return struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 0x50, flags, 1024, 0, 0)
+
+
+def ipv4(src, dst, segment):
+    head = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(segment), 0, 0, 64, socket.IPPROTO_TCP, 0,
+                       socket.inet_aton(src), socket.inet_aton(dst))
+    return head + segment
+
+
+def settle(packets, family=socket.AF_INET, peer=PEER):
+    """Feed `packets` to a SynChecker waiting for (peer:80 -> us:61001, SEQ); its result or None."""
+    async def main():
+        checker = syn.SynChecker()
+        fut = asyncio.get_running_loop().create_future()
+        checker._pending[(peer, 80, 61001)] = (fut, SEQ)
+        for p in packets:
+            checker.received(family, p, (peer, 0))
+        return fut.result() if fut.done() else None
+    return asyncio.run(main())
+
+
+def test_rst_without_ack_is_dropped_and_the_probe_keeps_waiting():
+    rst = ipv4(PEER, US, tcp(80, 61001, 0, 0, syn.FLAG_RST))
+    assert settle([rst]) is None
+    # ... and the SYN-ACK that follows still passes the probe
+    synack = ipv4(PEER, US, tcp(80, 61001, 999, SEQ + 1, syn.FLAG_SYN | syn.FLAG_ACK))
+    assert settle([rst, synack]) == Result(True, "OK")
+
+
+def test_rst_ack_acknowledging_the_syn_refuses():
+    assert settle([ipv4(PEER, US, tcp(80, 61001, 0, SEQ + 1, syn.FLAG_RST | syn.FLAG_ACK))]) == \
+        Result(False, "Connection refused")
+
+
+@pytest.mark.parametrize("flags,ack", [
+    (syn.FLAG_RST, SEQ + 1),                    # the right number but no ACK bit: not acknowledged
+    (syn.FLAG_RST | syn.FLAG_ACK, SEQ + 7),     # acknowledges something else (RFC 9293 §3.10.7.3)
+    (syn.FLAG_RST | syn.FLAG_ACK, SEQ),
+])
+def test_unacceptable_rst_is_ignored(flags, ack):
+    assert settle([ipv4(PEER, US, tcp(80, 61001, 0, ack, flags))]) is None
+
+
+def test_rst_storm_from_elsewhere_or_to_other_ports_is_ignored():
+    storm = [ipv4("10.9.0.99", US, tcp(80, 61001, 0, SEQ + 1, syn.FLAG_RST | syn.FLAG_ACK)),
+             ipv4(PEER, US, tcp(81, 61001, 0, SEQ + 1, syn.FLAG_RST | syn.FLAG_ACK)),
+             ipv4(PEER, US, tcp(80, 61002, 0, SEQ + 1, syn.FLAG_RST | syn.FLAG_ACK)),
+             b"\x45\x00", b"", ipv4(PEER, US, b"\x00" * 7)]
+    assert settle(storm * 100) is None
+
+
+def test_ipv6_rst_without_ack_is_dropped():
+    peer = "fd00:9::10"
+    assert settle([tcp(80, 61001, 0, 0, syn.FLAG_RST)], socket.AF_INET6, peer) is None
+    assert settle([tcp(80, 61001, 0, SEQ + 1, syn.FLAG_RST | syn.FLAG_ACK)], socket.AF_INET6, peer) == \
+        Result(False, "Connection refused")
+
+
+def test_verdict_rst_without_ack_is_not_an_answer():
+    assert syn.verdict(syn.FLAG_RST, 0, SEQ) is None
+    assert syn.verdict(syn.FLAG_RST, SEQ + 1, SEQ) is None
+    assert syn.verdict(syn.FLAG_RST | syn.FLAG_ACK, SEQ + 1, SEQ) == Result(False, "Connection refused")
