@@ -79,3 +79,53 @@ def test_verdict_rst_without_ack_is_not_an_answer():
     assert syn.verdict(syn.FLAG_RST, 0, SEQ) is None
     assert syn.verdict(syn.FLAG_RST, SEQ + 1, SEQ) is None
     assert syn.verdict(syn.FLAG_RST | syn.FLAG_ACK, SEQ + 1, SEQ) == Result(False, "Connection refused")
+
+
+EMFILE_PROBES = r"""
+import asyncio, logging, resource, socket, sys
+from vc5 import config
+from vc5.healthd.checks import dns, http, syn
+logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(levelname)s %(message)s")
+
+async def main():
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    checkers = http.HttpChecker(), dns.DnsChecker(), syn.SynChecker()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    hog = []
+    try:
+        while True:
+            hog.append(open("/dev/null"))
+    except OSError:
+        pass
+    h, d, s = checkers
+    check = config.Check("http", port, path="/")
+    for _ in range(3):
+        print("http", (await h.probe(check, "192.0.2.1", "127.0.0.1", 1)).diagnostic)
+        print("dns", (await d.probe("127.0.0.1", port, "udp", 0.2)).diagnostic)
+        print("dnstcp", (await d.probe("127.0.0.1", port, "tcp", 0.2)).diagnostic)
+        print("syn", (await s.probe("127.0.0.1", port, 0.2)).diagnostic)
+    for f in hog:
+        f.close()
+    print("after", (await h.probe(check, "192.0.2.1", "127.0.0.1", 1)).diagnostic)
+
+asyncio.run(main())
+"""
+
+
+def test_at_the_descriptor_limit_probes_fail_naming_it_and_one_warning_is_logged():
+    import os
+    import subprocess
+    import sys
+    services = os.path.join(os.path.dirname(__file__), "..", "..", "services")
+    r = subprocess.run([sys.executable, "-c", EMFILE_PROBES], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, PYTHONPATH=os.path.abspath(services)))
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    for kind in ("http", "dns", "dnstcp", "syn"):
+        diagnostics = [line.split(" ", 1)[1] for line in lines if line.startswith(kind + " ")]
+        assert len(diagnostics) == 3 and all("Too many open files (LimitNOFILE=64 reached)" in d
+                                             for d in diagnostics), (kind, r.stdout)
+    warnings = [line for line in lines if line.startswith("WARNING probes cannot open sockets")]
+    assert len(warnings) == 1 and "LimitNOFILE=64" in warnings[0], r.stdout
+    assert not any(line.startswith("after ") and "Too many" in line for line in lines)

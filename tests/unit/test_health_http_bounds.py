@@ -179,3 +179,25 @@ def test_head_requests_keep_alive():
     head = lambda port: config.Check("http", port, path="/", method="HEAD")  # noqa: E731
     out, b = probe(fixed(b""), times=3, check=head)
     assert all(r.passed for r, _ in out) and b.connections == 1
+
+
+def test_keep_alive_beyond_the_descriptor_budget_reconnects_instead_of_failing(caplog):
+    async def main():
+        a, b = await Backend(fixed(b"ok")).start(), await Backend(fixed(b"ok")).start()
+        checker = hc.HttpChecker(keepalive_budget=1)
+        try:
+            for _ in range(3):
+                for backend in (a, b):
+                    r = await checker.probe(config.Check("http", backend.port, path="/"), "192.0.2.1",
+                                            "127.0.0.1", 1.0)
+                    assert r == Result(True, "200 OK")
+            await asyncio.sleep(0.05)
+            return a.connections, b.connections, b.open
+        finally:
+            await checker.close()
+            await a.stop()
+            await b.stop()
+
+    kept, reconnected, left_open = asyncio.run(main())
+    assert (kept, reconnected, left_open) == (1, 3, 0)
+    assert caplog.text.count("HTTP keep-alive is limited to 1 targets") == 1

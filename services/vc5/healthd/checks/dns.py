@@ -87,12 +87,17 @@ class DnsChecker:
         if pool is None:
             loop = asyncio.get_running_loop()
             pool = []
-            for _ in range(POOL):
-                sock = socket.socket(family, socket.SOCK_DGRAM)
-                sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
-                enlarge_receive_buffer(sock)
-                t, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self._pending), sock=sock)
-                pool.append(t)
+            try:
+                for _ in range(POOL):
+                    sock = socket.socket(family, socket.SOCK_DGRAM)
+                    sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+                    enlarge_receive_buffer(sock)
+                    t, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self._pending), sock=sock)
+                    pool.append(t)
+            except OSError:
+                for t in pool:      # no half pool (at LimitNOFILE: the next probe tries again)
+                    t.close()
+                raise
             self._transports[family] = pool
         self._turn = (self._turn + 1) % len(pool)
         return pool[self._turn]

@@ -25,6 +25,8 @@ at most 8190 bytes; more is a failed check ("invalid response: ...").
 
 import asyncio
 import inspect
+import logging
+import resource
 import socket
 import time
 
@@ -41,6 +43,9 @@ BODY_CAP = 4096                 # bytes of a body read to keep its connection al
 READ_BUFSIZE = 16 * 1024        # per-connection receive buffer before reading pauses
 MAX_HEADERS = 64                # response header fields (aiohttp's default is 128)
 REASON_CHARS = 100              # of a reason phrase shown in a diagnostic
+KEEPALIVE_SHARE = 0.75          # of RLIMIT_NOFILE for idle keep-alive connections
+
+log = logging.getLogger("vc5.healthd")
 
 # Bounds on the response head that this aiohttp's ClientSession accepts (Debian's 3.8 has
 # max_headers; 3.9+ adds max_line_size and max_field_size, default 8190).
@@ -64,34 +69,59 @@ class _OneAddressResolver(AbstractResolver):
 
 
 class HttpChecker:
-    """Runs http/https checks; owns the per-target keep-alive sessions."""
+    """Runs http/https checks; owns the per-target keep-alive sessions.
 
-    def __init__(self):
-        self._sessions = {}       # (address, port, scheme) -> [ClientSession, last_used]
+    Each kept-alive target holds one descriptor between rounds. At most `keepalive_budget`
+    targets (KEEPALIVE_SHARE of RLIMIT_NOFILE, the unit's LimitNOFILE=) are kept alive; the
+    others connect for each check and close after it, so many HTTP backends cost
+    reconnects, not failed checks (docs/health-checks.md, "Limits").
+    """
+
+    def __init__(self, keepalive_budget=None):
+        self._sessions = {}       # (address, port, scheme) -> [ClientSession, last_used, kept alive]
         self._pruned = time.monotonic()
         self._requests = {}       # (check, vip, address) -> (method, URL, headers, shown URL)
+        if keepalive_budget is None:
+            keepalive_budget = int(resource.getrlimit(resource.RLIMIT_NOFILE)[0] * KEEPALIVE_SHARE)
+        self.keepalive_budget = keepalive_budget
+        self.kept_alive = 0
+        self._warned = False
 
     def _session(self, address: str, port: int, scheme: str) -> aiohttp.ClientSession:
         key = (address, port, scheme)
         now = time.monotonic()
         entry = self._sessions.get(key)
         if entry is None:
-            connector = aiohttp.TCPConnector(ssl=False, limit=4, keepalive_timeout=IDLE_SECONDS,
-                                             resolver=_OneAddressResolver(address), use_dns_cache=False)
-            session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                            headers={"User-Agent": USER_AGENT},
-                                            cookie_jar=aiohttp.DummyCookieJar(), **_LIMITS)
-            entry = self._sessions[key] = [session, now]
+            session = self._new_session(address)
+            entry = self._sessions[key] = [session, now, not session.connector.force_close]
         entry[1] = now
         if now - self._pruned > IDLE_SECONDS:
             self._prune(now)
         return entry[0]
 
+    def _new_session(self, address: str) -> aiohttp.ClientSession:
+        keep = self.kept_alive < self.keepalive_budget
+        if keep:
+            self.kept_alive += 1
+        elif not self._warned:
+            self._warned = True
+            log.warning("HTTP keep-alive is limited to %d targets (%d%% of LimitNOFILE=%d); checks "
+                        "of the others reconnect every round. Raise LimitNOFILE= for vc5-healthd "
+                        "to keep them all alive", self.keepalive_budget, KEEPALIVE_SHARE * 100,
+                        resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        connector = aiohttp.TCPConnector(ssl=False, limit=4, keepalive_timeout=IDLE_SECONDS if keep else None,
+                                         force_close=not keep, resolver=_OneAddressResolver(address),
+                                         use_dns_cache=False)
+        return aiohttp.ClientSession(connector=connector, auto_decompress=False,
+                                     headers={"User-Agent": USER_AGENT},
+                                     cookie_jar=aiohttp.DummyCookieJar(), **_LIMITS)
+
     def _prune(self, now):
         self._pruned = now
-        for key, (session, used) in list(self._sessions.items()):
+        for key, (session, used, kept) in list(self._sessions.items()):
             if now - used > IDLE_SECONDS:
                 del self._sessions[key]
+                self.kept_alive -= kept
                 asyncio.ensure_future(session.close())
 
     def _request(self, check, vip, address: str):
@@ -131,8 +161,9 @@ class HttpChecker:
         return Result(False, f"{method} {shown} - {status}")
 
     async def close(self):
-        sessions = [s for s, _ in self._sessions.values()]
+        sessions = [s for s, _, _ in self._sessions.values()]
         self._sessions.clear()
+        self.kept_alive = 0
         for s in sessions:
             await s.close()
 

@@ -26,7 +26,7 @@ import random
 import socket
 import struct
 
-from . import Result, enlarge_receive_buffer
+from . import Result, describe_error, enlarge_receive_buffer
 
 PORT_BASE = 61000
 # vc5 uses 61000 + seq % 4999, which overflows uint16 above 65535 and wraps to low ports; we keep to
@@ -238,7 +238,7 @@ class SynChecker:
             sock = self._socket(family)
             src = self._source_for(addr, family)
         except OSError as e:
-            return Result(False, e.strerror or str(e))
+            return Result(False, describe_error(e))
         sport = self._port(addr, port)
         seq = random.getrandbits(32)      # not a secret: it only pairs replies with probes
         key = (addr, port, sport)
@@ -251,7 +251,7 @@ class SynChecker:
             try:
                 sock.sendto(build_syn(src, addr, sport, port, seq), (addr, 0))
             except OSError as e:
-                return Result(False, e.strerror or str(e))
+                return Result(False, describe_error(e))
             return await fut
         finally:
             timer.cancel()
