@@ -50,6 +50,7 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 # VC5_SERVICES: the services/ of the tree under test (compare's workers), else this one's.
 sys.path[:0] = [REPO, os.environ.get("VC5_SERVICES") or os.path.join(REPO, "services")]
 
+from tests.integration.health import procstat  # noqa: E402
 from tests.lib import netns  # noqa: E402
 
 PY = "/usr/bin/python3"
@@ -161,7 +162,7 @@ async def run_healthd(cfg_path, n, interval, window):
     vlog.setup("bench-healthd", level=30)
     lat = {"http": [], "syn": [], "dns": []}
     kind_of = {str(t): name for t, (name, _) in enumerate(KINDS)}
-    counting = {"on": False, "rounds": 0, "failed": 0}
+    counting = {"on": False, "rounds": 0, "failed": 0, "dns_failed": 0}
     failures = {}             # diagnostic -> count, in the window
     fail_rounds = []          # (time, passed) of the switchable backend's rounds
     fail_key = f"192.0.2.9:{FAIL_PORT}:tcp"
@@ -179,6 +180,7 @@ async def run_healthd(cfg_path, n, interval, window):
                 failures[r.diagnostic.split(" - ")[-1][:40]] = why + 1
             if k:
                 lat[k].append(r.took_ms)
+                counting["dns_failed"] += k == "dns" and not r.passed
         if skey == fail_key:
             fail_rounds.append((time.perf_counter(), r.passed))
         original(skey, bkey, r)
@@ -186,6 +188,14 @@ async def run_healthd(cfg_path, n, interval, window):
     d.on_result = on_result
     # took_ms in microsecond resolution for the figures (the daemon publishes whole ms)
     rn._ms = lambda t0: (time.monotonic() - t0) * 1000.0
+    # every DNS reply healthd parses (matched or not: replies - passed dns rounds = late replies)
+    from vc5.healthd.checks import dns as dns_check
+    parse, replies = dns_check.parse_reply_header, {"n": 0}
+
+    def counting_parse(data):
+        replies["n"] += counting["on"]
+        return parse(data)
+    dns_check.parse_reply_header = counting_parse
     task = asyncio.ensure_future(d.run())
 
     # warm up: every backend through its first `rise` rounds
@@ -203,11 +213,22 @@ async def run_healthd(cfg_path, n, interval, window):
         import cProfile
         profile = cProfile.Profile()
         profile.enable()
+    lag = []                  # event-loop lag: how late a 10 ms sleep wakes up
+
+    async def lag_sampler():
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(0.01)
+            lag.append((time.monotonic() - t - 0.01) * 1e3)
+    lagging = asyncio.ensure_future(lag_sampler())
     r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
-    await asyncio.sleep(window)
+    with procstat.Sampler(procstat.rss_kib, 0.1) as rss, procstat.Sampler(procstat.fds, 0.1) as fds, \
+            procstat.Sampler(procstat.udp_rx_queue, 0.02) as rxq:
+        await asyncio.sleep(window)
     wall = time.monotonic() - t0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     counting["on"] = False
+    lagging.cancel()
     if profile is not None:
         import pstats
         profile.disable()
@@ -217,7 +238,12 @@ async def run_healthd(cfg_path, n, interval, window):
     result = {"pairs": len(d.scheduler), "all_up_after_s": up_after,
               "rounds_per_s": counting["rounds"] / wall, "failed_rounds": counting["failed"],
               "cpu_share": cpu / wall, "rounds_per_cpu_s": counting["rounds"] / max(cpu, 1e-9),
-              "failures": dict(sorted(failures.items(), key=lambda kv: -kv[1])[:5])}
+              "failures": dict(sorted(failures.items(), key=lambda kv: -kv[1])[:5]),
+              "dns_rounds": len(lat["dns"]), "dns_failed": counting["dns_failed"],
+              "dns_late_replies": replies["n"] - (len(lat["dns"]) - counting["dns_failed"]),
+              "rss_max_mib": rss.max / 1024, "fds_max": fds.max, "rx_queue_max_kib": rxq.max / 1024,
+              "rx_queue_mean_kib": rxq.mean / 1024, "loop_lag_p50_ms": pct(lag, 50),
+              "loop_lag_p99_ms": pct(lag, 99), "loop_lag_max_ms": max(lag, default=0)}
     for k, xs in lat.items():
         result[f"{k}_p50_ms"], result[f"{k}_p99_ms"] = pct(xs, 50), pct(xs, 99)
 
@@ -289,11 +315,10 @@ async def run_healthd(cfg_path, n, interval, window):
 
 
 def worker(cfg_path, n, interval, window):
+    """healthd alone in this process (the baseline runs in another: RSS and fds are healthd's)."""
     from tests.lib.privatebus import private_bus
-    out = {}
-    out["baseline_http"] = asyncio.run(baseline_http(backends(min(n, 2000))))
     with private_bus():
-        out["healthd"] = asyncio.run(run_healthd(cfg_path, n, interval, window))
+        out = {"healthd": asyncio.run(run_healthd(cfg_path, n, interval, window))}
     print(json.dumps(out), flush=True)
 
 
@@ -500,6 +525,9 @@ def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--baseline":
+        print(json.dumps(asyncio.run(baseline_http(backends(min(int(sys.argv[2]), 2000))))), flush=True)
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--flush-worker":
         print(json.dumps(asyncio.run(flush_worker(sys.argv[2], int(sys.argv[3])))), flush=True)
         return
@@ -528,9 +556,10 @@ def main():
             f.write(NGINX_CONF.format(d=tmp))
         procs.append(farm.popen(["nginx", "-p", tmp, "-c", os.path.join(tmp, "nginx.conf")],
                                 stdout=subprocess.DEVNULL))
-        procs.append(farm.popen(["dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-resolv",
-                                 "--no-hosts", "--port=53", "--pid-file=", "--cache-size=0"],
-                                stdout=subprocess.DEVNULL))
+        dnsmasq = farm.popen(["dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-resolv",
+                              "--no-hosts", "--port=53", "--pid-file=", "--cache-size=0"],
+                             stdout=subprocess.DEVNULL)
+        procs.append(dnsmasq)
         fail = farm.popen([PY, "-c", FAIL_SERVER, FAIL_ADDR, str(FAIL_PORT)])
         procs.append(fail)
         assert fail.stdout.readline().strip() == b"ready"
@@ -541,9 +570,16 @@ def main():
         while ":80 " not in farm.run("ss -ltnH").stdout and time.monotonic() - t < 10:
             time.sleep(0.1)
         env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "services"))
-        r = prober.run([PY, os.path.abspath(__file__), "--worker", cfg, str(n), str(interval), str(window)],
-                       timeout=590, env=env)
+        me = os.path.abspath(__file__)
+        r = prober.run([PY, me, "--baseline", str(n)], timeout=120, env=env)
+        baseline = json.loads(r.stdout.strip().splitlines()[-1])
+        # dnsmasq's own receive queue (its namespace, seen through its /proc entry): is the backend behind?
+        with procstat.Sampler(lambda: procstat.udp_rx_queue(dnsmasq.pid, 53), 0.02) as farm_rxq:
+            r = prober.run([PY, me, "--worker", cfg, str(n), str(interval), str(window)], timeout=590,
+                           env=env)
         res = json.loads(r.stdout.strip().splitlines()[-1])
+        res["baseline_http"] = baseline
+        res["dnsmasq_rx_queue_max_kib"] = farm_rxq.max / 1024
         res["udp_drops"] = {name: udp_drops(ns) for name, ns in (("farm", farm), ("prober", prober))}
     finally:
         for p in procs:
@@ -566,6 +602,12 @@ def main():
         f"CPU {h['cpu_share']:.0%} of one core -> {h['rounds_per_cpu_s']:.0f} checks per CPU-second, "
         f"{h['failed_rounds']} failed rounds {h['failures'] or ''}; UDP receive-buffer drops: "
         f"farm {res['udp_drops']['farm']}, prober {res['udp_drops']['prober']}",
+        f"dns        {h['dns_rounds']} rounds, {h['dns_failed']} failed, {h['dns_late_replies']} replies "
+        f"arrived for probes already timed out; UDP receive queue: healthd max "
+        f"{h['rx_queue_max_kib']:.0f} KiB (mean {h['rx_queue_mean_kib']:.0f}), dnsmasq max "
+        f"{res['dnsmasq_rx_queue_max_kib']:.0f} KiB; event-loop lag p50 {h['loop_lag_p50_ms']:.1f} / "
+        f"p99 {h['loop_lag_p99_ms']:.1f} / max {h['loop_lag_max_ms']:.0f} ms",
+        f"cost       healthd RSS max {h['rss_max_mib']:.0f} MiB, open descriptors max {h['fds_max']}",
         f"latency    http p50 {h['http_p50_ms']:.2f} / p99 {h['http_p99_ms']:.2f} ms; "
         f"syn p50 {h['syn_p50_ms']:.2f} / p99 {h['syn_p99_ms']:.2f} ms; "
         f"dns p50 {h['dns_p50_ms']:.2f} / p99 {h['dns_p99_ms']:.2f} ms",
