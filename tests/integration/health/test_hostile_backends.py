@@ -118,6 +118,7 @@ def test_hostile_backends_leave_the_others_alone_and_healthd_small(farm):
         server.wait(5)
 
     peak_mib = rss.max / 1024
+    print(f"healthd RSS: {start_rss / 1024:.0f} MiB when all were up, peak {peak_mib:.0f} MiB")
     assert peak_mib < limit, f"healthd RSS peaked at {peak_mib:.0f} MiB, MemoryMax={limit}M"
     assert peak_mib - start_rss / 1024 < GROWTH_MIB, (peak_mib, start_rss / 1024)
     for (svc, a), was in since.items():
