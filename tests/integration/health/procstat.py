@@ -1,6 +1,6 @@
 """What a process costs, read from /proc (for bench/healthd.py and the hostile-backend suite).
 
-  * rss_kib(pid), fds(pid): VmRSS and open descriptors now;
+  * rss_kib(pid), fds(pid), threads(pid): VmRSS, open descriptors and threads now;
   * udp_rx_queue(pid, port): bytes waiting in the receive queues of the UDP
     sockets in `pid`'s network namespace (/proc/PID/net/udp and udp6, column
     rx_queue = sk_rmem_alloc, i.e. kernel memory charged for the queued
@@ -18,6 +18,14 @@ def rss_kib(pid="self") -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def threads(pid="self") -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
                 return int(line.split()[1])
     return 0
 
