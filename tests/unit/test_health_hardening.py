@@ -129,3 +129,70 @@ def test_at_the_descriptor_limit_probes_fail_naming_it_and_one_warning_is_logged
     warnings = [line for line in lines if line.startswith("WARNING probes cannot open sockets")]
     assert len(warnings) == 1 and "LimitNOFILE=64" in warnings[0], r.stdout
     assert not any(line.startswith("after ") and "Too many" in line for line in lines)
+
+
+# ---- DNS replies are read to the end of each socket's queue per wakeup ----------------------------
+
+def test_dns_replies_queued_behind_a_busy_loop_are_all_read_in_time():
+    """2,000 probes answered at once while every loop iteration costs 5 ms of other work: a socket
+    must be read until empty when it is readable (asyncio's datagram transport reads one datagram
+    per iteration: 8 sockets x 200 iterations/s = 1,600 replies/s, most probes would time out)."""
+    import time
+
+    from vc5.healthd.checks import dns
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        responder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        responder.bind(("127.0.0.1", 0))
+        responder.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        responder.setblocking(False)
+        port = responder.getsockname()[1]
+        busy = {"on": True}
+
+        def other_work():            # the rest of healthd: every iteration costs 5 ms
+            time.sleep(0.005)
+            if busy["on"]:
+                loop.call_soon(other_work)
+
+        def answer():
+            while True:
+                try:
+                    data, addr = responder.recvfrom(512)
+                except BlockingIOError:
+                    return
+                responder.sendto(data[:2] + b"\x81\x80" + data[4:], addr)
+
+        checker = dns.DnsChecker()
+        loop.add_reader(responder.fileno(), answer)
+        try:
+            assert (await checker.probe("127.0.0.1", port, "udp", 0.8)).passed     # the pool is open
+            loop.call_soon(other_work)
+            return await asyncio.gather(*(checker.probe("127.0.0.1", port, "udp", 0.8) for _ in range(2000)))
+        finally:
+            busy["on"] = False
+            loop.remove_reader(responder.fileno())
+            responder.close()
+            await checker.close()
+
+    results = asyncio.run(main())
+    assert sum(not r.passed for r in results) == 0, {r.diagnostic for r in results}
+
+
+def test_concurrent_first_dns_probes_open_one_pool_of_sockets():
+    """Thousands of probes start together at start-up: one pool, not one per probe (the old
+    asynchronous pool creation let every probe that found no pool open its own 8 sockets)."""
+    import os
+
+    from vc5.healthd.checks import dns
+
+    async def main():
+        before = len(os.listdir("/proc/self/fd"))
+        checker = dns.DnsChecker()
+        try:
+            await asyncio.gather(*(checker.probe("127.0.0.1", 9, "udp", 0.05) for _ in range(200)))
+            return len(os.listdir("/proc/self/fd")) - before
+        finally:
+            await checker.close()
+
+    assert asyncio.run(main()) <= dns.POOL + 2
