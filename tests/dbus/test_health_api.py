@@ -257,3 +257,51 @@ def test_get_agrees_with_properties_changed(healthd):
     for name, variant in changed.items():
         assert everything[name].value == variant.value, name
     assert {"Services", "VIPs"} <= set(changed)
+
+
+@pytest.mark.parametrize("backend,error,words", [
+    ("[zz]:80", "org.freedesktop.DBus.Error.InvalidArgs", "'zz' is not an IP address"),
+    ("[10.0.0.1", "org.freedesktop.DBus.Error.InvalidArgs", "not a backend address"),
+    ("10.0.0.1:-5", "org.freedesktop.DBus.Error.InvalidArgs", "port '-5' is not a number 0..65535"),
+    ("10.0.0.1:65536", "org.freedesktop.DBus.Error.InvalidArgs", "0..65535"),
+    ("[fd00::1]:http", "org.freedesktop.DBus.Error.InvalidArgs", "port 'http'"),
+    ("x" * 5000, "org.freedesktop.DBus.Error.InvalidArgs", "not a backend address"),
+    ("10.0.0.9:80", "org.vc5.Health1.Error.NotFound", "no backend '10.0.0.9:80'"),
+])
+def test_malformed_or_unknown_backend_keys_answer_a_clean_error(healthd, backend, error, words):
+    """Anyone may call ProbeLog: malformed words are InvalidArgs, unknown ones NotFound, both
+    with a one-line message (no traceback, no echo of a 5,000-character argument)."""
+    for iface, member, service in ((IFACE, "ProbeLog", SVC), (MANAGER, "Drain", SVC),
+                                   (MANAGER, "Undrain", "")):
+        r = healthd.busctl("call", "org.vc5.Health1", "/org/vc5/Health1", iface, member, "ss", service,
+                           backend, check=False, json_out=False)
+        assert r.returncode != 0, (member, r.stdout)
+        message = r.stderr.strip()
+        assert words in message and "Traceback" not in message and "\n" not in message, (member, message)
+        assert len(message) < 300, (member, message)
+        # busctl prints the message only; the error name is asserted through dbus_next below
+    assert call_error_name(healthd, MANAGER, "Drain", SVC, backend) == error
+    assert call_error_name(healthd, IFACE, "ProbeLog", SVC, backend) == error
+    assert healthd.proc.poll() is None and healthd.vips()["192.0.2.1"]
+
+
+def test_unknown_service_is_not_found_naming_the_services(healthd):
+    assert call_error_name(healthd, IFACE, "ProbeLog", "192.0.2.9:80:tcp", "10.0.0.1") == \
+        "org.vc5.Health1.Error.NotFound"
+    expected = r"no service .192.0.2.9:80:tcp.; services are: 192.0.2.1:80:tcp$"
+    with pytest.raises(BusCallFailed, match=expected):
+        healthd.call(IFACE, "ProbeLog", "ss", "192.0.2.9:80:tcp", "10.0.0.1")
+
+
+def call_error_name(healthd, iface, member, service, backend):
+    """The error name of a method call (dbus_next: busctl does not print it)."""
+    async def call():
+        bus = await MessageBus(bus_address=healthd.address).connect()
+        try:
+            reply = await bus.call(Message(destination="org.vc5.Health1", path="/org/vc5/Health1",
+                                           interface=iface, member=member, signature="ss",
+                                           body=[service, backend]))
+            return reply.error_name
+        finally:
+            bus.disconnect()
+    return asyncio.run(call())

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from vc5.healthd.state import HealthState, parse_backend, vip_priority
+from vc5.healthd.state import BadKey, HealthState, parse_backend, vip_priority
 
 
 # ---- stand-ins shaped as vc5.config's model (api-config.md) --------------------------------------
@@ -244,8 +244,17 @@ def test_parse_backend():
     assert parse_backend("2001:db8::1") == ("2001:db8::1", None)
     assert parse_backend("[2001:db8::1]:80") == ("2001:db8::1", 80)
     assert parse_backend("10.0.0.1:8080") == ("10.0.0.1", 8080)
-    with pytest.raises(KeyError):
+    with pytest.raises(BadKey):
         parse_backend("nonsense")
+
+
+@pytest.mark.parametrize("text", ["[zz]:80", "[10.0.0.1", "[::1]x", "[::1]:", "10.0.0.1:-5", "10.0.0.1:+5",
+                                  "10.0.0.1:65536", "10.0.0.1:5_0", "10.0.0.1: 5", "[::1]:http", "",
+                                  "::1:80:x", "10.0.0.1:٣", "x" * 10_000])
+def test_parse_backend_rejects_malformed_words_with_badkey(text):
+    with pytest.raises(BadKey) as e:
+        parse_backend(text)
+    assert len(str(e.value)) < 200 and "\n" not in str(e.value)
 
 
 # ---- reload --------------------------------------------------------------------------------------

@@ -16,10 +16,28 @@ PropertiesChanged carried), so a Get and the signal never disagree; methods ask
 """
 
 from dbus_next import DBusError
+from dbus_next.constants import ErrorType
 from dbus_next.service import ServiceInterface, method
 
 from vc5.common import names, wire
 from vc5.common.bus.declare import declared_signal, read_property
+
+from .state import BadKey
+
+
+def _answer(call, *args):
+    """call(*args), its failures as D-Bus errors with a one-line message (never a traceback).
+
+    Malformed words (not an address, a port out of 0..65535) are
+    org.freedesktop.DBus.Error.InvalidArgs; a well-formed key that names nothing is
+    org.vc5.Health1.Error.NotFound (vc5/dbus/org.vc5.Health1.xml).
+    """
+    try:
+        return call(*args)
+    except BadKey as e:
+        raise DBusError(ErrorType.INVALID_ARGS, str(e)) from None
+    except KeyError as e:
+        raise DBusError(names.HEALTH_ERROR_NOT_FOUND, e.args[0] if e.args else str(e)) from None
 
 
 class HealthInterface(ServiceInterface):
@@ -47,10 +65,7 @@ class HealthInterface(ServiceInterface):
 
     @method()
     def ProbeLog(self, service: "s", backend: "s") -> "a" + wire.ProbeRound.SIGNATURE:
-        try:
-            return [r.to_dbus() for r in self._c.probe_log(service, backend)]
-        except KeyError as e:
-            raise DBusError(names.HEALTH_ERROR_NOT_FOUND, e.args[0] if e.args else str(e))
+        return [r.to_dbus() for r in _answer(self._c.probe_log, service, backend)]
 
 
 class ManagerInterface(ServiceInterface):
@@ -85,7 +100,4 @@ class ManagerInterface(ServiceInterface):
         self._c.set_debug(enabled)
 
     def _drain(self, service, backend, drained):
-        try:
-            return self._c.drain(service, backend, drained)
-        except KeyError as e:
-            raise DBusError(names.HEALTH_ERROR_NOT_FOUND, e.args[0] if e.args else str(e))
+        return _answer(self._c.drain, service, backend, drained)

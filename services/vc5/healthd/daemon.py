@@ -177,7 +177,10 @@ class Daemon:
     def _restore_state(self) -> None:
         if not self.state_file:
             return
-        prior, why = persist.load(self.state_file, now_us(), self.state_max_age)
+        try:
+            prior, why = persist.load(self.state_file, now_us(), self.state_max_age)
+        except Exception as e:     # persist.load never raises; a bug there must not crash-loop us
+            prior, why = None, f"saved state {self.state_file} ignored: {type(e).__name__}: {e}"
         if why:
             log.warning("%s: starting as a new balancer (every backend down)", why)
         if prior is not None:

@@ -268,13 +268,12 @@ class HealthState:
         """[(service key, backend key)] matching an operator's words.
 
         service_key "" means every service; backend is "ip", "ip:port" or "[ipv6]:port".
-        Raises KeyError with a message naming what was not found.
+        Raises BadKey if `backend` is not an address, KeyError naming what was not found.
         """
         addr, port = parse_backend(backend)
         if service_key:
             if service_key not in self.services:
-                known = ", ".join(self.services) or "none"
-                raise KeyError(f"no service {service_key!r}; services are: {known}")
+                raise KeyError(f"no service {_shown(service_key)}; services are: {self._some_services()}")
             keys = [service_key]
         else:
             keys = list(self.services)
@@ -282,8 +281,14 @@ class HealthState:
                if bk[0] == addr and (port is None or bk[1] == port)]
         if not out:
             where = f"service {service_key}" if service_key else "any service"
-            raise KeyError(f"no backend {backend!r} in {where}")
+            raise KeyError(f"no backend {_shown(backend)} in {where}")
         return out
+
+    def _some_services(self, most=10) -> str:
+        """The first `most` service keys (a message lists a few of thousands, not all)."""
+        keys = list(self.services)
+        text = ", ".join(keys[:most]) or "none"
+        return text + (f" and {len(keys) - most} more" if len(keys) > most else "")
 
     # ---- published snapshot ------------------------------------------------------------------
 
@@ -336,19 +341,46 @@ class HealthState:
         return events
 
 
+class BadKey(ValueError):
+    """An operator's words that are not a backend or service key (a D-Bus InvalidArgs)."""
+
+
+def _shown(text: str) -> str:
+    """`text` for an error message: repr, at most 80 characters (callers may be anyone)."""
+    r = repr(text)
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
+def _port(text: str, whole: str) -> int:
+    # A decimal port 0..65535: int() alone accepts "-5", "+5", " 5" and "5_0".
+    if not (text.isascii() and text.isdigit() and len(text) <= 5 and int(text) <= 65535):
+        raise BadKey(f"{_shown(whole)}: port {_shown(text)} is not a number 0..65535")
+    return int(text)
+
+
 def parse_backend(text: str):
-    """"10.0.0.1", "10.0.0.1:80", "2001:db8::1", "[2001:db8::1]:80" -> (address str, port or None)."""
+    """"10.0.0.1", "10.0.0.1:80", "2001:db8::1", "[2001:db8::1]:80" -> (address str, port or None).
+
+    Anything else raises BadKey naming what is wrong (never another exception).
+    """
+    usage = "give 'ip', 'ip:port' or '[ipv6]:port'"
     t = text.strip()
     if t.startswith("["):
-        host, _, rest = t[1:].partition("]")
-        port = int(rest[1:]) if rest.startswith(":") else None
-        return str(ipaddress.ip_address(host)), port
+        host, bracket, rest = t[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise BadKey(f"{_shown(text)} is not a backend address: {usage}")
+        port = _port(rest[1:], text) if rest else None
+        try:
+            return str(ipaddress.ip_address(host)), port
+        except ValueError:
+            raise BadKey(f"{_shown(text)}: {_shown(host)} is not an IP address: {usage}") from None
     try:
         return str(ipaddress.ip_address(t)), None
     except ValueError:
         pass
-    host, _, port = t.rpartition(":")
+    host, colon, port = t.rpartition(":")
     try:
-        return str(ipaddress.ip_address(host)), int(port)
+        address = ipaddress.IPv4Address(host)
     except ValueError:
-        raise KeyError(f"{text!r} is not a backend address: give 'ip', 'ip:port' or '[ipv6]:port'") from None
+        raise BadKey(f"{_shown(text)} is not a backend address: {usage}") from None
+    return str(address), _port(port, text)

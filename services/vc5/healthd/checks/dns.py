@@ -13,6 +13,13 @@ replies are matched to waiting probes by (source address, source port,
 transaction id) and must have QR set (RFC 1035 §4.1.1).
 A reply with another id, or from another address or port, is ignored, as a
 stray datagram is by vc5.
+
+Each socket is read until empty (up to DRAIN datagrams) whenever it is
+readable. asyncio's datagram transport reads one datagram per wakeup, so at
+5,000 checks/s replies queued in healthd's own sockets (up to 3.7 MiB) and
+waited there past the 1 s timeout: the "4-13 % DNS timeouts under load" of
+issue 12, every one of them answered in time by the backend
+(docs/health-checks.md, "Capacity").
 """
 
 import asyncio
@@ -28,8 +35,14 @@ import dns.rcode
 
 from . import Result, describe_error, enlarge_receive_buffer
 
-# UDP sockets per address family, used in turn: each has its own receive buffer.
+# UDP sockets per address family, used in turn: each has its own receive buffer (without
+# CAP_NET_ADMIN a buffer is capped at net.core.rmem_max, 208 KiB by default).
 POOL = 8
+# Replies read per wakeup of one socket; the rest wait for the next loop iteration.
+DRAIN = 1024
+# We send no EDNS OPT record, so a reply is at most 512 bytes (RFC 1035 §2.3.4, §4.2.1);
+# a longer datagram is cut there, which leaves the header we match on.
+REPLY_BYTES = 512
 
 QNAME = "localhost."
 
@@ -55,22 +68,6 @@ def parse_reply_header(data: bytes):
     return txid, bool(flags & 0x8000), dns.rcode.to_text(flags & 0x000F)
 
 
-class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, pending):
-        self.pending = pending
-
-    def datagram_received(self, data, addr):
-        head = parse_reply_header(data)
-        if head is None or not head[1]:
-            return
-        fut = self.pending.get((addr[0].split("%")[0], addr[1], head[0]))
-        if fut is not None and not fut.done():
-            fut.set_result(Result(True, head[2]))
-
-    def error_received(self, exc):
-        pass    # ICMP errors are not tied to a probe on a shared socket: the probe times out
-
-
 def _expire(fut):
     if not fut.done():
         fut.set_result(Result(False, "Timeout"))
@@ -78,24 +75,63 @@ def _expire(fut):
 
 class DnsChecker:
     def __init__(self):
-        self._transports = {}     # family -> [DatagramTransport, ...]
+        self._socks = {}          # family -> [socket, ...]
         self._pending = {}        # (address, port, txid) -> Future[Result]
         self._turn = 0
 
-    async def _transport(self, family):
-        pool = self._transports.get(family)
+    def _socket(self, family):
+        # Synchronous on purpose: with an await in here, every probe of a start-up burst that
+        # found no pool opened its own POOL sockets (1,600 for 200 probes).
+        pool = self._socks.get(family)
         if pool is None:
-            loop = asyncio.get_running_loop()
             pool = []
-            for _ in range(POOL):
-                sock = socket.socket(family, socket.SOCK_DGRAM)
-                sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
-                enlarge_receive_buffer(sock)
-                t, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self._pending), sock=sock)
-                pool.append(t)
-            self._transports[family] = pool
+            try:
+                for _ in range(POOL):
+                    pool.append(self._open(family))
+            except OSError:
+                for sock in pool:   # no half pool (at LimitNOFILE: the next probe tries again)
+                    self._close(sock)
+                raise
+            self._socks[family] = pool
         self._turn = (self._turn + 1) % len(pool)
         return pool[self._turn]
+
+    def _open(self, family):
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+            enlarge_receive_buffer(sock)
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._readable, sock)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    @staticmethod
+    def _close(sock):
+        asyncio.get_running_loop().remove_reader(sock.fileno())
+        sock.close()
+
+    def _readable(self, sock):
+        """Every queued reply, up to DRAIN, in one wakeup (asyncio's datagram transport reads one)."""
+        for _ in range(DRAIN):
+            try:
+                data, addr = sock.recvfrom(REPLY_BYTES)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return      # an ICMP error is not tied to a probe on a shared socket: it times out
+            self.received(data, addr)
+
+    def received(self, data: bytes, addr) -> None:
+        """One datagram: settles the probe it answers (address, port, id; QR set), else ignored."""
+        head = parse_reply_header(data)
+        if head is None or not head[1]:
+            return
+        fut = self._pending.get((addr[0].split("%")[0], addr[1], head[0]))
+        if fut is not None and not fut.done():
+            fut.set_result(Result(True, head[2]))
 
     async def probe(self, address: str, port: int, method: str, timeout: float) -> Result:
         if (method or "udp").lower() == "tcp":
@@ -105,7 +141,7 @@ class DnsChecker:
     async def _udp(self, address: str, port: int, timeout: float) -> Result:
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         try:
-            transport = await self._transport(family)
+            sock = self._socket(family)
         except OSError as e:
             return Result(False, describe_error(e))
         txid = random.getrandbits(16)
@@ -117,7 +153,12 @@ class DnsChecker:
         self._pending[key] = fut
         timer = loop.call_later(timeout, _expire, fut)
         try:
-            transport.sendto(query_wire(txid), (address, port))
+            try:
+                sock.sendto(query_wire(txid), (address, port))
+            except (BlockingIOError, InterruptedError):
+                return Result(False, "send buffer full")
+            except OSError as e:
+                return Result(False, describe_error(e))
             return await fut
         finally:
             timer.cancel()
@@ -138,7 +179,7 @@ class DnsChecker:
         return Result(True, dns.rcode.to_text(r.rcode()))
 
     async def close(self):
-        for pool in self._transports.values():
-            for t in pool:
-                t.close()
-        self._transports.clear()
+        for pool in self._socks.values():
+            for sock in pool:
+                self._close(sock)
+        self._socks.clear()

@@ -4,7 +4,8 @@ docs/health-checks.md, "What a check is".
 
 vc5 sends a raw SYN (window 64240, source port 61000 + seq % 4999) and passes
 when a SYN-ACK with ack = seq + 1 comes back from the target's address and
-ports; a RST or silence fails. We do the same for IPv4 *and* IPv6 (vc5's IPv6
+ports; a RST acknowledging the SYN, or silence, fails (a RST without ACK is
+dropped, RFC 9293 §3.10.7.3). We do the same for IPv4 *and* IPv6 (vc5's IPv6
 SYN checks never pass). No handshake is completed: our kernel has no socket
 on the source port, so it answers the SYN-ACK with a RST itself, which is what
 closes the half-open connection on the backend.
@@ -25,7 +26,7 @@ import random
 import socket
 import struct
 
-from . import Result, enlarge_receive_buffer
+from . import Result, describe_error, enlarge_receive_buffer
 
 PORT_BASE = 61000
 # vc5 uses 61000 + seq % 4999, which overflows uint16 above 65535 and wraps to low ports; we keep to
@@ -95,8 +96,11 @@ def verdict(flags: int, ack: int, seq: int):
             return Result(True, "OK")
         return None
     if flags & FLAG_RST:
-        # RFC 9293 §3.10.7.3: a RST in SYN-SENT is acceptable iff its ACK acknowledges the SYN.
-        if not flags & FLAG_ACK or ack == (seq + 1) & 0xFFFFFFFF:
+        # RFC 9293 §3.10.7.3 (SYN-SENT), "second, check the RST bit": if the ACK was
+        # acceptable (it acknowledges our SYN) the connection is refused; "otherwise (no
+        # ACK), drop the segment and return" - a RST without ACK (forged, or a stray from an
+        # old connection) is ignored and the probe keeps waiting for its SYN-ACK.
+        if flags & FLAG_ACK and ack == (seq + 1) & 0xFFFFFFFF:
             return Result(False, "Connection refused")
     return None
 
@@ -201,23 +205,27 @@ class SynChecker:
                 return
             except OSError:
                 return
-            if family == socket.AF_INET:
-                src, seg = strip_ipv4(data)
-            else:
-                src, seg = peer[0].split("%")[0], data      # inet_ntop text: canonical
-            if src is None:
-                continue
-            t = parse_tcp(seg)
-            if t is None:
-                continue
-            sport, dport, _seq, ack, flags = t
-            waiting = self._pending.get((src, sport, dport))
-            if waiting is None:
-                continue
-            fut, seq = waiting
-            r = verdict(flags, ack, seq)
-            if r is not None and not fut.done():
-                fut.set_result(r)
+            self.received(family, data, peer)
+
+    def received(self, family, data: bytes, peer) -> None:
+        """One packet from the raw socket: settle the probe it answers, if any."""
+        if family == socket.AF_INET:
+            src, seg = strip_ipv4(data)
+        else:
+            src, seg = peer[0].split("%")[0], data      # inet_ntop text: canonical
+        if src is None:
+            return
+        t = parse_tcp(seg)
+        if t is None:
+            return
+        sport, dport, _seq, ack, flags = t
+        waiting = self._pending.get((src, sport, dport))
+        if waiting is None:
+            return
+        fut, seq = waiting
+        r = verdict(flags, ack, seq)
+        if r is not None and not fut.done():
+            fut.set_result(r)
 
     async def probe(self, address: str, port: int, timeout: float) -> Result:
         addr = self._canonical.get(address)
@@ -230,7 +238,7 @@ class SynChecker:
             sock = self._socket(family)
             src = self._source_for(addr, family)
         except OSError as e:
-            return Result(False, e.strerror or str(e))
+            return Result(False, describe_error(e))
         sport = self._port(addr, port)
         seq = random.getrandbits(32)      # not a secret: it only pairs replies with probes
         key = (addr, port, sport)
@@ -243,7 +251,7 @@ class SynChecker:
             try:
                 sock.sendto(build_syn(src, addr, sport, port, seq), (addr, 0))
             except OSError as e:
-                return Result(False, e.strerror or str(e))
+                return Result(False, describe_error(e))
             return await fut
         finally:
             timer.cancel()
