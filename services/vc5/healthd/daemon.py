@@ -32,7 +32,7 @@ import logging
 import time
 
 from vc5.common import bus as vbus
-from vc5.common import lifecycle, messages, names, sd, wire
+from vc5.common import lifecycle, limits, messages, names, sd, wire
 from vc5.common import log as vlog
 
 from . import persist
@@ -144,6 +144,7 @@ class Daemon:
         """READY=1, then run until SIGTERM/SIGINT (0) or the bus is lost (1)."""
         self.signals = lifecycle.StopSignals(on_reload=lambda: self.reload("SIGHUP"))
         watchdog = asyncio.ensure_future(sd.watchdog())
+        limits_watch = asyncio.ensure_future(limits.watch("vc5-healthd"))   # MemoryMax=, LimitNOFILE=
         saver = asyncio.ensure_future(self._save_periodically()) if self.state_file else None
         lost = asyncio.ensure_future(self.bus.wait_for_disconnect())
         lost.add_done_callback(lambda _f: self.signals.stop())
@@ -151,6 +152,7 @@ class Daemon:
         sd.notify_ready(self._status())
         await self.signals.wait()
         watchdog.cancel()
+        limits_watch.cancel()
         if lost.done():
             # Without the bus nobody hears our state: exit non-zero, systemd restarts us.
             log.error("lost the system bus connection (%s); exiting", lost.exception() or "closed")
