@@ -130,7 +130,7 @@ def _source_address(b, version: int, view) -> str | None:
                   and v.lb_ip is not None and v.prefix.version == version]
     if not candidates:
         return None
-    same_vlan = [v for v in candidates if v.vlan == b.redirect_slot]     # planner: redirect_slot = VLAN id
+    same_vlan = [v for v in candidates if v.vlan == b.egress_vlan]
     return str((same_vlan or candidates)[0].lb_ip)
 
 
