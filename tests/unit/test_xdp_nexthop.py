@@ -156,3 +156,14 @@ def test_published_reason_for_refused_backend():
     wire_backends = p.to_wire().backends
     assert wire_backends[0].reason.startswith("10.9.9.9 is on no local VLAN prefix")
     assert not wire_backends[0].in_table and wire_backends[1].in_table
+
+
+def test_healthd_names_the_tunnel_when_a_probe_fails():
+    from types import SimpleNamespace
+
+    from vc5.healthd import probe_path as pp
+    gue = SimpleNamespace(tunnel_type="gue", tunnel_port=6080)
+    assert pp.tunnel_hint(gue, "10.2.0.5") == "tunnel gue:6080 not terminated on 10.2.0.5?"
+    assert pp.tunnel_hint(SimpleNamespace(tunnel_type="ipip", tunnel_port=0), "fd00::5") == \
+        "tunnel ipip not terminated on fd00::5?"
+    assert pp.tunnel_hint(SimpleNamespace(tunnel_type="none", tunnel_port=0), "10.2.0.5") is None
