@@ -281,10 +281,14 @@ struct vc5_nat {
     __u8 h_dest[6];              /* backend MAC */
     __u8 h_source[6];            /* our MAC on the interface towards it */
     __u32 tx_slot;               /* nat_tx key: that interface */
-    __u32 flags;                 /* none yet */
-    __u8 pad[12];
+    __u32 flags;                 /* VC5_NAT_TUNNEL */
+    __u32 pair;                  /* VC5_NAT_TUNNEL: backends[pair] holds the tunnel (method, port,
+                                  * outer source, checksum flag, MTU): the record client traffic
+                                  * to that backend uses (docs/probe-path.md, "Tunnels") */
+    __u8 pad[8];
 };
 _Static_assert(sizeof(struct vc5_nat) == 80, "nat");
+#define VC5_NAT_TUNNEL 0x01          /* encapsulate as backends[pair] says (its addr must be `backend`) */
 
 /* nat_reply key: the answer as it arrives from the backend. */
 struct vc5_reply_key {

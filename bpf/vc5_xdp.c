@@ -1000,11 +1000,9 @@ int xdp_main(struct xdp_md *ctx)
  * patched; it is redirected out of that interface (nat_tx) and the answer
  * expected back is recorded in nat_reply. */
 
-static __always_inline int vc5_nat_send(struct vc5_ethhdr *eth, struct vc5_nat *n, struct vc5_nat_stats *ns,
-                                        struct vc5_reply_key *k, struct vc5_reply *r)
+static __always_inline int vc5_nat_redirect(struct vc5_nat *n, struct vc5_nat_stats *ns,
+                                            struct vc5_reply_key *k, struct vc5_reply *r)
 {
-    __builtin_memcpy(eth->h_dest, n->h_dest, 6);
-    __builtin_memcpy(eth->h_source, n->h_source, 6);
     int action = nat_tx.redirect_map(n->tx_slot, 0);
     if (action != XDP_REDIRECT) {
         ns->c[VC5_N_NO_INTERFACE]++;
@@ -1015,8 +1013,53 @@ static __always_inline int vc5_nat_send(struct vc5_ethhdr *eth, struct vc5_nat *
     return action;
 }
 
-static __always_inline int vc5_nat4(void *data_end, struct vc5_ethhdr *eth, struct vc5_iphdr *ip,
-                                    struct vc5_nat_stats *ns, __u64 now)
+/* The tunnelled service's probe (vc5-behaviour section 3.4: the NAT path
+ * applies the destination's tunnel): encapsulated exactly as client traffic
+ * to that backend (vc5_tunnel with its backends[] record), to the same next
+ * hop; too big for the egress MTU or a record that is not this backend's:
+ * dropped. FOU/GUE source port from the prober's port (a probe connection is
+ * a flow). Packet pointers end here. */
+static __always_inline int vc5_nat_tunnel(struct xdp_md *ctx, struct vc5_nat *n, struct vc5_nat_stats *ns,
+                                          struct vc5_reply_key *k, struct vc5_reply *r, __u32 tot,
+                                          __u8 inner6)
+{
+    __u32 zero = 0, pair = n->pair;
+    struct vc5_global *g = global_stats.lookup(&zero);
+    struct vc5_backend *b = backends.lookup(&pair);
+    if (!g || !b || !b->cookie || b->addr.w[0] != n->backend.w[0] || b->addr.w[1] != n->backend.w[1] ||
+        b->addr.w[2] != n->backend.w[2] || b->addr.w[3] != n->backend.w[3]) {
+        ns->c[VC5_N_DROPPED]++;
+        return XDP_DROP;
+    }
+    int overhead = vc5_overhead(b);
+    __u32 mtu = b->mtu ? b->mtu : VC5_DEFAULT_MTU;
+    long len = (long)ctx->data_end - (long)ctx->data;
+    if (overhead <= 0 || len < (long)(14 + tot) || ((b->method == VC5_METHOD_FOU || b->method == VC5_METHOD_GUE) && !b->tunnel_port) ||
+        tot + overhead > mtu) {
+        ns->c[VC5_N_DROPPED]++;
+        return XDP_DROP;
+    }
+    struct vc5_fwd f = { .b = b, .pair = pair, .tot = tot, .hash = VC5_NTOHS(k->eport), .inner6 = inner6 };
+    if (vc5_tunnel(ctx, g, &f, b, overhead, 0)) {
+        ns->c[VC5_N_DROPPED]++;
+        return XDP_DROP;
+    }
+    return vc5_nat_redirect(n, ns, k, r);
+}
+
+static __always_inline int vc5_nat_send(struct xdp_md *ctx, struct vc5_ethhdr *eth, struct vc5_nat *n,
+                                        struct vc5_nat_stats *ns, struct vc5_reply_key *k, struct vc5_reply *r,
+                                        __u32 tot, __u8 inner6)
+{
+    if (n->flags & VC5_NAT_TUNNEL)
+        return vc5_nat_tunnel(ctx, n, ns, k, r, tot, inner6);
+    __builtin_memcpy(eth->h_dest, n->h_dest, 6);
+    __builtin_memcpy(eth->h_source, n->h_source, 6);
+    return vc5_nat_redirect(n, ns, k, r);
+}
+
+static __always_inline int vc5_nat4(struct xdp_md *ctx, void *data_end, struct vc5_ethhdr *eth,
+                                    struct vc5_iphdr *ip, struct vc5_nat_stats *ns, __u64 now)
 {
     if ((void *)(ip + 1) > data_end || (ip->daddr & 0xff) != 255) {     /* 255.0.0.0/8 */
         ns->c[VC5_N_PASSED]++;
@@ -1052,15 +1095,16 @@ static __always_inline int vc5_nat4(void *data_end, struct vc5_ethhdr *eth, stru
     r.src.w[3] = ip->saddr;
     r.time = now;
 
+    /* L2 DSR: TTL 1, as client traffic; a tunnel decrements the inner TTL (vc5_inner_ttl) */
     __u16 old = *(__u16 *)&ip->ttl;
-    ip->ttl = 1;
+    ip->ttl = (n->flags & VC5_NAT_TUNNEL) ? ip->ttl - 1 : 1;
     vc5_csum_replace2(&ip->check, old, *(__u16 *)&ip->ttl);
     vc5_nat_rewrite4(ip, sum, proto, n->saddr.w[3], n->vip.w[3]);
-    return vc5_nat_send(eth, n, ns, &k, &r);
+    return vc5_nat_send(ctx, eth, n, ns, &k, &r, VC5_NTOHS(ip->tot_len), 0);
 }
 
-static __always_inline int vc5_nat6(void *data_end, struct vc5_ethhdr *eth, struct vc5_ipv6hdr *ip6,
-                                    struct vc5_nat_stats *ns, __u64 now)
+static __always_inline int vc5_nat6(struct xdp_md *ctx, void *data_end, struct vc5_ethhdr *eth,
+                                    struct vc5_ipv6hdr *ip6, struct vc5_nat_stats *ns, __u64 now)
 {
     /* fefe::/96: words as loaded on this little-endian CPU */
     if ((void *)(ip6 + 1) > data_end || ip6->daddr[0] != 0xfefe || ip6->daddr[1] || ip6->daddr[2]) {
@@ -1096,10 +1140,10 @@ static __always_inline int vc5_nat6(void *data_end, struct vc5_ethhdr *eth, stru
     __builtin_memcpy(&r.src, ip6->saddr, 16);
     r.time = now;
 
-    ip6->hop_limit = 1;
+    ip6->hop_limit = (n->flags & VC5_NAT_TUNNEL) ? ip6->hop_limit - 1 : 1;
     struct vc5_addr nsrc = n->saddr, ndst = n->vip;
     vc5_nat_rewrite6(ip6, sum, proto, &nsrc, &ndst);
-    return vc5_nat_send(eth, n, ns, &k, &r);
+    return vc5_nat_send(ctx, eth, n, ns, &k, &r, sizeof(*ip6) + VC5_NTOHS(ip6->payload_len), 1);
 }
 
 int xdp_nat(struct xdp_md *ctx)
@@ -1114,9 +1158,9 @@ int xdp_nat(struct xdp_md *ctx)
         return XDP_PASS;
     __u64 now = bpf_ktime_get_coarse_ns();      /* the clock xdp_main reads */
     if (eth->h_proto == VC5_HTONS(VC5_ETH_P_IP))
-        return vc5_nat4(data_end, eth, (void *)(eth + 1), ns, now);
+        return vc5_nat4(ctx, data_end, eth, (void *)(eth + 1), ns, now);
     if (eth->h_proto == VC5_HTONS(VC5_ETH_P_IPV6))
-        return vc5_nat6(data_end, eth, (void *)(eth + 1), ns, now);
+        return vc5_nat6(ctx, data_end, eth, (void *)(eth + 1), ns, now);
     ns->c[VC5_N_PASSED]++;
     return XDP_PASS;
 }

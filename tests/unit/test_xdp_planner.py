@@ -147,8 +147,8 @@ def test_remote_backend_tunnels_port_mismatch_and_empty_service():
     (p,) = planner.plan([svc(up("10.9.9.9"), up("10.1.10.11", port=8080))], view_with(*NEIGH))
     assert "no local VLAN" in p.backends[0].reason and "DSR needs equal ports" in p.backends[1].reason
     assert p.reason == "no usable backend" and not p.table_members
-    (t,) = planner.plan([svc(up("10.1.10.11"), tunnel="gre")], view_with(*NEIGH))
-    assert "tunnel-type gre" in t.backends[0].reason and not t.backends[0].valid
+    (t,) = planner.plan([svc(up("10.1.10.11"), tunnel="bogus")], view_with(*NEIGH))
+    assert "tunnel-type bogus unknown" in t.backends[0].reason and not t.backends[0].valid
     (e,) = planner.plan([svc()], view_with(*NEIGH))
     assert e.reason == "no backends"
 

@@ -105,6 +105,16 @@ def dsr_hint(on_vip_passed: bool, on_own_address_passed: bool, vip, backend):
             "and make the service listen on the VIP (or on any address)")
 
 
+def tunnel_hint(service, backend):
+    """A tunnelled service's probe travels inside the tunnel (docs/probe-path.md, "Tunnels"):
+    name it when the probe fails, e.g. "tunnel gue:6080 not terminated on 10.2.0.5?"."""
+    kind = getattr(service, "tunnel_type", "none") or "none"
+    if kind == "none":
+        return None
+    port = f":{service.tunnel_port}" if kind in ("fou", "gue") else ""
+    return f"tunnel {kind}{port} not terminated on {backend}?"
+
+
 async def open_probe_path(bus, mode: str, first_wait: float = 2.0) -> ProbePath:
     """The resolver for `mode`, kept up to date from xdp-loader (auto, loader) across its restarts.
 

@@ -237,4 +237,6 @@ def detach(ifindex: int, ifname: str, expected_prog_id: int | None = None, ipr=N
         return 0                # replaced by someone else meanwhile: not ours to remove
     if rc != 0:
         raise AttachError(f"{ifname}: detaching XDP program {current.prog_id}: {os.strerror(-rc)}")
+    from . import offload
+    offload.restore(ifname)     # the VLAN offload our attach switched off (offload.py)
     return current.prog_id

@@ -32,6 +32,7 @@ from vc5.common import lifecycle, limits, messages, names, sd, wire
 from vc5.common import log as vlog
 
 from .loader import REPROBE_S, Loader
+from .netwatch import NetWatch
 from .startup import StartupError, load_config, take_lock
 from .stop_post import clear_keep_marker, keep_marker_path
 
@@ -138,6 +139,8 @@ async def serve(loader: Loader, bus, signals: lifecycle.StopSignals) -> None:
              asyncio.create_task(limits.watch("vc5-xdp-loader"), name="limits")]
     loader.refresh()
     tasks.append(asyncio.create_task(_periodic(loader), name="rescan"))
+    watch = NetWatch(loader.tick)          # netlink events: a refresh within a second (netwatch.py)
+    watch.start(asyncio.get_running_loop())
     loader.set_status(f"starting: waiting for {names.HEALTH_BUS}; forwarding with the services the maps hold")
     loader.health_watch = await vbus.watch_properties(
         bus, names.HEALTH_BUS, names.HEALTH_PATH, names.HEALTH_IFACE, loader.on_health,
@@ -153,6 +156,7 @@ async def serve(loader: Loader, bus, signals: lifecycle.StopSignals) -> None:
         vlog.event(log, logging.INFO, "vc5-xdp-loader stopping"
                    + (": detaching" if loader.detach_on_stop else ": XDP stays attached for a successor"),
                    message_id=messages.SERVICE_STOPPING)
+        watch.close()
         await _stop(tasks, loader.health_watch)
         loader.publisher.attach(None)
         await vbus.release_name(bus, names.XDP_LOADER_BUS)

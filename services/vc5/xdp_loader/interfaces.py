@@ -18,7 +18,7 @@ import logging
 from vc5.common import log as vlog
 from vc5.common import messages, wire
 
-from . import attach
+from . import attach, offload
 
 log = logging.getLogger("vc5.xdp_loader")
 
@@ -60,6 +60,7 @@ class Interfaces:
             if before.note != str(e) or force:      # once per distinct error, not every rescan
                 vlog.event(log, logging.ERROR, f"XDP not attached to {name}: {e}", interface=name)
             return self._set(name, attached=False, note=str(e))
+        offload.disable(name)       # XDP must see the 802.1Q tags (offload.py)
         how = ("replaced program %d in place" % r.previous_prog_id if r.replaced_in_place and
                r.previous_prog_id != r.prog_id else "attached")
         if r.previous_prog_id != r.prog_id or force:

@@ -89,9 +89,15 @@ class NatTarget:
     vip: str
     backend: str
     saddr: str          # our address on the backend's subnet, VIP's family
-    mac: str            # the backend's MAC
+    mac: str            # the next hop's MAC: the backend's, or the gateway's when routed
     src_mac: str        # ours on the interface towards it
     ifindex: int        # that interface
+    service: str = ""   # a tunnelled service ("vip:port:proto") whose backend record the probe follows
+    method: str = "none"   # that service's tunnel-type ("none": L2 DSR)
+
+    @property
+    def tunnel(self) -> bool:
+        return self.method not in ("", "none", "l2")
 
 
 def targets_from_plan(planned, view=None) -> tuple[dict, dict]:
@@ -118,7 +124,9 @@ def targets_from_plan(planned, view=None) -> tuple[dict, dict]:
                 where = b.ifname or "the backend subnet"
                 reasons.setdefault(key, f"no IPv{version} address of ours on {where} to probe VIP {vip} from")
                 continue
-            targets[key] = NatTarget(vip, key[1], source, b.mac, b.lb_mac, b.ifindex)
+            tunnel = getattr(b, "method", "none")
+            targets[key] = NatTarget(vip, key[1], source, b.mac, b.lb_mac, b.ifindex,
+                                     p.key if tunnel not in ("none", "l2") else "", tunnel)
             reasons.pop(key, None)
     return targets, reasons
 
@@ -130,7 +138,7 @@ def _source_address(b, version: int, view) -> str | None:
                   and v.lb_ip is not None and v.prefix.version == version]
     if not candidates:
         return None
-    same_vlan = [v for v in candidates if v.vlan == b.redirect_slot]     # planner: redirect_slot = VLAN id
+    same_vlan = [v for v in candidates if v.vlan == b.egress_vlan]
     return str((same_vlan or candidates)[0].lb_ip)
 
 
@@ -158,8 +166,16 @@ def allocate(current: dict, wanted) -> dict:
     return out
 
 
-def nat_entry(t: NatTarget, slot: int) -> layout.Nat:
+NAT_TUNNEL = 0x01       # bpf/vc5_layout.h VC5_NAT_TUNNEL
+
+
+def nat_entry(t: NatTarget, slot: int, pair: int | None = None) -> layout.Nat:
+    """The nat value; `pair` (a tunnel): the backends[] record xdp_nat encapsulates with. The
+    field sits where layout.Nat has its padding (bpf/vc5_layout.h: flags, pair, pad[8])."""
     n = layout.Nat()
+    if pair is not None:
+        n.flags = NAT_TUNNEL
+        struct.pack_into("<I", n.pad, 0, pair)
     n.vip = layout.addr16(t.vip)
     n.backend = layout.addr16(t.backend)
     n.saddr = layout.addr16(t.saddr)
@@ -218,7 +234,7 @@ class ProbeNat:
         written = {}
         for pair, t in targets.items():
             i = index[pair]
-            entry = nat_entry(t, slots[t.ifindex])
+            entry = nat_entry(t, slots[t.ifindex], self._pair_of(t) if t.tunnel else None)
             raw = bytes(entry)
             if self._written.get(i) != raw:
                 nat.update(layout.addr16(probe_address(i, ipaddress.ip_address(t.vip).version)), entry)
@@ -230,6 +246,15 @@ class ProbeNat:
         for ifindex in [x for x in slots if x not in in_use]:
             tx.delete(layout.U32(slots.pop(ifindex)))
         self._index, self._written, self._slots = index, written, slots
+
+    def _pair_of(self, t: NatTarget) -> int:
+        """The backends[] index of (t.service, t.backend) in the data plane: its tunnel is the
+        probe's. 0 (no record: xdp_nat drops the probe) if the service is not programmed."""
+        from .specs import service_key
+        vip, port, proto = t.service.rsplit(":", 2)
+        state = getattr(self.dp, "_services", {}).get(service_key(vip, int(port), proto))
+        st = state.backends.get(t.backend) if state is not None else None
+        return st.pair if st is not None else 0
 
     def addresses(self) -> list:
         return sorted((v, b, probe_address(i, ipaddress.ip_address(v).version))

@@ -52,6 +52,7 @@ class Interface:
     mac: str                       # "aa:bb:cc:dd:ee:ff", "" if none
     flags: int
     addresses: tuple = ()          # ipaddress.IPv4Interface / IPv6Interface
+    mtu: int = 0                   # IFLA_MTU (0: unknown)
 
     @property
     def up(self) -> bool:
@@ -118,6 +119,22 @@ class NetView:
                 if best is None or v.prefix.prefixlen > best.prefix.prefixlen:
                     best = v
         return best
+
+    def route_vlan(self, version: int) -> VlanInfo | None:
+        """Where a backend on no local prefix goes (vc5-behaviour section 1.4, "Backend location"):
+        the first VLAN id of that family whose prefix names a gateway (host bits), one whose
+        gateway MAC is known first; None if no prefix of that family names a gateway."""
+        known = self.gateway_vlan(version)
+        if known is not None:
+            return known
+        for v in sorted(self.vlans, key=lambda v: v.vlan):
+            if v.usable and v.prefix.version == version and v.gateway is not None:
+                return v
+        return None
+
+    def mtu_of(self, ifname: str) -> int:
+        itf = self.interfaces.get(ifname)
+        return itf.mtu if itf is not None else 0
 
     def gateway_vlan(self, version: int) -> VlanInfo | None:
         """vc5: the first VLAN id (1..4094) of that family that has a gateway with a known MAC."""
@@ -257,7 +274,8 @@ class NetReader:
             index = link["index"]
             out.append(Interface(name=_attr(link, "IFLA_IFNAME", ""), ifindex=index,
                                  mac=(_attr(link, "IFLA_ADDRESS", "") or "").lower(),
-                                 flags=link["flags"], addresses=tuple(addrs.get(index, ()))))
+                                 flags=link["flags"], addresses=tuple(addrs.get(index, ())),
+                                 mtu=int(_attr(link, "IFLA_MTU", 0) or 0)))
         return out
 
     def neighbours(self) -> list:

@@ -21,11 +21,18 @@ Invariants:
     a backend in the table has reason "".
   * Deterministic: same inputs, same output (no clocks, no I/O).
 
-Forwarding is L2 DSR (docs/data-plane.md, "From healthd's Services to the
-maps"): the backend must sit on a VLAN
-prefix of this host; its MAC comes from the neighbour table. Tunnelled
-services are refused by this data plane with a reason ("tunnel-type ... not
-supported"), never silently forwarded as L2.
+Next hop (docs/data-plane.md, "Next hop and tunnels"; vc5-behaviour section 1.4,
+"Backend location", section 4 item 32):
+  * a backend on a local subnet (a vlans/vlans6 prefix, or the implicit
+    untagged networks) is reached at its own MAC (neighbour table);
+  * any other goes to the gateway named by the host bits of a vlans/vlans6
+    prefix of its family (`10: 10.1.10.254/24`; the first VLAN id, one whose
+    gateway MAC is known first), at the gateway's MAC; only a tunnel gets it
+    there: `tunnel-type: none` to such a backend is refused with a reason.
+Tunnels (vc5 v0.3 `tunnel-type`, `tunnel-port`, `tunnel-no-checksum`, from
+the service): the outer source is our address on the egress network, which
+is of the backend's family by construction (prefixes are matched per
+family); the egress interface's MTU goes to the data plane.
 """
 
 from __future__ import annotations
@@ -37,9 +44,10 @@ from dataclasses import dataclass
 from vc5.common import wire
 
 from . import netinfo
-from .specs import BackendSpec, ServiceSpec
+from .specs import METHODS, BackendSpec, ServiceSpec
 
 MAX_BACKENDS = 255       # be[1..255]; be[0] is the service header
+REDIRECT_SLOTS = 4096    # tx_port keys (layout.REDIRECT_SLOTS)
 
 
 @dataclass(frozen=True)
@@ -54,10 +62,16 @@ class PlannedBackend:
     ifname: str = ""
     ifindex: int = 0
     redirect: bool = False     # leave through the devmap (several untagged NICs) instead of XDP_TX
-    redirect_slot: int = 0     # devmap key when redirecting: the VLAN id (as vc5 keys redirect_map)
+    redirect_slot: int = 0     # devmap key when redirecting: per (family, VLAN) egress (redirect_slot_map)
     valid: bool = False        # present in the service: pinned flows may use it
     in_table: bool = False     # in the Maglev table: new flows may pick it
     reason: str = ""           # why not in the table ("" when in it)
+    egress_vlan: int = 0       # the VLAN id of the egress (also when untagged)
+    gateway: str = ""          # the next hop when routed ("" when on a local subnet)
+    method: str = "none"       # the service's tunnel-type
+    tunnel_port: int = 0
+    no_checksum: bool = False
+    mtu: int = 0               # the egress interface's MTU (0: unknown)
 
 
 @dataclass(frozen=True)
@@ -101,11 +115,50 @@ def _health_reason(state) -> str:
     return ""
 
 
-def plan_backend(service, state, view, redirect_ifindexes=(), untagged=False) -> PlannedBackend:
+def redirect_slot_map(view) -> dict:
+    """{(IP version, VLAN id): tx_port slot}: the VLAN id, unless that slot already leads to
+    another interface (vlans and vlans6 may give one id to different NICs; one DEVMAP serves
+    both families): then the highest free slot (4095 down)."""
+    taken, out = {}, {}
+    for v in sorted((v for v in view.vlans if v.usable), key=lambda v: (v.prefix.version, v.vlan)):
+        slot = v.vlan
+        if taken.get(slot, v.ifindex) != v.ifindex:
+            slot = next((s for s in range(REDIRECT_SLOTS - 1, 0, -1) if s not in taken), v.vlan)
+        taken[slot] = v.ifindex
+        out[(v.prefix.version, v.vlan)] = slot
+    return out
+
+
+def _next_hop(address, method, view):
+    """(egress VlanInfo, gateway or None, next hop MAC, reason)."""
+    vlan = view.vlan_for(address)
+    if vlan is not None:
+        mac = view.mac_of(address, vlan.ifindex)
+        why = "" if mac else f"MAC unknown (no neighbour entry for {address} on {vlan.ifname})"
+        return vlan, None, mac, why
+    table = "vlans" if address.version == 4 else "vlans6"
+    if method == "none":
+        return None, None, "", (f"{address} is on no local VLAN prefix: tunnel-type none (L2 DSR) needs a "
+                                "directly connected backend; a routed one needs a tunnel-type")
+    vlan = view.route_vlan(address.version)
+    if vlan is None:
+        return None, None, "", (f"{address} is on no local VLAN prefix and no {table} prefix names an "
+                                f"IPv{address.version} gateway (host bits, e.g. "
+                                f"{'10: 10.1.10.254/24' if address.version == 4 else '10: fd00::fffe/64'}); "
+                                f"no IPv{address.version} address of ours to tunnel from")
+    if not vlan.gateway_mac:
+        return vlan, vlan.gateway, "", (f"gateway {vlan.gateway} MAC unknown (no neighbour entry on "
+                                        f"{vlan.ifname})")
+    return vlan, vlan.gateway, vlan.gateway_mac, ""
+
+
+def plan_backend(service, state, view, redirect_ifindexes=(), untagged=False, slots=None) -> PlannedBackend:
     base = dict(address=state.address, port=state.port, weight=state.weight)
-    if service.tunnel_type not in ("", "none"):
-        return PlannedBackend(**base, reason=f"tunnel-type {service.tunnel_type} is not supported by this "
-                                             "data plane (L2 DSR only)")
+    method = (service.tunnel_type or "none").lower()
+    if method == "l2":
+        method = "none"
+    if method not in METHODS:
+        return PlannedBackend(**base, reason=f"tunnel-type {service.tunnel_type} unknown")
     try:
         address = ipaddress.ip_address(state.address)
     except ValueError:
@@ -113,30 +166,33 @@ def plan_backend(service, state, view, redirect_ifindexes=(), untagged=False) ->
     if state.port != service.port:
         why = f"port {state.port} differs from the service port {service.port}; DSR needs equal ports"
         return PlannedBackend(**base, reason=why)
-    vlan = view.vlan_for(address)
+    if method != "none":
+        base.update(method=method, tunnel_port=service.tunnel_port, no_checksum=service.tunnel_no_checksum)
+    vlan, gateway, mac, why = _next_hop(address, method, view)
     if vlan is None:
-        return PlannedBackend(**base, reason=f"{address} is on no local VLAN prefix; L2 DSR needs a directly "
-                                             "connected backend")
+        return PlannedBackend(**base, reason=why)
+    slot = (slots or {}).get((vlan.prefix.version, vlan.vlan), vlan.vlan)
     where = dict(lb_mac=vlan.lb_mac, lb_ip=str(vlan.lb_ip), vlan=0 if untagged else vlan.vlan,
                  ifname=vlan.ifname, ifindex=vlan.ifindex,
                  redirect=len(redirect_ifindexes) > 1 and vlan.ifindex in redirect_ifindexes,
-                 redirect_slot=vlan.vlan)
-    mac = view.mac_of(address, vlan.ifindex)
-    if not mac:
-        why = f"MAC unknown (no neighbour entry for {address} on {vlan.ifname})"
-        return PlannedBackend(**base, **where, reason=why)
+                 redirect_slot=slot, egress_vlan=vlan.vlan, gateway=str(gateway or ""),
+                 mtu=min(view.mtu_of(vlan.ifname), 65535))
+    if not why and method in ("fou", "gue") and not service.tunnel_port:
+        why = f"tunnel-type {method} needs a tunnel-port"
+    if why:
+        return PlannedBackend(**base, **where, mac=mac, reason=why)
     health = _health_reason(state)
     return PlannedBackend(**base, **where, mac=mac, valid=True, in_table=not health, reason=health)
 
 
-def plan_service(service, view, redirect_ifindexes=(), untagged=False) -> PlannedService:
+def plan_service(service, view, redirect_ifindexes=(), untagged=False, slots=None) -> PlannedService:
     backends = []
     seen = set()
     for state in service.backends:
         if state.address in seen:
             continue        # healthd lists each address once; keep the first if not
         seen.add(state.address)
-        b = plan_backend(service, state, view, redirect_ifindexes, untagged)
+        b = plan_backend(service, state, view, redirect_ifindexes, untagged, slots)
         if len(backends) >= MAX_BACKENDS:
             b = PlannedBackend(state.address, state.port, state.weight,
                                reason=f"more than {MAX_BACKENDS} backends in one service")
@@ -151,11 +207,12 @@ def plan_service(service, view, redirect_ifindexes=(), untagged=False) -> Planne
 def plan(services, view, redirect_ifindexes=(), untagged=False) -> tuple:
     """PlannedService for every service healthd publishes (duplicate keys: first wins)."""
     out, seen = [], set()
+    slots = redirect_slot_map(view)
     for s in services:
         if s.key in seen:
             continue
         seen.add(s.key)
-        out.append(plan_service(s, view, tuple(redirect_ifindexes), untagged))
+        out.append(plan_service(s, view, tuple(redirect_ifindexes), untagged, slots))
     return tuple(out)
 
 
@@ -189,7 +246,8 @@ def to_specs(planned_service: PlannedService) -> ServiceSpec:
             b.address, mac=b.mac or netinfo.ZERO_MAC, src_mac=b.lb_mac or netinfo.ZERO_MAC,
             in_table=b.in_table, weight=max(b.weight, 0), valid=b.valid,
             redirect_slot=b.redirect_slot if b.redirect else None, vlan=b.vlan,
-            src_address=b.lb_ip or None))
+            src_address=b.lb_ip or None, method=b.method if b.lb_ip else "none", tunnel_port=b.tunnel_port,
+            no_checksum=b.no_checksum, mtu=b.mtu if 68 <= b.mtu else 0))
     return ServiceSpec(planned_service.vip, planned_service.port, planned_service.protocol,
                        sticky=planned_service.sticky, backends=tuple(backends))
 

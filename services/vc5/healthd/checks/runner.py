@@ -57,7 +57,8 @@ class Runner:
                     # if the same check passes on the backend's own address, say what is wrong.
                     took = _ms(t0)
                     direct = await self.check(check, service, own)
-                    hint = pp.dsr_hint(False, direct.passed, _text(service.vip), own)
+                    hint = (pp.tunnel_hint(service, own)
+                            or pp.dsr_hint(False, direct.passed, _text(service.vip), own))
                     if hint:
                         diagnostic = f"{diagnostic} ({hint})"
                     return Round(False, diagnostic, took, target)
