@@ -216,6 +216,14 @@ class DataPlane:
         with self._lock:
             return sorted(self._services, key=lambda k: (k.vip, k.port, k.protocol))
 
+    def pair_of(self, key: ServiceKey, address: str) -> int:
+        """The backends[] index of `address` in the service `key` as programmed; 0 (no record) if the
+        service or the backend is not programmed."""
+        with self._lock:
+            state = self._services.get(key)
+            pair = state.backends.get(address) if state is not None else None
+            return pair.pair if pair is not None else 0
+
     def set_service(self, spec: ServiceSpec) -> None:
         """Create or replace one service.
 

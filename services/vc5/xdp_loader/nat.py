@@ -252,9 +252,7 @@ class ProbeNat:
         probe's. 0 (no record: xdp_nat drops the probe) if the service is not programmed."""
         from .specs import service_key
         vip, port, proto = t.service.rsplit(":", 2)
-        state = getattr(self.dp, "_services", {}).get(service_key(vip, int(port), proto))
-        st = state.backends.get(t.backend) if state is not None else None
-        return st.pair if st is not None else 0
+        return self.dp.pair_of(service_key(vip, int(port), proto), t.backend)
 
     def addresses(self) -> list:
         return sorted((v, b, probe_address(i, ipaddress.ip_address(v).version))
