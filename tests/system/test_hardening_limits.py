@@ -15,6 +15,10 @@ import json
 
 from tests.lib.wait import until
 from tests.system.conftest import needs_service
+from vc5.xdp_loader.layout import LAYOUT_VERSION
+
+# Where the loader pins, as the host sees it (docs/data-plane.md: one directory per layout version).
+PINS = f"/sys/fs/bpf/vc5/v{LAYOUT_VERSION}"
 
 LIMITS = {
     "vc5-webd.service": {"MemoryHigh": 384 << 20, "MemoryMax": 512 << 20, "TasksMax": 64,
@@ -78,16 +82,16 @@ def test_loader_pins_without_cap_dac_read_search_and_bpffs_stays_0700(machine):
         assert not int(caps, 16) & (1 << 2), f"CAP_DAC_READ_SEARCH effective: {caps}"
         assert m.run(f"stat -c %U /proc/{pid}", check=True).stdout.strip() == "_vc5-loader"
         # pinned through the bind, visible at the host's path; bpffs's root still 0700 root
-        assert "flows" in m.run("ls /sys/fs/bpf/vc5/v1/", check=True).stdout.split()
+        assert "flows" in m.run(f"ls {PINS}/", check=True).stdout.split()
         assert bpffs_root(m) == "700 root"
         info = m.run("busctl get-property --json=short org.vc5.XdpLoader1 /org/vc5/XdpLoader1 "
                      "org.vc5.XdpLoader1 ProgramInfo", check=True).stdout
-        assert "/sys/fs/bpf/vc5/v1" in json.dumps(json.loads(info)), info
+        assert PINS in json.dumps(json.loads(info)), info
         log = m.run("journalctl --no-pager -o cat -u vc5-xdp-loader").stdout
-        assert "pinned maps in /sys/fs/bpf/vc5/v1" in log, log[-2000:]
+        assert f"pinned maps in {PINS}" in log, log[-2000:]
         r = m.run("systemctl stop vc5-xdp-loader.service", timeout=120)
         assert r.returncode == 0, r.stderr
-        assert not m.run("ls /sys/fs/bpf/vc5/v1 2>/dev/null").stdout.strip(), "pins survive the stop"
+        assert not m.run(f"ls {PINS} 2>/dev/null").stdout.strip(), "pins survive the stop"
     finally:
         m.run("systemctl stop vc5-xdp-loader.service", timeout=120)
         m.run(f"rm -rf {DROPIN_DIR} {CONFIG}; systemctl daemon-reload; "

@@ -506,8 +506,10 @@ def test_bgpd_runs_owns_its_name_and_matches_its_xml(configured):
 @needs_service("webd")
 def test_console_answers_on_port_80_by_socket_activation(configured):
     m = configured
-    # Nothing has connected yet: only the socket is up.
+    # Only the socket is up (an earlier test may have connected: stop the service, not the socket).
+    sh(m, "systemctl stop vc5-webd.service")
     assert active(m, "vc5-webd.service") == "inactive"
+    assert active(m, "vc5-webd.socket") == "active"
     status, _ = http_get(m, "http://127.0.0.1/")
     assert status == 200
     assert active(m, "vc5-webd.service") == "active"
