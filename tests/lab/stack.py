@@ -70,7 +70,7 @@ flows_per_cpu: 65536
   as_number: {LB_AS}
   peer_as: {ROUTER_AS}
   hold_time: 9
-  peers:
+{f"  next_hop_6: {lb.ip6}{chr(10)}" if lab.routed else ""}  peers:
     - {lab.router.ip}
 services:
   - name: web
