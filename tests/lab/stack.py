@@ -25,7 +25,8 @@ def routed_services(lab: Lab, interval=1.0) -> str:
     """One service per (tunnel type, backends' family), each on a VIP pair of its own
     (topology.routed_vip): tunnel-type/tunnel-port as vc5 v0.3 writes them."""
     out = []
-    for tunnel, (port, _) in TUNNELS.items():
+    for tunnel in lab.routed_tunnels:
+        port = TUNNELS[tunnel][0]
         for outer in (4, 6):
             servers = "\n".join(f"      - {rb.ip if outer == 4 else rb.ip6}" for rb in lab.routed)
             out.append(f"""  - name: routed-{tunnel}-{outer}

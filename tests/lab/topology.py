@@ -85,6 +85,7 @@ class Lab:
     routed: list = field(default_factory=list)      # routed backends (behind the router)
     transit: list = field(default_factory=list)     # per balancer: Host of eth1, or nothing
     client2: Host = None
+    routed_tunnels: tuple = tuple(TUNNELS)          # the routed services the stack configures
     procs: list = field(default_factory=list)
     namespaces: list = field(default_factory=list)
 
