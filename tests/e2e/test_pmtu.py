@@ -42,6 +42,16 @@ def pmtu_lab(root):
                            client_mtu=MTU)
 
 
+@pytest.fixture(scope="module")
+def routed_ready(pmtu_lab):
+    """Every routed VIP advertised (its backends up through their tunnels); waited for once: a
+    failure here (no planner support for tunnels yet) fails each routed case at once."""
+    vips = sorted({routed_vip(t, i, o) for t in TUNNELS for i in (4, 6) for o in (4, 6)})
+    until(lambda: all(advertised(pmtu_lab, v) for v in vips), timeout=60, interval=0.5,
+          message="the routed VIPs are not advertised: " + ", ".join(vips))
+    return pmtu_lab
+
+
 def url(vip, path):
     return f"http://[{vip}]{path}" if ":" in vip else f"http://{vip}{path}"
 
@@ -81,9 +91,9 @@ DOWNLOADS = [("l2", VIP4), ("l2", VIP6), ("gue", routed_vip("gue", 4, 4)), ("gue
 
 
 @pytest.mark.parametrize("kind,vip", DOWNLOADS, ids=[f"{k}-{v}" for k, v in DOWNLOADS])
-def test_download_to_client_behind_small_mtu(pmtu_lab, kind, vip):
+def test_download_to_client_behind_small_mtu(request, pmtu_lab, kind, vip):
     """`l2` cases need only the merged data plane; the tunnelled ones wait for the planner."""
-    lab = pmtu_lab
+    lab = pmtu_lab if kind == "l2" else request.getfixturevalue("routed_ready")
     client = lab.client2
     dest = client.ip6 if ":" in vip else client.ip
     until(lambda: advertised(lab, vip), timeout=60, interval=0.5, message=f"{vip} is not advertised")
@@ -111,9 +121,9 @@ UPLOADS = [(t, i, o) for t in TUNNELS for i in (4, 6) for o in (4, 6)]
 
 
 @pytest.mark.parametrize("tunnel,inner,outer", UPLOADS, ids=[f"{t}-{i}in{o}" for t, i, o in UPLOADS])
-def test_upload_through_tunnel_with_small_mtu(pmtu_lab, tunnel, inner, outer):
+def test_upload_through_tunnel_with_small_mtu(routed_ready, tunnel, inner, outer):
     """Waits for the planner (tunnels, routed next hops, the egress MTU in the data plane)."""
-    lab = pmtu_lab
+    lab = routed_ready
     vip = routed_vip(tunnel, inner, outer)
     until(lambda: advertised(lab, vip), timeout=60, interval=0.5, message=f"{vip} is not advertised")
     client = lab.client
