@@ -31,6 +31,17 @@ the medians, the ratio of the medians and of the best rounds (other work on
 the CPU only ever slows a round down). Issue #3 target: vc5 >= 70 % of
 trivial.
 
+--gue: GUE against L2 DSR in the same run. For 1 and 1,000 flows, a second
+data plane whose service sends every packet over GUE (tunnel-port 6080, UDP
+checksum on, outer IPv4: +32 bytes per frame) is measured in the same
+alternating rounds as L2 and trivial. The generator and the balancer run on
+different CPUs: the generator (this process) is pinned with
+sched_setaffinity (taskset's call) to one CPU, and l0 switches to threaded
+NAPI with its NAPI thread pinned (taskset -p) to another, so the balancer's
+program runs in that thread on its own CPU; the table's heading says which
+CPUs were used, or that they had to share one (a one-CPU machine, or no
+threaded NAPI).
+
 Cases: 1, 1,000 and 100,000 distinct flows (source address/port) with the
 default flow table (65,536 entries, LRU): 100,000 flows sent round-robin miss
 it on every packet (Maglev + LRU insert each time); the extra case repeats
@@ -61,6 +72,7 @@ from vc5.xdp_loader.dataplane import BackendSpec, DataPlane, ServiceSpec  # noqa
 
 C0_MAC, L0_MAC = "02:00:00:00:0c:00", "02:00:00:00:01:00"
 VIP, PORT = "192.0.2.1", 8053
+GUE_PORT = 6080                 # --gue: the service's tunnel-port
 SRC_BASE = "10.99.0.0"          # client addresses: SRC_BASE + flow // PORTS_PER_ADDR
 PORTS_PER_ADDR = 50000          # client ports 1024 .. 1024 + PORTS_PER_ADDR - 1
 FRAME_LEN = 60                  # Ethernet 14 + IPv4 20 + UDP 8 + 18 payload (minimum frame, no FCS)
@@ -141,13 +153,15 @@ int trivial_tx(struct xdp_md *ctx)
     return XDP_TX;
 }
 
-/* On c0: count what l0 sent back (IPv4/UDP to the VIP port only: the
- * stack's own IPv6 ND/MLD frames from l0 arrive here too), drop it. */
+/* On c0: count what l0 sent back (IPv4/UDP to the VIP port, or to the GUE
+ * port for --gue: the stack's own IPv6 ND/MLD frames from l0 arrive here
+ * too), drop it. */
 int sink(struct xdp_md *ctx)
 {
     u8 *p = (u8 *)(long)ctx->data;
     if ((void *)(p + FRAME_LEN) > (void *)(long)ctx->data_end ||
-        p[12] != 0x08 || p[13] != 0x00 || p[23] != 17 || *(u16 *)(p + 36) != bpf_htons(VIP_PORT))
+        p[12] != 0x08 || p[13] != 0x00 || p[23] != 17 ||
+        (*(u16 *)(p + 36) != bpf_htons(VIP_PORT) && *(u16 *)(p + 36) != bpf_htons(GUE_PORT)))
         return XDP_DROP;
     u32 z = 0;
     u64 *n = sink_rx.lookup(&z);
@@ -161,7 +175,7 @@ int sink(struct xdp_md *ctx)
 def bpf_source() -> str:
     defs = {"FRAME_LEN": str(FRAME_LEN), "DMAC": _c_bytes(L0_MAC), "SMAC": _c_bytes(C0_MAC),
             "SRC_BASE": _c_be32(SRC_BASE), "PORTS_PER_ADDR": str(PORTS_PER_ADDR),
-            "VIP_BE": _c_be32(VIP), "VIP_PORT": str(PORT)}
+            "VIP_BE": _c_be32(VIP), "VIP_PORT": str(PORT), "GUE_PORT": str(GUE_PORT)}
     return "".join(f"#define {k} {v}\n" for k, v in defs.items()) + BPF_TEXT
 
 
@@ -175,6 +189,36 @@ def setns(fd: int) -> None:
     if _libc.setns(fd, CLONE_NEWNET) != 0:
         err = ct.get_errno()
         raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+def pin_napi_thread(dev: str, cpu: int) -> int | None:
+    """Threaded NAPI on `dev` (of this netns) with its kthread pinned to `cpu` (taskset -p): the
+    balancer's XDP program then runs there, not on the generator's CPU. None if impossible.
+    The sysfs of this netns is only visible through a sysfs mounted from inside it."""
+    mnt = tempfile.mkdtemp(prefix="vc5pps-sys-")
+    try:
+        m = subprocess.run(["mount", "-t", "sysfs", "sysfs", mnt], capture_output=True, text=True)
+        if m.returncode != 0:
+            print(f"(no threaded NAPI: mount sysfs: {m.stderr.strip()})", file=sys.stderr)
+            return None
+        try:
+            with open(f"{mnt}/class/net/{dev}/threaded", "w") as f:
+                f.write("1")
+        except OSError as e:
+            print(f"(no threaded NAPI: {e})", file=sys.stderr)
+            return None
+        finally:
+            subprocess.run(["umount", mnt], capture_output=True)
+    finally:
+        shutil.rmtree(mnt, ignore_errors=True)
+    time.sleep(0.2)
+    pids = subprocess.run(["pgrep", "-x", f"napi/{dev}-.*"], capture_output=True, text=True).stdout.split()
+    pids = [p for p in pids if open(f"/proc/{p}/comm").read().startswith(f"napi/{dev}-")]
+    if not pids:
+        return None
+    for pid in pids:
+        sh("taskset", "-pc", str(cpu), pid)
+    return cpu
 
 
 def ifindex(name: str) -> int:
@@ -236,13 +280,17 @@ def main() -> None:
     ap.add_argument("--big-table", type=int, default=262144,
                     help="flow-table size of an extra 100,000-flow case (0: skip it)")
     ap.add_argument("--rounds", type=int, default=5, help="alternating vc5/trivial rounds per case (median)")
+    ap.add_argument("--gue", action="store_true",
+                    help="GUE vs L2 in the same run, generator and balancer on different CPUs")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root (BPF, namespaces, mount)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    cpu = min(os.sched_getaffinity(0))
+    cpus = sorted(os.sched_getaffinity(0))
+    cpu = cpus[0]
     os.sched_setaffinity(0, {cpu})
+    napi_cpu = None             # --gue: l0's threaded NAPI on another CPU
     tag = uuid.uuid4().hex[:6]
     ns = f"vc5pps{tag}"
     home = os.open("/proc/self/ns/net", os.O_RDONLY)
@@ -285,10 +333,21 @@ def main() -> None:
         dp.set_service(service)
         attach.attach(c0, "c0", sink_fn.fd, "native")
         attach.attach(l0, "l0", dp.xdp_fd, "native")
+        if args.gue and len(cpus) > 1:
+            napi_cpu = pin_napi_thread("l0", cpus[1])       # l0's NAPI exists once XDP is on it
         gen = Generator(gen_fn.fd, c0)
         c0_stats = ethtool_stats("c0")
         cases = [(f"{n:,} flow{'s' if n > 1 else ''}", n, dp) for n in (1, 1000, 100_000)]
-        if args.big_table:
+        if args.gue:
+            gue = DataPlane(pin_dir=f"{bpffs}/gue", watchdog=False)
+            extra.append(gue)
+            gue.set_active(True)
+            gue.set_service(ServiceSpec(VIP, PORT, "udp", backends=[
+                BackendSpec(f"10.1.0.{i}", C0_MAC, L0_MAC, method="gue", tunnel_port=GUE_PORT,
+                            src_address="10.0.0.1") for i in range(1, 17)]))
+            cases = [(f"{n:,} flow{'s' if n > 1 else ''}, {m}", n, d)
+                     for n in (1, 1000) for m, d in (("L2", dp), ("GUE", gue))]
+        elif args.big_table:
             big = DataPlane(pin_dir=f"{bpffs}/big", flows=args.big_table, watchdog=False)
             extra.append(big)
             big.set_active(True)
@@ -310,9 +369,9 @@ def main() -> None:
                         dn = c1["latency"]["packets"] - c["latency"]["packets"]
                         if dn and r:
                             lat.append((c1["latency"]["ns"] - c["latency"]["ns"]) / dn)
-                        if seen != args.frames:
+                        if seen != args.frames and napi_cpu is None:
                             odd.append(f"{label}, round {r}: vc5 counted {seen} of {args.frames}")
-                    if delivered != args.frames:
+                    if delivered != args.frames and napi_cpu is None:    # else: the ring overflows
                         odd.append(f"{label}, {name}, round {r}: sink got {delivered} of {args.frames}")
                     if r:
                         got[name].append(pps)
@@ -325,7 +384,8 @@ def main() -> None:
         for dev, before in (("c0", c0_stats), ("l0", {})):
             for k, v in ethtool_stats(dev).items():
                 # the sink's own XDP_DROPs show as c0 rx_queue_0_xdp_drops
-                if ("err" in k or "drop" in k) and v != before.get(k, 0) and k != "rx_queue_0_xdp_drops":
+                if ("err" in k or "drop" in k) and v != before.get(k, 0) and k != "rx_queue_0_xdp_drops" \
+                        and not (napi_cpu is not None and k == "tx_queue_0_xdp_xmit_errors"):
                     odd.append(f"ethtool -S {dev}: {k} +{v - before.get(k, 0)}")
     finally:
         for d in [dp, *extra]:
@@ -341,11 +401,17 @@ def main() -> None:
             subprocess.run(["umount", bpffs], capture_output=True)
         shutil.rmtree(bpffs, ignore_errors=True)
 
-    print(f"# vc5 data plane packets/s, native XDP on veth (CPU {cpu}, {os.cpu_count()} CPUs, "
+    shared = " (generator and balancer share it: no second CPU or no threaded NAPI)" if args.gue else ""
+    where = (f"generator on CPU {cpu}, balancer (l0's threaded NAPI) on CPU {napi_cpu}"
+             if napi_cpu is not None else f"CPU {cpu}{shared}")
+    pipeline = ("the generator and the c0 sink on one CPU, l0's program on the other: the figure is what the "
+                "balancer's CPU sustains (the generator outruns it: c0's xdp_xmit_errors count the excess)"
+                if napi_cpu is not None else "generator, l0 and the c0 sink share one CPU, so the figure is "
+                "the whole pipeline's rate")
+    print(f"# vc5 data plane packets/s, native XDP on veth ({where}, {os.cpu_count()} CPUs, "
           f"kernel {os.uname().release})\n")
     print(f"{args.frames} live frames ({FRAME_LEN} B IPv4/UDP) per measurement, median of {args.rounds} "
-          "alternating rounds after one warm-up; generator, l0 and the c0 sink share one CPU, so the "
-          "figure is the whole pipeline's rate. vc5 ns/pkt = vc5's own latency counter "
+          f"alternating rounds after one warm-up; {pipeline}. vc5 ns/pkt = vc5's own latency counter "
           "(ktime entry..exit). Target: vc5 >= 70 % of trivial.\n")
     print("| case | vc5 pps | trivial pps | ratio | ratio of bests | vc5 ns/pkt | vc5 range "
           "| trivial range |")
@@ -354,6 +420,13 @@ def main() -> None:
         print(f"| {label} | {v / 1e6:.2f} M | {t / 1e6:.2f} M | {ratio * 100:.0f} % | "
               f"{vmax / tmax * 100:.0f} % | {lat:.0f} | {vmin / 1e6:.2f}-{vmax / 1e6:.2f} M | "
               f"{tmin / 1e6:.2f}-{tmax / 1e6:.2f} M |")
+    if args.gue:
+        by = {label: v for label, v, *_ in rows}
+        for n in ("1 flow", "1,000 flows"):
+            l2, g = by.get(f"{n}, L2"), by.get(f"{n}, GUE")
+            if l2 and g:
+                print(f"\n{n}: GUE {g / 1e6:.2f} M pps = {g / l2 * 100:.0f} % of L2 ({l2 / 1e6:.2f} M pps); "
+                      f"per packet {1e9 / g - 1e9 / l2:+.0f} ns of pipeline time")
     if odd:
         print("\nNotes:")
         for line in odd:

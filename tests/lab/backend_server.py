@@ -3,7 +3,8 @@
 Runs inside a backend namespace that holds the VIP on lo, so it answers for
 the VIP (DSR). `GET /alive` answers 200 unless the file given with --fail
 exists (then 500): tests and the demo flip a backend's health by touching it.
-Every other path answers "<name>\n".
+`POST /upload` reads the whole body and answers "<name> <bytes read>\n".
+Every other path answers "<name>\n". Every response carries `X-Backend: <name>`.
 """
 
 import argparse
@@ -37,7 +38,18 @@ def make_app(name, fail_file):
             n += 1
             await asyncio.sleep(0.05)
 
-    app = web.Application()
+    async def upload(request):
+        n = 0
+        async for chunk in request.content.iter_any():
+            n += len(chunk)
+        return web.Response(text=f"{name} {n}\n")
+
+    async def tag(request, response):
+        response.headers["X-Backend"] = name
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.on_response_prepare.append(tag)
+    app.router.add_post("/upload", upload)
     app.router.add_get("/alive", alive)
     app.router.add_get("/stream", stream)
     app.router.add_get("/big/{n:[0-9]+}", big)

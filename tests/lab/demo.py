@@ -1,7 +1,8 @@
 """`make demo`: vc5 doing its job on a lab of network namespaces.
 
 Builds the lab (tests/lab/topology.py), starts BIRD on the router, three
-backends, and on each balancer the vc5 services on a private bus of its own
+L2 backends and one routed backend behind the router (rb1, reached over GUE
+and decapsulated by vc5-decap: layer-3 DSR), and on each balancer the vc5 services on a private bus of its own
 (processes, since PID 1 here is not systemd), then drives client traffic
 through the router and shows, every few seconds, which backend answered each
 new connection and what the router learned over BGP. Ctrl-C removes
@@ -15,12 +16,14 @@ import sys
 import time
 
 from tests.lab.stack import Stack
-from tests.lab.topology import VIP4, Lab
+from tests.lab.topology import VIP4, Lab, routed_vip
+
+GUE_VIP = routed_vip("gue", 4, 4)       # the routed service over GUE (stack.routed_services)
 
 
-def probe_round(lab, n=30):
-    """n new HTTP connections from the client to the VIP: {backend name: hits}."""
-    script = (f"for i in $(seq {n}); do curl -s -m 1 http://{VIP4}/ || echo fail; done")
+def probe_round(lab, n=30, vip=VIP4):
+    """n new HTTP connections from the client to `vip`: {backend name: hits}."""
+    script = (f"for i in $(seq {n}); do curl -s -m 1 http://{vip}/ || echo fail; done")
     out = lab.client.ns.run(script, check=False, timeout=n * 2 + 5).stdout.split()
     return collections.Counter(out)
 
@@ -31,7 +34,8 @@ def main():
     stopping = []
     signal.signal(signal.SIGTERM, lambda *a: stopping.append(1))
     print("building the lab (namespaces vc5demo-*) ...", flush=True)
-    lab = Lab.build(prefix="vc5demo")
+    lab = Lab.build(prefix="vc5demo", routed=1)
+    lab.routed_tunnels = ("gue",)       # one routed service: GUE, outer IPv4 and IPv6
     stack = Stack(lab, web_listen="127.0.0.1:8005")
     try:
         lab.start_backends()
@@ -44,6 +48,10 @@ def main():
 vc5 demo is up.
   console:      http://127.0.0.1:8005/   (also /status.json, /metrics)
   client:       nsenter --net=/run/netns/{lab.client.ns.name} curl http://{VIP4}/
+  routed (GUE): nsenter --net=/run/netns/{lab.client.ns.name} curl http://{GUE_VIP}/
+                (rb1, behind the router; vc5-decap strips the GUE header)
+  decap (rb1):  nsenter --net=/run/netns/{lab.routed[0].ns.name} env PYTHONPATH=services \\
+                  python3 -m vc5.decap --pin-base {lab.decap_pins(1)} status eth0
   router (BGP): birdc -s {lab.bird_ctl} show route all
   balancer 1:   DBUS_SYSTEM_BUS_ADDRESS={stack.buses[0]} PYTHONPATH=services python3 -m vc5.cli status
   logs:         {lab.workdir}/*.log
@@ -51,11 +59,13 @@ Ctrl-C to stop and remove everything.
 """, flush=True)
         while not stopping:
             hits = probe_round(lab)
+            routed = probe_round(lab, 10, GUE_VIP)
             routes = lab.birdc("show", "route", f"{VIP4}/32")
             nexthops = sorted({line.split()[1] for line in routes.splitlines()
                                if line.strip().startswith("via")})
-            print(time.strftime("%H:%M:%S"), "new connections per backend:",
+            print(time.strftime("%H:%M:%S"), "new connections per backend: L2",
                   ", ".join(f"{k}={v}" for k, v in sorted(hits.items())) or "none",
+                  "| GUE", ", ".join(f"{k}={v}" for k, v in sorted(routed.items())) or "none",
                   "| router next hops for", VIP4, ":", ", ".join(nexthops) or "none", flush=True)
             for _ in range(30):
                 if stopping:

@@ -15,28 +15,63 @@ import sys
 
 from vc5.common import wire
 
-from tests.lab.topology import LAN_NET, LAN_NET6, LB_AS, ROUTER_AS, VIP4, VIP6, Lab
+from tests.lab.topology import (LAN_NET, LAN_NET6, LB_AS, ROUTER_AS, TRANSIT_NET, TRANSIT_NET6, TUNNELS, VIP4,
+                                VIP6, Lab, routed_vip)
 from tests.lib.privatebus import Bus
 from tests.lib.wait import until
+
+
+def routed_services(lab: Lab, interval=1.0) -> str:
+    """One service per (tunnel type, backends' family), each on a VIP pair of its own
+    (topology.routed_vip): tunnel-type/tunnel-port as vc5 v0.3 writes them."""
+    out = []
+    for tunnel in lab.routed_tunnels:
+        port = TUNNELS[tunnel][0]
+        for outer in (4, 6):
+            servers = "\n".join(f"      - {rb.ip if outer == 4 else rb.ip6}" for rb in lab.routed)
+            out.append(f"""  - name: routed-{tunnel}-{outer}
+    description: routed backends over {tunnel}, outer IPv{outer}
+    virtual:
+      - {routed_vip(tunnel, 4, outer)}
+      - {routed_vip(tunnel, 6, outer)}
+    servers:
+{servers}
+    tunnel-type: {tunnel}
+""" + (f"    tunnel-port: {port}\n" if port else "") + f"""    path: /alive
+    interval: {interval}
+    policy:
+      http:
+""")
+    return "".join(out)
+
+
+def vlans_config(lab: Lab, i: int) -> str:
+    """The balancer's networks. With routed backends, host bits name the gateway to them (vc5's
+    `10: 10.1.10.254/24` form): the router on the LAN, or on the balancer's transit link."""
+    if lab.transit:
+        t = TRANSIT_NET + f".{i + 1}"
+        t6 = TRANSIT_NET6 + f":{i + 1:x}"
+        return (f"vlans:\n  1: {LAN_NET}.0/24\n  2: {t}.1/24\n"
+                f"vlans6:\n  1: {LAN_NET6}::/64\n  2: {t6}::1/64\n")
+    host = ".1" if lab.routed else ".0"
+    host6 = "1" if lab.routed else ""
+    return f"vlans:\n  1: {LAN_NET}{host}/24\nvlans6:\n  1: {LAN_NET6}::{host6}/64\n"
 
 
 def balancer_config(lab: Lab, i: int, interval=1.0) -> str:
     lb = lab.balancers[i]
     servers = "\n".join(f"      - {be.ip}" for be in lab.backends)
+    devs = ", ".join([lb.dev] + ([lab.transit[i].dev] if lab.transit else []))
     return f"""# lab balancer {i + 1}
 address: {lb.ip}
-interfaces: [{lb.dev}]
+interfaces: [{devs}]
 xdp_mode: generic
 flows_per_cpu: 65536
-vlans:
-  1: {LAN_NET}.0/24
-vlans6:
-  1: {LAN_NET6}::/64
-bgp:
+{vlans_config(lab, i)}bgp:
   as_number: {LB_AS}
   peer_as: {ROUTER_AS}
   hold_time: 9
-  peers:
+{f"  next_hop_6: {lb.ip6}{chr(10)}" if lab.routed else ""}  peers:
     - {lab.router.ip}
 services:
   - name: web
@@ -51,7 +86,7 @@ services:
     policy:
       http:
       5353/udp:
-"""
+""" + (routed_services(lab, interval) if lab.routed else "")
 
 
 SERVICES = ("xdp-loader", "healthd", "bgpd", "webd")

@@ -4,6 +4,22 @@
     10.210.1.2  10.210.1.1  10.210.2.1              +-- lb2 (XDP)
     fd00:210:1::2                                   +-- be1..beN (VIP on lo)
 
+With `routed=N` the router gets a second network, ROUTED_NET (bridge rt0),
+with N routed backends rb1..rbN: the balancers reach them only through the
+router, by a tunnel (ipip, gre, fou, gue; docs/real-servers.md). Each runs
+`vc5-decap` on its NIC (this kernel has no tunnel modules) and holds every
+ROUTED_VIPS address on lo; its replies go straight to the client through the
+router (DSR). With `transit_mtu=M` each balancer also gets a second NIC, eth1,
+on a link of its own to the router (TRANSIT_NET.<i>, MTU M on both ends): the
+gateway to ROUTED_NET is then named on that link, so tunnelled packets leave
+the balancer through an MTU smaller than the client's. `client_mtu=M` adds a
+second client, `client2` (CLIENT2_NET), whose link at the router has MTU M
+while its own end keeps 1500 (it advertises the larger MSS): replies to it
+are too big at the router, which sends the ICMP to the VIP.
+
+    router --- rt0 bridge --+-- rb1 (vc5-decap, VIPs on lo)
+    10.220.0.1              +-- rb2 ...
+
 Backends hold the VIPs on lo with arp_ignore=1/arp_announce=2 (so they never
 answer ARP for a VIP) and route replies straight to the router: Direct Server
 Return. The router learns the VIPs from the balancers over BGP (BIRD) and
@@ -30,6 +46,21 @@ ROUTER_AS = 65000
 LB_AS = 65001
 CLIENT_NET, LAN_NET = "10.210.1", "10.210.2"
 CLIENT_NET6, LAN_NET6 = "fd00:210:1", "fd00:210:2"
+ROUTED_NET, ROUTED_NET6 = "10.220.0", "fd00:220:0"
+TRANSIT_NET, TRANSIT_NET6 = "10.230", "fd00:230"         # + .<balancer> : one /24 (/64) per balancer
+CLIENT2_NET, CLIENT2_NET6 = "10.210.3", "fd00:210:3"
+# Tunnel types of the routed services, with their tunnel-port (0: none) and VIP index.
+TUNNELS = {"ipip": (0, 1), "gre": (0, 2), "fou": (5555, 3), "gue": (6080, 4)}
+
+
+def routed_vip(tunnel, inner, outer):
+    """The VIP of the routed service for `tunnel` whose VIP family is `inner` (4 or 6) and whose
+    backends' family is `outer`: one VIP per mix, so a test knows which mix answered."""
+    k = TUNNELS[tunnel][1] + (10 if outer == 6 else 0)
+    return f"192.0.2.{20 + k}" if inner == 4 else f"2001:db8:10::{20 + k:x}"
+
+
+ROUTED_VIPS = [routed_vip(t, i, o) for t in TUNNELS for i in (4, 6) for o in (4, 6)]
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
@@ -51,15 +82,26 @@ class Lab:
     router: Host = None
     balancers: list = field(default_factory=list)
     backends: list = field(default_factory=list)
+    routed: list = field(default_factory=list)      # routed backends (behind the router)
+    transit: list = field(default_factory=list)     # per balancer: Host of eth1, or nothing
+    client2: Host = None
+    routed_tunnels: tuple = tuple(TUNNELS)          # the routed services the stack configures
     procs: list = field(default_factory=list)
     namespaces: list = field(default_factory=list)
 
     # --- building -------------------------------------------------------
     @classmethod
-    def build(cls, prefix="vc5lab", balancers=2, backends=3, workdir=None):
+    def build(cls, prefix="vc5lab", balancers=2, backends=3, workdir=None, routed=0, transit_mtu=0,
+              client_mtu=0):
         lab = cls(prefix=prefix, workdir=workdir or tempfile.mkdtemp(prefix=prefix + "-"))
         try:
             lab._build(balancers, backends)
+            if routed:
+                lab._build_routed(routed)
+            if transit_mtu:
+                lab._build_transit(transit_mtu)
+            if client_mtu:
+                lab._build_client2(client_mtu)
         except BaseException:
             lab.destroy()
             raise
@@ -121,6 +163,83 @@ class Lab:
         for dev in ["cli0", "lan0"] + [f"lb{i}p" for i in range(1, n_lb + 1)] + \
                 [f"be{i}p" for i in range(1, n_be + 1)]:
             router.run(f"ethtool -K {dev} tx off rx off >/dev/null 2>&1 || true")
+
+    def _build_routed(self, n):
+        router = self.router.ns
+        bridge(router, "rt0")
+        router.run(f"ip addr add {ROUTED_NET}.1/24 dev rt0; ip -6 addr add {ROUTED_NET6}::1/64 dev rt0 nodad")
+        vips = "; ".join(f"ip addr add {v}/{32 if ':' not in v else 128} dev lo" for v in ROUTED_VIPS)
+        for i in range(1, n + 1):
+            ns = self._ns(f"rb{i}")
+            port = f"rb{i}p"
+            mac = f"02:00:00:00:03:{i:02x}"
+            veth(ns, "eth0", router, port, mac_a=mac)
+            router.run(["ip", "link", "set", port, "master", "rt0"])
+            ip, ip6 = f"{ROUTED_NET}.{10 + i}", f"{ROUTED_NET6}::{10 + i:x}"
+            ns.sysctl("net.ipv4.conf.all.arp_ignore", 1)
+            ns.sysctl("net.ipv4.conf.all.arp_announce", 2)
+            ns.run(f"ip addr add {ip}/24 dev eth0; ip -6 addr add {ip6}/64 dev eth0 nodad; {vips};"
+                   f" ip route add default via {ROUTED_NET}.1; ip -6 route add default via {ROUTED_NET6}::1")
+            ns.run("ethtool -K eth0 tx off rx off >/dev/null 2>&1 || true")
+            router.run(f"ethtool -K {port} tx off rx off >/dev/null 2>&1 || true")
+            self.routed.append(Host(ns, ip, ip6, "eth0", mac))
+            self.decap(i, "attach")
+        router.run("ethtool -K rt0 tx off rx off >/dev/null 2>&1 || true")
+
+    def decap_pins(self, i):
+        return f"/sys/fs/bpf/{self.prefix}-decap-rb{i}"
+
+    def decap(self, i, action="attach"):
+        """`vc5-decap attach|detach|status eth0` on routed backend i (numbered from 1): every tunnel
+        type, FOU and GUE on the lab's ports, the VIPs = the addresses on lo (ROUTED_VIPS)."""
+        rb = self.routed[i - 1]
+        argv = [sys.executable, "-m", "vc5.decap", "--pin-base", self.decap_pins(i), action, rb.dev]
+        if action == "attach":
+            argv += ["--types", "ipip,gre,fou,gue", "--fou-port", str(TUNNELS["fou"][0]),
+                     "--gue-port", str(TUNNELS["gue"][0]), "--mode", "generic"]
+        env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "services") + ":" + REPO)
+        return rb.ns.run(argv, env=env, cwd=REPO).stdout
+
+    def decap_status(self, i):
+        """`vc5-decap status --json eth0` of routed backend i, as a dict (exit 1 = detached: fine)."""
+        rb = self.routed[i - 1]
+        env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "services") + ":" + REPO)
+        out = rb.ns.run([sys.executable, "-m", "vc5.decap", "--pin-base", self.decap_pins(i), "status",
+                         rb.dev, "--json"], env=env, cwd=REPO, check=False).stdout
+        return json.loads(out)
+
+    def _build_transit(self, mtu):
+        """eth1 on every balancer: a link of its own to the router, MTU `mtu` on both ends."""
+        router = self.router.ns
+        for i, lb in enumerate(self.balancers, 1):
+            port = f"lb{i}t"
+            mac = f"02:00:00:00:04:{i:02x}"
+            veth(lb.ns, "eth1", router, port, mac_a=mac)
+            net, net6 = f"{TRANSIT_NET}.{i}", f"{TRANSIT_NET6}:{i:x}"
+            router.run(f"ip link set {port} mtu {mtu}; ip addr add {net}.1/24 dev {port};"
+                       f" ip -6 addr add {net6}::1/64 dev {port} nodad;"
+                       f" ethtool -K {port} tx off rx off >/dev/null 2>&1 || true")
+            lb.ns.run(f"ip link set eth1 mtu {mtu}; ip addr add {net}.2/24 dev eth1;"
+                      f" ip -6 addr add {net6}::2/64 dev eth1 nodad;"
+                      f" ip route add {ROUTED_NET}.0/24 via {net}.1;"
+                      f" ip -6 route add {ROUTED_NET6}::/64 via {net6}::1;"
+                      f" ethtool -K eth1 tx off rx off >/dev/null 2>&1 || true")
+            self._steer_flows(lb.ns, "eth1")
+            self.transit.append(Host(lb.ns, f"{net}.2", f"{net6}::2", "eth1", mac))
+
+    def _build_client2(self, mtu):
+        """A second client whose link has MTU `mtu` at the router (1500 at the client)."""
+        router = self.router.ns
+        ns = self._ns("client2")
+        veth(ns, "eth0", router, "cli2")
+        ns.run(f"ip addr add {CLIENT2_NET}.2/24 dev eth0; ip -6 addr add {CLIENT2_NET6}::2/64 dev eth0 nodad;"
+               f" ip route add default via {CLIENT2_NET}.1; ip -6 route add default via {CLIENT2_NET6}::1;"
+               " ethtool -K eth0 tx off rx off >/dev/null 2>&1 || true")
+        router.run(f"ip link set cli2 mtu {mtu}; ip addr add {CLIENT2_NET}.1/24 dev cli2;"
+                   f" ip -6 addr add {CLIENT2_NET6}::1/64 dev cli2 nodad;"
+                   " ethtool -K cli2 tx off rx off >/dev/null 2>&1 || true")
+        clear_hash_on_ingress(router, "cli2", f"/sys/fs/bpf/{self.prefix}-router-clear-hash2")
+        self.client2 = Host(ns, f"{CLIENT2_NET}.2", f"{CLIENT2_NET6}::2", "eth0")
 
     def add_lan_host(self, role, index):
         """Another namespace on the LAN bridge at LAN_NET.index (e.g. a second BGP peer)."""
@@ -186,15 +305,18 @@ class Lab:
         return self.spawn(*proc.lab_start)
 
     def start_backends(self):
-        for i, be in enumerate(self.backends, 1):
-            self.spawn(be, [sys.executable, os.path.join(HERE, "backend_server.py"), "--name", f"be{i}",
-                            "--fail", self.fail_file(i), "--vip", VIP4, "--vip", VIP6], f"be{i}-http")
-        for i, be in enumerate(self.backends, 1):
-            until(lambda be=be: be.ns.run("ss -Hltn 'sport = :80'", check=False).stdout.strip(),
-                  timeout=20, message=f"backend be{i} HTTP server did not start")
+        servers = [(be, f"be{i}", self.fail_file(i), [VIP4, VIP6]) for i, be in enumerate(self.backends, 1)]
+        servers += [(rb, f"rb{i}", self.fail_file(f"rb{i}"), []) for i, rb in enumerate(self.routed, 1)]
+        for host, name, fail, vips in servers:
+            self.spawn(host, [sys.executable, os.path.join(HERE, "backend_server.py"), "--name", name,
+                              "--fail", fail, *[a for v in vips for a in ("--vip", v)]], f"{name}-http")
+        for host, name, _, _ in servers:
+            until(lambda host=host: host.ns.run("ss -Hltn 'sport = :80'", check=False).stdout.strip(),
+                  timeout=20, message=f"backend {name} HTTP server did not start")
 
     def fail_file(self, i):
-        return os.path.join(self.workdir, f"be{i}.fail")
+        """Backend i's (1..) flag file; or a name's ("rb1" for a routed backend)."""
+        return os.path.join(self.workdir, f"{i if isinstance(i, str) else f'be{i}'}.fail")
 
     def set_backend_failing(self, i, failing=True):
         path = self.fail_file(i)
@@ -251,5 +373,7 @@ protocol kernel {{ merge paths on; ipv6 {{ export all; }}; }}
                 pass
         for ns in reversed(self.namespaces):
             ns.delete()
+        for i in range(1, len(self.routed) + 1):
+            shutil.rmtree(self.decap_pins(i), ignore_errors=True)
         if os.environ.get("VC5_LAB_KEEP") != "1":
             shutil.rmtree(self.workdir, ignore_errors=True)
