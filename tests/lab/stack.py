@@ -152,8 +152,32 @@ class Stack:
             out = self.lab.birdc("show", "route", f"{VIP4}/32")
             hops = {line.split()[1] for line in out.splitlines() if line.strip().startswith("via")}
             return hops if len(hops) == len(self.lab.balancers) else None
-        return until(nexthops, timeout=timeout, interval=0.5,
-                     message=f"the router did not learn {VIP4} from every balancer")
+        try:
+            return until(nexthops, timeout=timeout, interval=0.5)
+        except AssertionError:
+            raise AssertionError(f"the router did not learn {VIP4} from every balancer\n"
+                                 + self.diagnose()) from None
+
+    def diagnose(self) -> str:
+        """What each balancer's daemons publish: why a VIP is not advertised (for failure messages)."""
+        lines = [f"router: {self.lab.birdc('show', 'protocols').strip()}"]
+        for b in range(1, len(self.lab.balancers) + 1):
+            lines.append(f"lb{b}: bgpd DataPlane={self.prop(b, 'bgpd', 'DataPlane')} "
+                         f"Maintenance={self.prop(b, 'bgpd', 'Maintenance')} "
+                         f"Advertised={self.prop(b, 'bgpd', 'Advertised')}")
+            for p in self.prop(b, "bgpd", "Peers") or ():
+                lines.append(f"  peer {p.address} {p.state} {p.last_error}")
+            lines.append(f"  loader Status={self.prop(b, 'xdp-loader', 'Status')}")
+            for s in self.prop(b, "xdp-loader", "Services") or ():
+                if s.reason or not all(x.in_table for x in s.backends):
+                    lines.append(f"  service {s.key} {s.reason!r} "
+                                 f"{[(x.address, x.in_table, x.reason) for x in s.backends]}")
+            lines.append(f"  healthd VIPs={self.prop(b, 'healthd', 'VIPs')}")
+            for process in ("bgpd", "xdp-loader", "healthd"):
+                proc = self.process(process, b)
+                if proc is not None and proc.poll() is not None:
+                    lines.append(f"  {process} exited {proc.returncode}")
+        return "\n".join(lines)
 
     def pin_dir(self, i):
         return f"/sys/fs/bpf/{self.lab.prefix}-lb{i + 1}"
