@@ -233,3 +233,27 @@ def test_live_object_matches_shipped_introspection(private_bus):
         vbus.assert_matches_introspection(live, changed)
     assert "-org.vc5.Test1.Bump method in=(u) out=(i)" in str(error.value)
     assert "+org.vc5.Test1.Bump method in=(u) out=(u)" in str(error.value)
+
+
+def test_watch_asks_again_until_a_peer_that_owns_its_name_exports_its_object(private_bus):
+    """xdp-loader owns its name before it exports anything (it must claim the name before it
+    touches the kernel): a watcher must not stay empty because its first GetAll failed and the
+    peer then published without a PropertiesChanged."""
+    async def run():
+        client = await vbus.connect_system_bus()
+        seen = asyncio.Queue()
+        service = await MessageBus(bus_address=private_bus).connect()
+        await service.request_name(NAME)                    # the name, no object yet
+        watch = await vbus.watch_properties(client, NAME, PATH, IFACE, seen.put_nowait)
+        try:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(seen.get(), 0.5)     # nothing to deliver yet
+            service.export(PATH, Thing("running", 3))       # exported later, no signal sent
+            assert await next_item(seen) == {"State": "running", "Count": 3,
+                                             "Labels": {"vip": "192.0.2.1"}}
+        finally:
+            await watch.close()
+            client.disconnect()
+            await stop_service(service)
+
+    asyncio.run(run())

@@ -18,6 +18,11 @@ from .connection import (PROPERTIES_IFACE, DBusError, PropertiesCallback, _call,
 
 log = logging.getLogger("vc5.common.bus")
 
+# A peer that owns its name but does not answer GetAll yet is asked again after
+# RETRY_FIRST_S, doubling up to RETRY_MAX_S, until it answers or leaves.
+RETRY_FIRST_S = 0.2
+RETRY_MAX_S = 5.0
+
 
 class PropertyWatch:
     """Mirror of one remote interface's properties; see watch_properties().
@@ -41,6 +46,7 @@ class PropertyWatch:
                         member="PropertiesChanged", arg0=interface),
         ]
         self._worker: asyncio.Task | None = None
+        self._retries = 0           # GetAll failures in a row for the current owner
 
     async def _start(self) -> None:
         self.bus.add_message_handler(self._on_message)
@@ -65,6 +71,9 @@ class PropertyWatch:
             try:
                 if event[0] == "owner":
                     await self._owner_changed(event[1])
+                elif event[0] == "retry":
+                    if event[1] == self.owner and self.owner is not None and self._raw_properties is None:
+                        await self._refresh()
                 elif event[1] == self.owner and self.owner is not None:
                     await self._changed(event[2], event[3])
             except asyncio.CancelledError:
@@ -82,6 +91,7 @@ class PropertyWatch:
                 await _maybe_await(self._on_vanished())
         if owner is not None:
             self.owner = owner
+            self._retries = 0
             await self._refresh()
 
     async def refresh(self) -> None:
@@ -95,13 +105,25 @@ class PropertyWatch:
             [values] = await _call(self.bus, owner, self.path, PROPERTIES_IFACE, "GetAll", "s",
                                    [self.interface])
         except DBusError as error:
-            # E.g. the peer left meanwhile (NameOwnerChanged is queued) or does not
-            # export the object: report nothing rather than a guess.
-            log.warning("GetAll %s on %s %s failed: %s", self.interface, self.name, self.path, error.text)
+            # E.g. the peer left meanwhile (NameOwnerChanged is queued), or it owns its name
+            # before it exports the object (xdp-loader claims the name before it compiles):
+            # report nothing rather than a guess, and ask again until it answers or leaves,
+            # since a peer that has not exported yet may never send a PropertiesChanged
+            # that would make us ask.
+            level = logging.WARNING if self._retries == 0 else logging.DEBUG
+            log.log(level, "GetAll %s on %s %s failed: %s (asking again until it answers)",
+                    self.interface, self.name, self.path, error.text)
+            self._retry_later(owner)
             return
         if owner != self.owner:
             return
+        self._retries = 0
         await self._deliver(dict(values))
+
+    def _retry_later(self, owner: str | None) -> None:
+        delay = min(RETRY_MAX_S, RETRY_FIRST_S * (2 ** self._retries))
+        self._retries += 1
+        asyncio.get_running_loop().call_later(delay, self._events.put_nowait, ("retry", owner))
 
     async def _changed(self, changed: dict[str, Variant], invalidated: list[str]) -> None:
         if invalidated or self._raw_properties is None:
