@@ -139,9 +139,12 @@ class PropertyWatch:
             try:
                 plain = self._schema.decode(plain)
             except ValueError as error:
-                # A peer of another version: say what did not decode, keep the last good state.
+                # A peer of another version: say what did not decode, keep the last good state,
+                # and ask again (a value caught half-built must not leave us empty for good).
                 log.warning("%s on %s published a value this vc5 cannot read: %s", self.interface,
                             self.name, error)
+                if self._raw_properties is None:
+                    self._retry_later(self.owner)
                 return
         self._raw_properties = values
         self.properties = plain
