@@ -63,8 +63,6 @@ BPF_TABLE_PINNED("percpu_array", __u32, struct vc5_metrics, svc_stats, VC5_MAX_S
 BPF_TABLE_PINNED("array", __u32, struct vc5_backend, backends, VC5_MAX_PAIRS, VC5_PIN_DIR "/backends");
 BPF_TABLE_PINNED("percpu_array", __u32, struct vc5_counter, be_stats, VC5_MAX_PAIRS,
                  VC5_PIN_DIR "/be_stats");
-BPF_TABLE_PINNED("lru_percpu_hash", struct vc5_flow_key, struct vc5_flow, flows, VC5_FLOWS,
-                 VC5_PIN_DIR "/flows");
 /* "devmap:<path>" both pins the DEVMAP and keeps bcc's .redirect_map(). */
 BPF_XDP_REDIRECT_MAP("devmap:" VC5_PIN_DIR "/tx_port", int, tx_port, VC5_REDIRECT_SLOTS);
 
@@ -130,25 +128,7 @@ static __always_inline void vc5_count(struct vc5_metrics *m, __u64 octets, __u8 
         m->c[VC5_M_RST]++;
 }
 
-/* vc5's 16-bit sdbm: hash = c + (hash << 6) + (hash << 16) - hash, over the
- * 36-byte tuple, or its first 32 bytes (the addresses) for sticky services.
- * Modulo 2^16, (hash << 16) vanishes, so this is hash = hash * 63 + c.
- * Returns the selection hash; *h4 = the 36-byte hash (xvs l4_hash), which
- * seeds the FOU/GUE source port even for sticky services (as xvs). */
-static __always_inline __u32 vc5_sdbm(struct vc5_tuple *t, int sticky, __u16 *h4)
-{
-    __u8 *p = (__u8 *)t;
-    __u32 h = 0;
-#pragma unroll
-    for (int i = 0; i < 32; i++)
-        h = h * 63 + p[i];
-    __u32 h3 = h;
-#pragma unroll
-    for (int i = 32; i < 36; i++)
-        h = h * 63 + p[i];
-    *h4 = h;
-    return (sticky ? h3 : h) & 0xffff;
-}
+#include "vc5_hash.h"
 
 /* Fold of a 16-byte address to the vip_filter bit (user space: layout.vip_fold).
  * Words as loaded on this little-endian CPU; an IPv4 address is w[3] alone. */
@@ -196,84 +176,8 @@ struct vc5_fwd {
 
 #define VC5_FORWARD (-1)         /* vc5_ipv4/6: the packet is for f->b, call vc5_send */
 
-/* Backend record for this packet (and its index in f->pair), or NULL with
- * *err set and, when the service is known, *hdr pointing at its header.
- *
- * Flow table (per CPU): an entry is valid while time + 120 s >= now and is
- * refreshed by a packet when older than 60 s; a SYN on an entry older than
- * 60 s re-selects. TCP entries are stored on the first packet without
- * SYN/RST/FIN (a SYN flood cannot fill the table), UDP on the first packet.
- * An entry keeps its backend while the pair record is present (VALID, same
- * cookie), even when the backend is no longer in the Maglev table (drained
- * or unhealthy). When the backend was removed from the service (record
- * freed or reused with another cookie) the packet is re-selected through
- * Maglev (for TCP the new backend answers the stray segment with a RST, so
- * the client learns at once instead of timing out as with vc5's
- * err_backend_invalid). lookup_only (ICMP relay): the flow table is read,
- * never written or refreshed. */
-static __always_inline struct vc5_backend *vc5_select(struct vc5_flow_key *fk, __u8 tcpflags, __u64 now,
-                                                      struct vc5_fwd *fw, int *err, struct vc5_svc_hdr **hdr,
-                                                      const int lookup_only)
-{
-    struct vc5_backend *b;
-    int stale = 0;
-    __u32 pair;
-
-    struct vc5_flow *f = flows.lookup(fk);
-    if (f) {
-        __u64 age = now - f->time;  /* time 0 (never set on this CPU) or in the future: huge */
-        stale = 1;
-        /* A SYN opens a new connection: it never follows an entry, which can
-         * only belong to an earlier connection on the same 4-tuple (SYNs are
-         * never stored), so a re-used source port gets today's Maglev choice,
-         * never a drained or failed backend (vc5 followed entries < 60 s). */
-        if (age <= VC5_FLOW_TTL_NS && !(tcpflags & VC5_TCP_SYN)) {
-            pair = f->pair;
-            b = backends.lookup(&pair);
-            if (b && f->cookie != 0 && b->cookie == f->cookie && (b->flags & VC5_BE_VALID)) {
-                if (!lookup_only && age > VC5_FLOW_REFRESH_NS)
-                    f->time = now;
-                fw->pair = pair;
-                fw->hash = f->hash;
-                return b;
-            }
-        }
-    }
-
-    struct vc5_svc_key sk = { .vip = fk->t.daddr, .port = VC5_NTOHS(fk->t.dport), .proto = fk->proto };
-    struct vc5_service *s = services.lookup(&sk);
-    if (!s) {
-        *err = VC5_M_ERR_SERVICE_NOT_FOUND;
-        return NULL;
-    }
-    *hdr = &s->hdr;
-    __u16 h4 = 0;
-    __u32 h = vc5_sdbm(&fk->t, s->hdr.flags & VC5_SVC_STICKY, &h4);
-    __u8 slot = s->maglev[h & VC5_MAGLEV_MASK];
-    if (slot == 0) {
-        *err = VC5_M_ERR_NO_BACKEND;
-        return NULL;
-    }
-    pair = s->pair[slot];
-    b = backends.lookup(&pair);
-    if (!b || !(b->flags & VC5_BE_VALID) || b->cookie == 0) {
-        *err = VC5_M_ERR_BACKEND_INVALID;
-        return NULL;
-    }
-    fw->pair = pair;
-    fw->hash = h4;
-    if (lookup_only)
-        return b;
-    if (fk->proto == VC5_IPPROTO_UDP ||
-        (fk->proto == VC5_IPPROTO_TCP && !(tcpflags & (VC5_TCP_SYN | VC5_TCP_RST | VC5_TCP_FIN)))) {
-        struct vc5_flow nf = { .time = now, .cookie = b->cookie, .pair = pair, .hash = h4 };
-        flows.update(fk, &nf);
-        fw->new_flow = 1;
-    } else if (stale) {
-        flows.delete(fk);
-    }
-    return b;
-}
+#include "vc5_flows.h"
+#include "vc5_prefix.h"
 
 /* Backend selection for a packet to a possible VIP: fills fw and returns
  * VC5_FORWARD, or the verdict (refused or dropped). */
@@ -782,6 +686,8 @@ static __always_inline int vc5_ipv4(void *data, void *data_end, struct vc5_ethhd
 {
     if ((void *)(ip + 1) > data_end || (ip->ver_ihl >> 4) != 4)
         return vc5_err(g, NULL, NULL, VC5_M_ERR_MALFORMED);
+    if (vc5_prefix4(g, ip->saddr, data_end - (void *)ip))
+        return XDP_DROP;
     /* The probe path's answers come from a VIP to one of our addresses. */
     if (vc5_maybe_vip(ip->saddr)) {
         int r = vc5_reply4(data_end, ip, g, now);
@@ -861,6 +767,8 @@ static __always_inline int vc5_ipv6(void *data, void *data_end, struct vc5_ethhd
     __builtin_memcpy(&fk.t.saddr, ip6->saddr, 16);
     __builtin_memcpy(&fk.t.daddr, ip6->daddr, 16);
     fk.proto = ip6->nexthdr;
+    if (vc5_prefix6(g, &fk.t.saddr, data_end - (void *)ip6))
+        return XDP_DROP;
     if (vc5_maybe_vip(fk.t.saddr.w[0] ^ fk.t.saddr.w[1] ^ fk.t.saddr.w[2] ^ fk.t.saddr.w[3])) {
         int r = vc5_reply6(data_end, ip6, g, now);
         if (r >= 0)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import ctypes as ct
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,6 +80,33 @@ def cflags(pin_dir: str, flows: int = layout.DEFAULT_FLOWS) -> list[str]:
     ]
 
 
+_LOCAL_INCLUDE = re.compile(r'^#include "([A-Za-z0-9_]+\.h)"\s*$', re.M)
+
+
+def source_text(path: Path, _seen: set | None = None) -> str:
+    """The program as one text: every `#include "x.h"` of a file beside it is
+    inlined (once; `#line` keeps compiler messages pointing at the header).
+
+    bcc rewrites map calls (`flows.lookup(&k)`) in the main file only; a map
+    used in an included header would compile to an unknown-opcode call that
+    the verifier refuses. Inlining lets the program keep one file per job."""
+    seen = set() if _seen is None else _seen
+    text = path.read_text()
+
+    def inline(m: re.Match) -> str:
+        header = path.parent / m.group(1)
+        if not header.is_file():
+            return m.group(0)
+        if header in seen:
+            return ""
+        seen.add(header)
+        line = text.count("\n", 0, m.end()) + 2
+        return (f'#line 1 "{header}"\n' + source_text(header, seen)
+                + f'\n#line {line} "{path}"')
+
+    return _LOCAL_INCLUDE.sub(inline, text)
+
+
 def compile(pin_dir: str, flows: int = layout.DEFAULT_FLOWS, debug: int = 0):
     """bcc.BPF for the program with its maps pinned under pin_dir (which must
     exist on a bpffs). Existing pinned maps are re-used as they are: check
@@ -87,7 +115,7 @@ def compile(pin_dir: str, flows: int = layout.DEFAULT_FLOWS, debug: int = 0):
 
     src = source_dir() / SOURCE_NAME
     try:
-        return bcc.BPF(src_file=str(src).encode(), cflags=cflags(pin_dir, flows), debug=debug)
+        return bcc.BPF(text=source_text(src).encode(), cflags=cflags(pin_dir, flows), debug=debug)
     except Exception as e:  # bcc raises a bare Exception, the details go to stderr
         raise ProgramError(f"bcc failed to compile {src} with pins in {pin_dir}: {e}") from e
 
