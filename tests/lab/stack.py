@@ -134,9 +134,8 @@ class Stack:
                            f"{name}-healthd", env)
             self.lab.spawn(lb, [py, "-m", "vc5.xdp_loader", "--config", path, "--pin-dir", pin,
                                 "--lock", lock], f"{name}-xdp-loader", env)
-            # --dataplane ignore, unlike the unit: bgpd's gate can miss the loader it starts beside
-            # (docs/operations/known-issues.md); the gate is tested against BIRD in tests/integration/bgp.
-            self.lab.spawn(lb, [py, "-m", "vc5.bgpd", "--config", path, "--dataplane", "ignore"],
+            # As the unit: VIPs advertised only while this balancer's loader forwards them.
+            self.lab.spawn(lb, [py, "-m", "vc5.bgpd", "--config", path, "--dataplane", "required"],
                            f"{name}-bgpd", env)
         if self.web_listen:
             self._start_webd()
