@@ -120,3 +120,14 @@ def test_the_loader_started_by_hand_on_the_shipped_file_refuses_naming_interface
         loader_load_config(SAMPLE, need_interfaces=True)
     assert str(e.value) == (f"{SAMPLE}: no interfaces: list the NICs to attach XDP to "
                             "(interfaces: [eth0, ...])")
+
+
+def test_the_webd_generator_leaves_the_socket_alone_on_the_shipped_file(tmp_path):
+    import importlib.machinery
+    import importlib.util
+    path = os.path.join(ROOT, "units", "vc5-webd-generator")
+    loader = importlib.machinery.SourceFileLoader("vc5_webd_generator_quiet", path)
+    gen = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(gen)
+    assert gen.read_webserver(SAMPLE) == (False, None)
+    assert gen.generate(str(tmp_path), SAMPLE) == 0 and os.listdir(tmp_path) == []   # port 80, as documented
