@@ -9,8 +9,9 @@ goes beyond it, with its key path and position:
                   `domain` makes two, tcp and udp);
   * MAX_VIPS      distinct VIPs;
   * MAX_PAIRS     (service, backend) pairs: the sum of every service's
-                  servers, disabled ones (`address*`) included, since the
-                  loader keeps a record for each server healthd reports;
+                  servers, counted as an upper bound (disabled ones,
+                  `address*`, included: a file that fits, fits whatever
+                  the health of its servers);
   * MAX_NAT       distinct (VIP, server) pairs: each gets a probe address.
 
 Servers per service (MAX_BACKENDS) are checked where the list is read
