@@ -226,10 +226,12 @@ def check_mtu(facts: BackendFacts) -> list:
         budget = (f"{t} over IPv{outer} adds {tunnels.overhead(t.kind, outer)} bytes; {arrival} has MTU "
                   f"{path_mtu}, so an MSS above {limit} does not fit")
         if mss > limit:
+            # Raising the arrival device's MTU helps only when replies do not leave by it (they
+            # would advertise a larger MSS too); otherwise the route's advmss is the fix.
+            bigger = (f"; or raise the MTU of the tunnel path: ip link set {arrival} mtu "
+                      f"{path_mtu + mss - limit}" if arrival != route.dev else "")
             out.append(fail("mtu", subject, f"replies advertise MSS {mss}: {budget}",
-                            f"{_route_spec(route)} advmss {limit}  (or raise the MTU of the path from the "
-                            f"balancer: ip link set {arrival} mtu {path_mtu + mss - limit}; or clamp with "
-                            "iptables TCPMSS)"))
+                            f"{_route_spec(route)} advmss {limit}  (or clamp with iptables TCPMSS{bigger})"))
         else:
             out.append(ok("mtu", subject, f"replies advertise MSS {mss} <= {limit} ({budget})"))
     return out
