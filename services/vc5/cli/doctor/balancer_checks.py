@@ -74,7 +74,8 @@ def check_xdp(f: BalancerFacts) -> list:
             out.append(fail("xdp", name, f"attached in {nic.xdp_mode} mode, configured native",
                             LOADER_CALL.format(member="Reattach") + f" s {name}"))
         elif nic.xdp_mode == "generic":
-            out.append(warn("xdp", name, "attached in generic (skb) mode: correct, but slower than native",
+            out.append(warn("xdp", name, f"program {nic.prog_id} attached in generic (skb) mode: correct, "
+                            "but slower than native",
                             f"if the driver (ethtool -i {name}) supports native XDP: set xdp_mode: native in "
                             f"{f.config_path}, then systemctl restart vc5-xdp-loader"))
         else:

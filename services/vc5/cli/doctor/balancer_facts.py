@@ -85,13 +85,17 @@ def meminfo(path: str = "/proc/meminfo") -> tuple:
     return values.get("MemTotal", 0), values.get("MemAvailable", 0)
 
 
-def _queues(nic: Nic, base: str = SYS_NET) -> None:
-    qdir = os.path.join(base, nic.name, "queues")
+def _rps(nic: Nic, ifindex: int, base: str = SYS_NET) -> None:
+    """RPS masks from sysfs, only if that sysfs shows this namespace's interface (sysfs is the
+    mounting namespace's: under `nsenter --net` it shows the host's interfaces)."""
     try:
+        with open(os.path.join(base, nic.name, "ifindex")) as f:
+            if int(f.read()) != ifindex:
+                return
+        qdir = os.path.join(base, nic.name, "queues")
         rx = sorted(q for q in os.listdir(qdir) if q.startswith("rx-"))
-    except OSError:
+    except (OSError, ValueError):
         return
-    nic.rx_queues = len(rx)
     masks = []
     for q in rx:
         try:
@@ -109,6 +113,8 @@ def read_nic(name: str, ipr) -> Nic:
     if not idx:
         nic.exists = False
         return nic
+    [link] = ipr.get_links(idx[0])
+    nic.rx_queues = link.get_attr("IFLA_NUM_RX_QUEUES") or 0
     try:
         state = attach.query(idx[0], ipr)
         nic.xdp_mode, nic.prog_id = state.mode, state.prog_id
@@ -124,7 +130,7 @@ def read_nic(name: str, ipr) -> Nic:
         nic.features = {k: (bool(feats[k].enable), bool(feats[k].available)) for k in FEATURES if k in feats}
     except Exception as e:
         nic.error = f"ethtool features: {e}"
-    _queues(nic)
+    _rps(nic, idx[0])
     return nic
 
 
