@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import sys
 
 from vc5.common.names import CONFIG_PATH
 
@@ -30,12 +31,25 @@ def _tunnel(text: str):
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _pyroute2() -> bool:
+    """Netlink is read with pyroute2, which python3-vc5 does not depend on (vc5-xdp-loader and
+    vc5-decap do): without it, say which package to install rather than fail with a traceback."""
+    try:
+        import pyroute2  # noqa: F401
+    except ImportError:
+        print("vc5ctl: doctor needs python3-pyroute2 (apt install python3-pyroute2)", file=sys.stderr)
+        return False
+    return True
+
+
 def _print(role: str, result, as_json: bool) -> int:
     print(findings.to_json(role, result) if as_json else findings.to_table(result))
     return findings.exit_status(result)
 
 
 def cmd_backend(args) -> int:
+    if not _pyroute2():
+        return 1
     from .doctor import backend_checks, backend_facts
     clients = {}
     for c in args.client or ():
@@ -45,6 +59,8 @@ def cmd_backend(args) -> int:
 
 
 def cmd_balancer(args) -> int:
+    if not _pyroute2():
+        return 1
     from .doctor import balancer_checks, balancer_facts
     facts = balancer_facts.gather(args.config)
     return _print("balancer", balancer_checks.run(facts), args.json)
