@@ -163,9 +163,10 @@ def test_mss_too_big_for_the_tunnel_gets_advmss():
     assert finding.fix.startswith("ip route replace default via 10.0.0.1 dev eth0 advmss 1428")
     assert "ip link set" not in finding.fix          # replies leave by eth0: its MTU raises the MSS too
     f.links = links(eth1=Link("eth1", 5, "veth", 1500))
-    f.routes[4] = Route(4, "10.9.0.0/16", "eth1", "", mtu=1500)
+    f.routes[4] = Route(4, "10.9.0.0/16", "eth1", "", mtu=1500, metric=100, src="10.9.0.2")
     [finding] = bc.check_mtu(f)
-    assert finding.fix.startswith("ip route replace 10.9.0.0/16 dev eth1 mtu 1500 advmss 1428")
+    assert finding.fix.startswith("ip route replace 10.9.0.0/16 dev eth1 src 10.9.0.2 metric 100 mtu 1500 "
+                                  "advmss 1428")
     assert "ip link set eth0 mtu 1532" in finding.fix
 
 

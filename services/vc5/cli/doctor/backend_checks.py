@@ -196,9 +196,11 @@ def _outer_family(facts: BackendFacts, dev: str) -> int:
 
 
 def _route_spec(route) -> str:
+    """`ip route replace` of the same route (dst, metric: its identity), keeping its src and mtu."""
     via = f" via {route.gateway}" if route.gateway else ""
-    mtu = f" mtu {route.mtu}" if route.mtu else ""
-    return f"ip{' -6' if route.family == 6 else ''} route replace {route.dst}{via} dev {route.dev}{mtu}"
+    kept = (("src", route.src), ("metric", route.metric), ("mtu", route.mtu))
+    extra = "".join(f" {k} {v}" for k, v in kept if v)
+    return f"ip{' -6' if route.family == 6 else ''} route replace {route.dst}{via} dev {route.dev}{extra}"
 
 
 def check_mtu(facts: BackendFacts) -> list:

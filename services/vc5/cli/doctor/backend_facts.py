@@ -54,6 +54,8 @@ class Route:
     gateway: str = ""
     mtu: int = 0            # RTAX_MTU; 0 = the device's
     advmss: int = 0         # RTAX_ADVMSS; 0 = derived from the MTU
+    metric: int = 0         # RTA_PRIORITY: part of the route's identity for `ip route replace`
+    src: str = ""           # RTA_PREFSRC
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,8 @@ def _route(ipr, family: int, client: str, names: dict) -> Route | None:
     net, msg = best
     mtu, advmss = _metrics(msg)
     return Route(family, "default" if net.prefixlen == 0 else str(net), names.get(oif, str(oif)),
-                 msg.get_attr("RTA_GATEWAY") or "", mtu, advmss)
+                 msg.get_attr("RTA_GATEWAY") or "", mtu, advmss, msg.get_attr("RTA_PRIORITY") or 0,
+                 msg.get_attr("RTA_PREFSRC") or "")
 
 
 def read_decap(base: str, links: dict) -> tuple:

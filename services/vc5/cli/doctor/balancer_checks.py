@@ -143,7 +143,9 @@ def check_flow_memory(f: BalancerFacts) -> list:
     per_entry = max(1, need // max(1, flows))
     fits = max(1, f.mem_available // 2 // per_entry)
     fix = f"lower flows_per_cpu in {f.config_path} (e.g. to {fits:,}), then vc5-xdp-loader --detach and start"
-    if f.mem_available and need > f.mem_available:
+    if f.flows_pinned:      # already allocated: MemAvailable no longer includes it
+        what += " (the table is pinned: already allocated)"
+    if f.mem_available and need > f.mem_available and not f.flows_pinned:
         return [fail("memory", "flows", f"{what}: it does not fit", fix)]
     if f.mem_total and need > f.mem_total // 2:
         return [warn("memory", "flows", f"{what}: more than half of the memory", fix)]

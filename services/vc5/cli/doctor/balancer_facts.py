@@ -42,6 +42,7 @@ class BalancerFacts:
     possible_cpus: int = 1
     mem_total: int = 0
     mem_available: int = 0
+    flows_pinned: bool = False      # the flow table exists (pinned): its memory is already taken
     bus_error: str = ""             # "" = the system bus answered
     loader: dict | None = None      # typed org.vc5.XdpLoader1 properties; None = not on the bus
     bgp: dict | None = None         # org.vc5.Bgp1
@@ -154,6 +155,12 @@ async def read_bus(facts: BalancerFacts) -> None:
         bus.disconnect()
 
 
+def flows_pin() -> str:
+    """Where the loader pins its flow table (xdp_loader.dataplane.default_pin_dir()/flows)."""
+    from vc5.xdp_loader import layout
+    return f"{names.PIN_DIR}/v{layout.LAYOUT_VERSION}/flows"
+
+
 def interfaces_of(facts: BalancerFacts) -> list:
     """The configured interfaces; without a valid configuration, those the loader reports."""
     if facts.config is not None and facts.config.interfaces:
@@ -171,6 +178,7 @@ def gather(config_path: str) -> BalancerFacts:
     facts.online_cpus = cpu_count("/sys/devices/system/cpu/online")
     facts.possible_cpus = cpu_count("/sys/devices/system/cpu/possible")
     facts.mem_total, facts.mem_available = meminfo()
+    facts.flows_pinned = os.path.exists(flows_pin())
     asyncio.run(read_bus(facts))
     with IPRoute() as ipr:
         facts.nics = {name: read_nic(name, ipr) for name in interfaces_of(facts)}
