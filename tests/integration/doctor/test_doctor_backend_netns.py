@@ -23,6 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 SERVICES = os.path.join(REPO, "services")
 VIP = "192.0.2.10"
+VIP6 = "2001:db8::10"
 PREFIX = "wt-doctor-"
 
 
@@ -37,7 +38,8 @@ class Lab:
         return ["env", f"PYTHONPATH={SERVICES}", "PYTHONDONTWRITEBYTECODE=1", f"PATH={CLEAN_PATH}",
                 sys.executable, *argv]
 
-    def backend(self, dev, *, vip=True, arp=True, rp_filter=2, decap=True, advmss=1440, reply_dev=None):
+    def backend(self, dev, *, vip=True, arp=True, rp_filter=2, decap=True, advmss=1440, reply_dev=None,
+                advmss6=0):
         """A backend netns wired to the router; correct unless told otherwise."""
         self.subnet += 1
         ns = netns.Netns.create(PREFIX + "b")
@@ -48,6 +50,10 @@ class Lab:
             ns.run(f"ip addr add 10.77.{self.subnet * 2 + i}.2/24 dev {d}")
         if vip:
             ns.run(f"ip addr add {VIP}/32 dev lo")
+        if advmss6:             # IPv6 too: the VIP on lo and a default route with that advmss
+            ns.run(f"ip addr add {VIP6}/128 dev lo && "
+                   f"ip addr add fd77:{self.subnet}::2/64 dev {dev} nodad && "
+                   f"ip -6 route add default via fd77:{self.subnet}::1 dev {dev} advmss {advmss6}")
         out = reply_dev or dev
         ns.run(f"ip route add default via 10.77.{self.subnet * 2 + (1 if reply_dev else 0)}.1 dev {out}"
                + (f" advmss {advmss}" if advmss else ""))
@@ -111,6 +117,19 @@ def test_correct_backend_reports_clean(lab):
     checks = {(f["check"], f["subject"]) for f in doc["findings"]}
     assert {("vip", VIP), ("rp_filter", "dg0"), ("tunnel", "dg0"), ("mtu", "IPv4 default")} <= checks
     assert any(f["check"] == "arp" for f in doc["findings"])
+
+
+def test_correct_dual_stack_backend_and_its_ipv6_mss(lab):
+    ns = lab.backend("d60", advmss6=1420)        # IPv6 VIP in IPv4 IPIP: 1500 - 20 - 60
+    rc, doc = lab.doctor(ns, "--vip", VIP6, "--tunnel", "ipip")
+    assert rc == 0 and problems(doc) == [], doc
+    assert {f["subject"] for f in doc["findings"] if f["check"] == "mtu"} == {"IPv4 default", "IPv6 default"}
+    ns.run(f"ip -6 route change default via fd77:{lab.subnet}::1 dev d60 advmss 1440")
+    rc, doc = lab.doctor(ns, "--vip", VIP6, "--tunnel", "ipip")
+    [p] = problems(doc)
+    assert rc == 1 and p["subject"] == "IPv6 default" and "above 1420" in p["message"]
+    assert p["fix"].startswith(f"ip -6 route replace default via fd77:{lab.subnet}::1 dev d60")
+    assert fixed(lab, ns, p, "--vip", VIP6, "--tunnel", "ipip")[0] == 0
 
 
 def test_vip_missing(lab):
