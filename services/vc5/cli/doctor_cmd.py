@@ -81,7 +81,8 @@ def register(subparsers) -> None:
                     "a balancer; `doctor backend --vip VIP` on a real server. Exit status 0: nothing to fix; "
                     "1: something to fix.")
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
-    p.add_argument("--config", default=CONFIG_PATH, help="configuration file (default %(default)s)")
+    p.add_argument("--config", default=CONFIG_PATH, metavar="FILE",
+                   help="configuration file (default %(default)s)")
     p.set_defaults(func=cmd_balancer)
     sub = p.add_subparsers(dest="doctor_role", metavar="{balancer,backend}")
 
@@ -90,7 +91,8 @@ def register(subparsers) -> None:
                                    "offloads, RX queues, flow-table memory, and the daemons' state over "
                                    "D-Bus.")
     b.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
-    b.add_argument("--config", default=argparse.SUPPRESS, help=f"configuration file (default {CONFIG_PATH})")
+    b.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE",
+                   help=f"configuration file (default {CONFIG_PATH})")
     b.set_defaults(func=cmd_balancer)
 
     r = sub.add_parser("backend", help="check a real server (run it on the backend)",

@@ -43,7 +43,8 @@ def check_loader(f: BalancerFacts) -> list:
     for i in x.get("Interfaces", ()):
         if i.note:
             out.append(warn("xdp", i.name, f"the loader says: {i.note}",
-                            LOADER_CALL.format(member="Reattach") + f" s {i.name}"))
+                            "see journalctl -u vc5-xdp-loader; once the cause is fixed, attach again: "
+                            + LOADER_CALL.format(member="Reattach") + f" s {i.name}"))
     return out
 
 
