@@ -12,6 +12,8 @@ still running (the loader publishes it; bgpd's gate holds the VIPs meanwhile).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 
 from . import sockets, tables
@@ -67,3 +69,33 @@ class Learning:
 
     def remaining(self) -> float:
         return max(0.0, self.until - self.clock())
+
+
+log = logging.getLogger("vc5.xdp_loader.share")
+
+
+def start_for_loader(loader, cfg, fresh_maps: bool) -> FlowSharing | None:
+    """Daemon glue, at start only (a reload does not change `multicast` or `learn`):
+    flow sharing when `multicast` is set; Learning (published as Learning) for `learn`
+    seconds when this loader made fresh maps: a restart keeps its flow table and its
+    routes (docs/data-plane.md, "Restart keeps forwarding"), so it has nothing to learn."""
+    if cfg.learn and fresh_maps:
+        loader.learning = Learning(cfg.learn)
+        log.info("learning: VIPs held for %d s while the other balancers' flows arrive", cfg.learn)
+    if not cfg.multicast:
+        return None
+    sharing = FlowSharing(loader.dp, cfg.multicast)
+    try:
+        sharing.start()
+    except OSError as e:
+        log.error("flow sharing with %s not started: %s (balancing goes on without it)", cfg.multicast, e)
+        return None
+    log.info("flow sharing on %s:%d (vc5 v0.3 records)", sharing.group, sharing.port)
+    return sharing
+
+
+async def end_learning(loader) -> None:
+    """Publish Learning = false when the time is up."""
+    await asyncio.sleep(loader.learning.remaining())
+    loader.publisher.mark("Learning")
+    log.info("learning over: VIPs may be advertised")
