@@ -20,6 +20,8 @@ from . import sockets, tables
 from .receiver import Receiver
 from .sender import Sender
 
+log = logging.getLogger("vc5.xdp_loader.share")
+
 
 class FlowSharing:
     def __init__(self, dp, multicast: str, interface: str | None = None, loop: bool = False):
@@ -51,6 +53,7 @@ class FlowSharing:
             if t is not None:
                 t.stop()
                 t.sock.close()
+        log.info("flow sharing stopped: %s", self.stats())
 
     def stats(self) -> dict:
         return {"sent": dict(self.sender.stats) if self.sender else {},
@@ -69,9 +72,6 @@ class Learning:
 
     def remaining(self) -> float:
         return max(0.0, self.until - self.clock())
-
-
-log = logging.getLogger("vc5.xdp_loader.share")
 
 
 def start_for_loader(loader, cfg, fresh_maps: bool) -> FlowSharing | None:
