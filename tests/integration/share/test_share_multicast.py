@@ -5,7 +5,9 @@
     ns B (eth0 10.97.0.2) --/
 
 Two data planes (separate pin directories, this process) each run the
-loader's FlowSharing (sockets made inside their namespace, joined on eth0).
+loader's FlowSharing (sockets made inside their namespace, joined on eth0;
+A through the daemon's start_for_loader, which falls back to the first
+configured interface as the namespaces have no route to the group).
 A balances a flow (BPF_PROG_TEST_RUN: an ACK to the VIP); A's program notes
 it, A's sender multicasts the vc5 record, B's receiver stores it in B's
 `shared` table with B's OWN pair and cookie for that backend. B's service
@@ -17,6 +19,7 @@ import contextlib
 import ctypes as ct
 import os
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -95,7 +98,7 @@ def sport_where_maglev_differs(a_bes, b_bes):
 def test_a_flow_balanced_on_a_is_followed_by_b(lan, planes):
     from vc5.xdp_loader.dataplane import ServiceSpec
     from vc5.xdp_loader.share import tables
-    from vc5.xdp_loader.share.service import FlowSharing
+    from vc5.xdp_loader.share import service
 
     ns_a, ns_b = lan
     dp_a, dp_b = planes
@@ -108,10 +111,14 @@ def test_a_flow_balanced_on_a_is_followed_by_b(lan, planes):
 
     sharing = []
     try:
-        for ns, dp in ((ns_a, dp_a), (ns_b, dp_b)):
-            with inside(ns):
-                s = FlowSharing(dp, GROUP, interface="eth0")
-                s.start()
+        with inside(ns_a):          # the loader's own start-up path (no route to the group: eth0)
+            cfg = SimpleNamespace(multicast=GROUP, learn=0, interfaces=("eth0",))
+            s = service.start_for_loader(SimpleNamespace(dp=dp_a, learning=None), cfg, fresh_maps=True)
+            assert s is not None and s.interface == "eth0"
+            sharing.append(s)
+        with inside(ns_b):
+            s = service.FlowSharing(dp_b, GROUP, interface="eth0")
+            s.start()
             sharing.append(s)
         share_a, share_b = sharing
 

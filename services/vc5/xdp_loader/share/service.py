@@ -84,11 +84,17 @@ def start_for_loader(loader, cfg, fresh_maps: bool) -> FlowSharing | None:
         log.info("learning: VIPs held for %d s while the other balancers' flows arrive", cfg.learn)
     if not cfg.multicast:
         return None
-    sharing = FlowSharing(loader.dp, cfg.multicast)
-    try:
-        sharing.start()
-    except OSError as e:
-        log.error("flow sharing with %s not started: %s (balancing goes on without it)", cfg.multicast, e)
+    # The group's interface: the routing table's choice (vc5's), else the first configured NIC.
+    for interface in (None, *tuple(cfg.interfaces or ())[:1]):
+        sharing = FlowSharing(loader.dp, cfg.multicast, interface=interface)
+        try:
+            sharing.start()
+            break
+        except OSError as e:
+            log.error("flow sharing with %s on %s not started: %s", cfg.multicast,
+                      interface or "the routed interface", e)
+    else:
+        log.error("flow sharing off: balancing goes on without it")
         return None
     log.info("flow sharing on %s:%d (vc5 v0.3 records)", sharing.group, sharing.port)
     return sharing
