@@ -333,8 +333,9 @@ _Static_assert(sizeof(struct vc5_nat_stats) == 64, "nat_stats");
 #ifndef VC5_SHARE_QUEUE
 #define VC5_SHARE_QUEUE 10000       /* vc5: FLOW_QUEUE_SIZE 10,000 */
 #endif
+#define VC5_SHARED_MAX 262144       /* shared LRU entries: flows_per_cpu, at most this (memory) */
 #ifndef VC5_SHARED
-#define VC5_SHARED VC5_FLOWS        /* shared LRU entries */
+#define VC5_SHARED (VC5_FLOWS < VC5_SHARED_MAX ? VC5_FLOWS : VC5_SHARED_MAX)
 #endif
 #define VC5_BPF_EXIST 2             /* push: a full queue drops its oldest entry */
 

@@ -40,3 +40,15 @@ def test_learn_applies_only_to_a_loader_that_made_fresh_maps():
     none = loader()
     service.start_for_loader(none, SimpleNamespace(learn=0, multicast=None), fresh_maps=True)
     assert none.learning is None
+
+
+def test_the_loader_memory_check_counts_the_shared_table():
+    from vc5.common import limits
+    from vc5.xdp_loader import layout
+
+    assert limits.SHARED_MAX == layout.SHARED_MAX
+    for flows, shared in ((1000, 1000), (1_000_000, layout.SHARED_MAX)):
+        assert layout.map_specs(flows)["shared"].max_entries == shared
+        without = (limits.flow_table_bytes(flows, 2) + limits.OTHER_MAPS_BYTES
+                   + 2 * limits.OTHER_MAPS_PER_CPU_BYTES)
+        assert limits.maps_bytes(flows, 2) - without == limits.flow_table_bytes(shared, 1)

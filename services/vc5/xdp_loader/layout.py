@@ -59,6 +59,7 @@ FILTER_BITS = 65536         # vip_filter bitmap
 
 SETTINGS_SHARE = 0x0100     # settings.flags: flow sharing on (bpf/vc5_share.h)
 SHARE_QUEUE = 10000         # share_queue entries (vc5: FLOW_QUEUE_SIZE)
+SHARED_MAX = 262144         # `shared` entries: the flow table's size, at most this (~31 MiB)
 
 PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
 PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
@@ -232,7 +233,7 @@ def map_specs(flows: int = DEFAULT_FLOWS) -> dict[str, MapSpec]:
         MapSpec("nat_tx", BPF_MAP_TYPE_DEVMAP, U32, IfIndex, REDIRECT_SLOTS, BPF_F_RDONLY_PROG),
         # flow sharing between balancers (share/, docs/data-plane.md "Flow sharing")
         MapSpec("share_queue", BPF_MAP_TYPE_QUEUE, NoKey, ShareEntry, SHARE_QUEUE),
-        MapSpec("shared", BPF_MAP_TYPE_LRU_HASH, FlowKey, Flow, flows),
+        MapSpec("shared", BPF_MAP_TYPE_LRU_HASH, FlowKey, Flow, min(flows, SHARED_MAX)),
     ]
     return {s.name: s for s in specs}
 
