@@ -17,6 +17,7 @@ packet to A's choice anyway, with B's MACs."""
 
 import contextlib
 import ctypes as ct
+import ipaddress
 import os
 import time
 from types import SimpleNamespace
@@ -95,10 +96,10 @@ def sport_where_maglev_differs(a_bes, b_bes):
     raise AssertionError("no 4-tuple moves when a backend is added")
 
 
-def test_a_flow_balanced_on_a_is_followed_by_b(lan, planes):
+def test_a_flow_balanced_on_a_is_followed_by_b(lan, planes, caplog):
     from vc5.xdp_loader.dataplane import ServiceSpec
     from vc5.xdp_loader.share import tables
-    from vc5.xdp_loader.share import service
+    from vc5.xdp_loader.share import codec, service, sockets
 
     ns_a, ns_b = lan
     dp_a, dp_b = planes
@@ -137,6 +138,19 @@ def test_a_flow_balanced_on_a_is_followed_by_b(lan, planes):
         r = test_run(dp_b.xdp_fd, bytes(tcp(VIP, PORT, sport=sport, flags="PA")))
         assert r.action == XDP_TX
         assert backend_by_mac(r.data, b_bes) == on_a != maglev_b
+        # a record B cannot parse (vc5 FLOW_VERSION 1) is counted, the peer named, nothing stored
+        ip = ipaddress.ip_address
+        bad = bytearray(codec.encode_record(
+            codec.SharedFlow(ip(CLIENT4), ip(VIP), sport + 1, PORT, codec.TCP, ip(on_a))))
+        bad[-1] = 1
+        with inside(ns_a):
+            raw = sockets.sender_socket(*sockets.parse_group(GROUP), interface="eth0")
+        with raw:
+            raw.send(bytes([116]) + bytes(bad))
+        until(lambda: share_b.stats()["received"].get(codec.VERSION) == 1, timeout=5)
+        assert any("malformed records from 10.97.0.1" in r.getMessage() for r in caplog.records)
+        assert dp_b.maps["shared"].lookup(flow_key(CLIENT4, VIP, sport + 1, PORT, 6)) is None
+
         # a SYN on the same 4-tuple opens a new connection: B's own Maglev choice
         r = test_run(dp_b.xdp_fd, bytes(tcp(VIP, PORT, sport=sport, flags="S")))
         assert backend_by_mac(r.data, b_bes) == maglev_b

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections import Counter
 
 from . import codec, tables
@@ -18,6 +19,7 @@ from . import codec, tables
 log = logging.getLogger("vc5.xdp_loader.share")
 
 POLL_S = 0.2        # how often a blocked receive looks at stop()
+WARN_EVERY_S = 60.0  # a peer sending malformed records is named at most this often
 
 
 class Receiver(threading.Thread):
@@ -27,12 +29,13 @@ class Receiver(threading.Thread):
         self.stats: Counter = Counter()
         self.datagrams = 0
         self._halt = threading.Event()
+        self._warned: dict = {}         # peer -> monotonic time of the last warning
         sock.settimeout(POLL_S)
 
     def run(self) -> None:
         while not self._halt.is_set():
             try:
-                data = self.sock.recv(65535)
+                data, peer = self.sock.recvfrom(65535)
             except socket.timeout:
                 continue
             except OSError as e:
@@ -40,15 +43,17 @@ class Receiver(threading.Thread):
                     log.warning("flow sharing: receive failed: %s", e)
                     self._halt.wait(1.0)
                 continue
-            self.handle(data)
+            self.handle(data, peer=peer[0])
 
-    def handle(self, data: bytes, now_ns: int | None = None) -> None:
-        """Learn every flow of one datagram."""
+    def handle(self, data: bytes, now_ns: int | None = None, peer: str = "?") -> None:
+        """Learn every flow of one datagram from `peer`."""
         self.datagrams += 1
         decoded = codec.DecodeStats()
         flows = codec.unframe(data, decoded)
         decoded.pop("ok", None)
         self.stats.update(decoded)
+        if decoded:
+            self._warn(peer, decoded)
         now = tables.monotonic_ns() if now_ns is None else now_ns
         for f in flows:
             try:
@@ -56,6 +61,13 @@ class Receiver(threading.Thread):
             except OSError as e:
                 self.stats["map_errors"] += 1
                 log.warning("flow sharing: storing a shared flow failed: %s", e)
+
+    def _warn(self, peer: str, skipped) -> None:
+        now = time.monotonic()
+        if now - self._warned.get(peer, -WARN_EVERY_S) >= WARN_EVERY_S:
+            self._warned[peer] = now
+            log.warning("flow sharing: ignored malformed records from %s (%s; totals so far: %s)", peer,
+                        ", ".join(f"{k} {n}" for k, n in sorted(skipped.items())), dict(self.stats))
 
     def stop(self, timeout: float = 2.0) -> None:
         self._halt.set()
