@@ -31,7 +31,7 @@ from tests.lib.wait import until
 
 VIP = "192.0.2.240"
 PORT = 80
-GROUP = "239.255.97.5:9997"
+GROUPS = ["239.255.97.5:9997", "[ff02::97:5]:9997"]
 CLONE_NEWNET = 0x40000000
 _libc = ct.CDLL("libc.so.6", use_errno=True)
 
@@ -61,6 +61,7 @@ def lan(root):
         for ns, port, address in ((a, "pa", "10.97.0.1/24"), (b, "pb", "10.97.0.2/24")):
             netns.veth(ns, "eth0", sw, port)
             ns.run(["ip", "addr", "add", address, "dev", "eth0"])
+            ns.run(["ip", "-6", "addr", "add", address.replace("10.97.0.", "fd97::"), "dev", "eth0", "nodad"])
         netns.bridge(sw, "br0", ["pa", "pb"])
         yield a, b
     finally:
@@ -96,7 +97,8 @@ def sport_where_maglev_differs(a_bes, b_bes):
     raise AssertionError("no 4-tuple moves when a backend is added")
 
 
-def test_a_flow_balanced_on_a_is_followed_by_b(lan, planes, caplog):
+@pytest.mark.parametrize("group", GROUPS)
+def test_a_flow_balanced_on_a_is_followed_by_b(lan, planes, caplog, group):
     from vc5.xdp_loader.dataplane import ServiceSpec
     from vc5.xdp_loader.share import tables
     from vc5.xdp_loader.share import codec, service, sockets
@@ -113,12 +115,12 @@ def test_a_flow_balanced_on_a_is_followed_by_b(lan, planes, caplog):
     sharing = []
     try:
         with inside(ns_a):          # the loader's own start-up path (no route to the group: eth0)
-            cfg = SimpleNamespace(multicast=GROUP, learn=0, interfaces=("eth0",))
+            cfg = SimpleNamespace(multicast=group, learn=0, interfaces=("eth0",))
             s = service.start_for_loader(SimpleNamespace(dp=dp_a, learning=None), cfg, fresh_maps=True)
             assert s is not None and s.interface == "eth0"
             sharing.append(s)
         with inside(ns_b):
-            s = service.FlowSharing(dp_b, GROUP, interface="eth0")
+            s = service.FlowSharing(dp_b, group, interface="eth0")
             s.start()
             sharing.append(s)
         share_a, share_b = sharing
@@ -144,11 +146,13 @@ def test_a_flow_balanced_on_a_is_followed_by_b(lan, planes, caplog):
             codec.SharedFlow(ip(CLIENT4), ip(VIP), sport + 1, PORT, codec.TCP, ip(on_a))))
         bad[-1] = 1
         with inside(ns_a):
-            raw = sockets.sender_socket(*sockets.parse_group(GROUP), interface="eth0")
+            raw = sockets.sender_socket(*sockets.parse_group(group), interface="eth0")
         with raw:
             raw.send(bytes([116]) + bytes(bad))
         until(lambda: share_b.stats()["received"].get(codec.VERSION) == 1, timeout=5)
-        assert any("malformed records from 10.97.0.1" in r.getMessage() for r in caplog.records)
+        # IPv6: A's link-local source, or fd97::1 while the link-local address is tentative
+        peers_a = ("fe80::", "fd97::1") if group.startswith("[") else ("10.97.0.1",)
+        assert any(f"malformed records from {p}" in r.getMessage() for r in caplog.records for p in peers_a)
         assert dp_b.maps["shared"].lookup(flow_key(CLIENT4, VIP, sport + 1, PORT, 6)) is None
 
         # a SYN on the same 4-tuple opens a new connection: B's own Maglev choice
