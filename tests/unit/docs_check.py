@@ -40,6 +40,7 @@ FOREIGN_METRICS = {}
 #: words after which a word is in command position in a shell line
 COMMAND_LEADERS = {"sudo", "exec", "then", "do", "time", "nohup", "!"}
 SEPARATORS = {"|", "||", "&&", ";", "&", "(", ")", "$(", "`"}
+ALTERNATIVE = "\u00a6"    # `on|off` in a synopsis, kept as one word by shell_commands
 
 
 def doc_files() -> list:
@@ -227,6 +228,7 @@ def yaml_blocks(path: str) -> list:
 def shell_commands(text: str) -> list:
     """The word lists of the commands in a shell line, split at | && ; $( and the like."""
     text = text.split(" #", 1)[0] if not text.lstrip().startswith("#") else ""
+    text = re.sub(r"(?<=[\w\]])\|(?=[\w\[-])", ALTERNATIVE, text)     # `check|json`: alternatives, not a pipe
     text = text.replace('"$(', " $( ").replace(')"', " ) ").replace("$(", " $( ").replace(")", " ) ")
     try:
         lex = shlex.shlex(text, posix=True, punctuation_chars="|&;()")
@@ -258,32 +260,31 @@ def shell_commands(text: str) -> list:
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_:.,/=-]*(\.\.\.)?$")
 
 
-def check_command(words: list) -> list:
-    """Problems of one command line (`vc5ctl backends --json`) against the program's parser."""
-    program = os.path.basename(words[0])
-    parser, path, problems = parser_of(program), [program], []
-    for raw in words[1:]:
+def check_command(words: list, parser=None, path=None) -> list:
+    """Problems of one command line (`vc5ctl backends --json`) against the program's parser.
+    `a|b` names alternatives: each is checked with the words that follow it."""
+    if parser is None:
+        path = [os.path.basename(words[0])]
+        parser, words = parser_of(path[0]), words[1:]
+    for n, raw in enumerate(words):
         word = raw.strip("[]{}\"'").rstrip(",.;:")
         if word in ("", "...", "-", "\\") or word.startswith(("<", "$", "/", ">")):
             continue
-        alternatives = word.split("|") if "|" in word else [word]
         if word.startswith("-"):
             opt = word.split("=", 1)[0]
-            if opt not in options(parser) and not (opt.startswith("--") and any(
-                    o.startswith(opt) and opt.endswith("-") for o in options(parser))):
-                problems.append(f"`{' '.join(path)}` has no option {opt}")
+            if opt not in options(parser):
+                rest = check_command(words[n + 1:], parser, path)
+                return [f"`{' '.join(path)}` has no option {opt}"] + rest
             continue
         subs = subcommands(parser)
-        if subs and not PLACEHOLDER.match(word):
-            unknown = [a for a in alternatives if a not in subs]
-            if unknown:
-                problems.append(f"`{' '.join(path)}` has no subcommand {'|'.join(unknown)} "
-                                f"(it has {', '.join(sorted(subs))})")
-                return problems
-            if len(alternatives) == 1:
-                parser = subs[word]
-                path.append(word)
-    return problems
+        if not subs or PLACEHOLDER.match(word):
+            continue
+        unknown = [a for a in word.split(ALTERNATIVE) if a not in subs]
+        if unknown:
+            return [f"`{' '.join(path)}` has no subcommand {'|'.join(unknown)} "
+                    f"(it has {', '.join(sorted(subs))})"]
+        return [p for a in word.split(ALTERNATIVE) for p in check_command(words[n + 1:], subs[a], path + [a])]
+    return []
 
 
 def command_problems(text: str, page_program: str | None = None) -> list:
@@ -294,6 +295,8 @@ def command_problems(text: str, page_program: str | None = None) -> list:
         name = os.path.basename(words[0])
         if name in COMMANDS:
             problems += check_command(words)
+        elif page_program and words[0] in subcommands(parser_of(page_program)):   # vc5ctl(1)'s COMMANDS
+            problems += check_command([page_program] + words)
         elif page_program and words[0].startswith("--") and len(words) <= 3:
             opt = words[0].split("=", 1)[0].rstrip(",.;:")
             if opt not in all_options(parser_of(page_program)):

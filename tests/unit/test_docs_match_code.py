@@ -112,6 +112,10 @@ def test_a_bogus_subcommand_or_option_is_caught():
     assert command_problems('eval "$(vc5ctl completion bash)"') == []
     assert command_problems("vc5ctl drain BACKEND [--service VIP:PORT:PROTO]") == []
     assert command_problems("vc5ctl config check|json FILE") == []
+    assert command_problems("vc5ctl maintenance on|off [--wait] [--timeout SECONDS]") == []
+    assert command_problems("vc5ctl config check|jsn FILE") != []
+    found = command_problems("vc5ctl maintenance on|status --wait")
+    assert found == ["`vc5ctl maintenance status` has no option --wait"], found
     assert command_problems("journalctl -u vc5-healthd -p warning") == []     # not in command position
     assert command_problems("vc5ctl statuz") != []
     assert "no option --jsn" in " ".join(command_problems("vc5ctl status --jsn"))
@@ -121,6 +125,8 @@ def test_a_bogus_subcommand_or_option_is_caught():
     assert command_problems("vc5-decap attach eth0 --types gue --gue-port 6080") == []
     assert command_problems("--pin-dir", page_program="vc5-xdp-loader") == []
     assert command_problems("--pin-dirs", page_program="vc5-xdp-loader") != []
+    assert command_problems("status [--json] [--quick]", page_program="vc5ctl") == []
+    assert command_problems("status [--json] [--quik]", page_program="vc5ctl") != []
 
 
 def test_a_bogus_metric_is_caught():
