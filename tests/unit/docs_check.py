@@ -151,6 +151,18 @@ def reloadable_units() -> frozenset:
     return frozenset(out)
 
 
+@functools.lru_cache(maxsize=None)
+def dbus_members() -> dict:
+    """interface -> its property and method names, from the shipped introspection XML."""
+    import xml.etree.ElementTree as ET
+
+    out = {}
+    for path in glob.glob(os.path.join(REPO, "services", "vc5", "dbus", "*.xml")):
+        for iface in ET.parse(path).getroot().iter("interface"):
+            out[iface.get("name")] = {m.get("name") for m in iface if m.tag in ("property", "method")}
+    return out
+
+
 def _unit(name: str) -> str:
     name = name[:-len(".service")] if name.endswith(".service") else name
     return name.split("@", 1)[0] + "@" if "@" in name else name
@@ -327,6 +339,25 @@ def reload_problems(text: str) -> list:
                                 f"{'@' if '@' in unit else ''}.service has no ExecReload= and no "
                                 "unit propagates a reload from it (reloadable: "
                                 f"{', '.join(sorted(reloadable_units()))})")
+    return problems
+
+
+def busctl_problems(text: str) -> list:
+    """`busctl get-property|call|set-property BUS PATH IFACE MEMBER ...` of an org.vc5 interface
+    against the shipped introspection XML."""
+    problems = []
+    for words in shell_commands(text):
+        if len(words) < 6 or os.path.basename(words[0]) != "busctl":
+            continue
+        words = [w for w in words if not w.startswith("-")]
+        if words[1] not in ("get-property", "set-property", "call") or not words[4].startswith("org.vc5."):
+            continue
+        members = dbus_members().get(words[4])
+        if members is None:
+            problems.append(f"no interface {words[4]} in services/vc5/dbus/*.xml")
+            continue
+        wanted = [w.rstrip(",.;:") for w in (words[5:] if words[1] == "get-property" else words[5:6])]
+        problems += [f"{words[4]} has no member {m}" for m in wanted if m not in members and not m.isupper()]
     return problems
 
 

@@ -13,6 +13,8 @@ code itself (never a list kept here):
   * every metric name `vc5_*` / `xvs_*` against what webd's /metrics exports;
   * every `systemctl reload X` against the units in units/ that have
     ExecReload= or propagate a reload (ReloadPropagatedFrom= names them);
+  * every `busctl get-property|set-property|call` of an org.vc5 interface
+    against the shipped introspection XML (services/vc5/dbus/);
   * every relative link of a Markdown page: the file, and the heading its
     #anchor names.
 A failure names FILE:LINE and what is wrong. The readers and checks are in
@@ -34,7 +36,7 @@ import os
 import pytest
 
 from tests.unit.docs_check import (
-    COMMANDS, REPO, command_problems, config_key_names,
+    COMMANDS, REPO, busctl_problems, command_problems, config_key_names,
     config_problems, doc_files, key_table_problems, link_problems, metric_names, metric_problems,
     options, parser_of, read, reload_problems, reloadable_units, shell_commands, snippets, subcommands,
     yaml_blocks)
@@ -70,6 +72,13 @@ def test_metrics_exist(path):
 def test_reloads_are_possible(path):
     problems = [f"{_where(path, line)}: {p}" for line, text, _ in snippets(path)
                 for p in reload_problems(text)]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", doc_files(), ids=lambda p: os.path.relpath(p, REPO))
+def test_dbus_members_exist(path):
+    problems = [f"{_where(path, line)}: {p}" for line, text, _ in snippets(path)
+                for p in busctl_problems(text)]
     assert not problems, "\n".join(problems)
 
 
@@ -163,3 +172,13 @@ def test_a_stale_link_is_caught(tmp_path):
                                             f"{os.path.relpath(str(page), REPO)}"),
                                         (6, "link to gone.md: no "
                                             f"{os.path.relpath(str(tmp_path / 'gone.md'), REPO)}")]
+
+
+def test_a_bogus_dbus_member_is_caught():
+    bgp = "busctl get-property org.vc5.Bgp1 /org/vc5/Bgp1 org.vc5.Bgp1"
+    assert busctl_problems(f"{bgp} DataPlane Maintenance") == []
+    assert busctl_problems("busctl call org.vc5.XdpLoader1 /org/vc5/XdpLoader1 org.vc5.XdpLoader1.Manager "
+                           "Shutdown b false") == []
+    assert busctl_problems(f"{bgp} Gate") == ["org.vc5.Bgp1 has no member Gate"]
+    call = "busctl call org.vc5.Health1 /org/vc5/Health1 org.vc5.Health1.Manager"
+    assert busctl_problems(f"{call} Drian ss a b") == ["org.vc5.Health1.Manager has no member Drian"]
