@@ -303,7 +303,11 @@ def command_problems(text: str, page_program: str | None = None) -> list:
     """Problems of every vc5 command line in a snippet; on the man page of `page_program`, also
     every option (the page describes that program's options without repeating its name)."""
     problems = []
+    modules = {module.rsplit(".__main__", 1)[0]: program for program, (module, _) in COMMANDS.items()}
     for words in shell_commands(text):
+        if os.path.basename(words[0]).startswith("python3") and words[1:2] == ["-m"] and \
+                len(words) > 2 and words[2] in modules:               # python3 -m vc5.cli ... from a checkout
+            words = [modules[words[2]]] + words[3:]
         name = os.path.basename(words[0])
         if name in COMMANDS:
             problems += check_command(words)

@@ -131,6 +131,9 @@ def test_a_bogus_subcommand_or_option_is_caught():
     assert "no option --wait" in " ".join(command_problems("vc5ctl maintenance status --wait"))
     assert "no option --frobnicate" in " ".join(command_problems("vc5-xdp-loader --frobnicate"))
     assert command_problems("vc5-xdp-loader --detach") == []
+    checkout = "PYTHONPATH=services /usr/bin/python3 -m vc5.cli"
+    assert command_problems(f"{checkout} config json --masked x.yaml") == []
+    assert command_problems(f"{checkout} config jsn x.yaml") != []
     assert command_problems("vc5-decap attach eth0 --types gue --gue-port 6080") == []
     assert command_problems("--pin-dir", page_program="vc5-xdp-loader") == []
     assert command_problems("--pin-dirs", page_program="vc5-xdp-loader") != []
