@@ -99,7 +99,9 @@ def all_options(parser) -> set:
 
 @functools.lru_cache(maxsize=None)
 def metric_names() -> frozenset:
-    """Every family on webd's /metrics, rendered from webd's demo data (all daemons present)."""
+    """Every family on webd's /metrics, rendered from webd's demo data (all daemons present), and
+    every family declared with a literal name (`Family("vc5_...", ...)`), which the demo data may
+    not exercise."""
     from vc5.client.snapshot import take
     from vc5.webd import demo, guard, metrics
 
@@ -107,7 +109,10 @@ def metric_names() -> frozenset:
     _, first = take(demo.health(), demo.bgp(), demo.xdp(0), now=now - 2, monotonic=1.0)
     snap, _ = take(demo.health(), demo.bgp(), demo.xdp(1), previous=first, now=now, monotonic=3.0)
     text = metrics.render(snap) + metrics.exposition(guard.Stats(guard.Limits()).families())  # as app.py
-    return frozenset(re.findall(r"^# TYPE (\S+) ", text.decode(), re.M))
+    names = set(re.findall(r"^# TYPE (\S+) ", text.decode(), re.M))
+    for path in glob.glob(os.path.join(REPO, "services", "vc5", "**", "*.py"), recursive=True):
+        names |= set(re.findall(r"Family\(\s*\"((?:vc5|xvs)_[a-z0-9_]+)\"", read(path)))
+    return frozenset(names)
 
 
 @functools.lru_cache(maxsize=None)
