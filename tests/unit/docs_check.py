@@ -318,10 +318,10 @@ def command_problems(text: str, page_program: str | None = None) -> list:
             problems += check_command(words)
         elif page_program and words[0] in subcommands(parser_of(page_program)):   # vc5ctl(1)'s COMMANDS
             problems += check_command([page_program] + words)
-        elif page_program and words[0].startswith("--") and len(words) <= 3:
-            opt = words[0].split("=", 1)[0].rstrip(",.;:")
-            if opt not in all_options(parser_of(page_program)):
-                problems.append(f"{page_program} has no option {opt}")
+        elif page_program and words[0].startswith("--"):                 # an OPTIONS entry
+            for opt in (w.split("=", 1)[0].rstrip(",.;:") for w in words if w.startswith("--")):
+                if opt not in all_options(parser_of(page_program)):
+                    problems.append(f"{page_program} has no option {opt}")
     return problems
 
 

@@ -137,6 +137,8 @@ def test_a_bogus_subcommand_or_option_is_caught():
     assert command_problems("vc5-decap attach eth0 --types gue --gue-port 6080") == []
     assert command_problems("--pin-dir", page_program="vc5-xdp-loader") == []
     assert command_problems("--pin-dirs", page_program="vc5-xdp-loader") != []
+    assert command_problems("--retry-min SECONDS, --retry-maxx SECONDS", page_program="vc5-bgpd") == [
+        "vc5-bgpd has no option --retry-maxx"]
     assert command_problems("status [--json] [--quick]", page_program="vc5ctl") == []
     assert command_problems("status [--json] [--quik]", page_program="vc5ctl") != []
 
