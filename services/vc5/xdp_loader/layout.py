@@ -25,19 +25,17 @@ import os
 import struct
 from dataclasses import dataclass
 
+# Map sizes live in vc5.common.capacity: `vc5ctl config check` refuses a configuration beyond them.
+from vc5.common.capacity import (BACKEND_SLOTS, MAX_BACKENDS, MAX_NAT, MAX_PAIRS, MAX_SERVICES,  # noqa: F401
+                                 MAX_VIPS)
+
 #: Pin directory suffix: /sys/fs/bpf/vc5/v<LAYOUT_VERSION>
 LAYOUT_VERSION = 2
 
 MAGLEV_SIZE = 8192          # vc5: __u8 hash[8192], slot = hash & 0x1fff
-BACKEND_SLOTS = 256         # slots 1..255 per service (0 = no backend)
-MAX_BACKENDS = BACKEND_SLOTS - 1
-MAX_SERVICES = 1024
-MAX_VIPS = 1024
-MAX_PAIRS = 65536           # (service, backend) pairs: backends[] records and be_stats[]
 REDIRECT_SLOTS = 4096       # tx_port keys: any number below this (vc5 keys it by VLAN id)
 DEFAULT_FLOWS = 65536       # flow table entries (LRU, each with a value per CPU)
 
-MAX_NAT = 65536             # (VIP, backend) pairs with a probe address (nat map)
 NAT_REPLIES = 65536         # nat_reply LRU entries
 NAT_REPLY_TTL_NS = 5 * 10**9
 
