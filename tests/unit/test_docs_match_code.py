@@ -105,7 +105,6 @@ def test_every_checked_source_is_found():
     assert {"vc5_vip_status", "xvs_global_packets", "vc5_daemon_up"} <= metric_names()
     assert {"flows_per_cpu", "webserver", "tunnel-type", "graceful_shutdown"} <= config_key_names()
     assert {"vc5-healthd", "vc5-bgpd", "vc5.target", "vc5-decap@"} <= reloadable_units()
-    assert "vc5-webd" not in reloadable_units() and "vc5-xdp-loader" not in reloadable_units()
     for program in COMMANDS:
         assert "--help" in options(parser_of(program)), program
     commands = [w[0] for p in doc_files() for _, text, _ in snippets(p) for w in shell_commands(text)]
@@ -153,8 +152,9 @@ def test_a_bogus_metric_is_caught():
 def test_an_impossible_reload_is_caught():
     assert reload_problems("sudo systemctl reload vc5.target") == []
     assert reload_problems("systemctl reload vc5-healthd vc5-decap@eth0") == []
-    assert reload_problems("systemctl reload vc5-xdp-loader") != []
-    assert reload_problems("systemctl reload vc5-webd.service") != []
+    assert reload_problems("systemctl reload vc5-frobd") != []           # no such unit
+    assert reload_problems("systemctl reload vc5-frobd.service") != []
+    assert reload_problems("systemctl reload vc5-webd.socket") != []     # a socket does not reload
 
 
 def test_a_bogus_config_key_is_caught():
