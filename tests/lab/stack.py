@@ -233,7 +233,7 @@ class Stack:
             f.write(text)
 
     def config_text(self, balancer):
-        return balancer_config(self.lab, balancer - 1, self.interval)
+        return balancer_config(self.lab, balancer - 1, self.interval, **self.config)
 
     # --- the balancer's private bus --------------------------------------
     def busctl(self, balancer, *args, check=True, user=None):
