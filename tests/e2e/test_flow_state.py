@@ -165,15 +165,15 @@ def udp_flood_frames(lab, n):
     client's /24, which the router forwards; answers to them are lost there, which is fine)."""
     client_mac = json.loads(lab.client.ns.run("ip -j link show eth0").stdout)[0]["address"]
     router_mac = json.loads(lab.router.ns.run("ip -j link show cli0").stdout)[0]["address"]
-    eth = bytes.fromhex(router_mac.replace(":", "")) + bytes.fromhex(client_mac.replace(":", "")) + b"\x08\x00"
+    eth = bytes.fromhex(router_mac.replace(":", "") + client_mac.replace(":", "") + "0800")
     dst = bytes(map(int, VIP4.split(".")))
     net = bytes(map(int, lab.client.ip.split(".")[:3]))
     payload = b"\x00" * 18
     frames = []
     for i in range(n):
         src = net + bytes([100 + (i // 60000)])
-        hdr = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + len(payload), i & 0xffff, 0, 64, 17, 0,
-                                    src, dst))
+        hdr = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + len(payload), i & 0xffff, 0, 64,
+                                    17, 0, src, dst))
         s = sum(struct.unpack("!10H", hdr))
         s = (s & 0xffff) + (s >> 16)
         s = (s & 0xffff) + (s >> 16)
