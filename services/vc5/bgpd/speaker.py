@@ -25,6 +25,7 @@ from . import md5, policy, rib
 from .bfd.manager import Bfd
 from .bfd.packet import DOWN as BFD_DOWN_STATE
 from .bfd.packet import UP as BFD_UP
+from .bfd.packet import diag_name
 from .capabilities import family_name
 from .errors import (ADMINISTRATIVE_RESET, ADMINISTRATIVE_SHUTDOWN, OTHER_CONFIGURATION_CHANGE,
                      PEER_DECONFIGURED)
@@ -102,15 +103,14 @@ class Speaker:
             log.error("peer %s: BFD not started: %s (the BGP session runs without it)", peer.address, e)
         self._notify("bfd")
 
-    def _bfd_changed(self, address, transition):
+    def _bfd_changed(self, address, transition, remote_state):
         """RFC 5882 §3.2/§4.3: a BFD session leaving Up (not by the peer's AdminDown: that is no
         failure) closes the BGP session at once, with Cease/BFD Down (RFC 9384); BGP reconnects as
         after any error. Our own AdminDown (stop, deconfiguration) closes nothing here."""
         s = self.sessions.get(address)
-        level = logging.WARNING if transition.old == BFD_UP else logging.INFO
-        log.log(level, "peer %s: BFD %s (%s)", address, transition, self.bfd.diag_text(address))
-        failed = transition.old == BFD_UP and transition.new == BFD_DOWN_STATE \
-            and self.bfd.remote_state(address) != "AdminDown"
+        level = logging.WARNING if transition.new == BFD_DOWN_STATE else logging.INFO
+        log.log(level, "peer %s: BFD %s (%s)", address, transition, diag_name(transition.diag))
+        failed = transition.old == BFD_UP and transition.new == BFD_DOWN_STATE and remote_state != "AdminDown"
         if failed and s is not None and s.conn is not None and not self.shutting_down:
             log.warning("peer %s: BFD down: closing the BGP session", address)
             s.stop(CEASE_BFD_DOWN, "", restart=True)

@@ -58,7 +58,8 @@ def bfd_state(health, address):
 
 
 def bird_bfd_up(bird, address):
-    return any(address in line and " Up " in line for line in bird.cli("show", "bfd", "sessions").splitlines())
+    lines = bird.cli("show", "bfd", "sessions").splitlines()
+    return any(address in line and " Up " in line for line in lines)
 
 
 @pytest.fixture

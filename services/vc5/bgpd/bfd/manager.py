@@ -1,14 +1,27 @@
 """All BFD sessions of vc5-bgpd: one per BGP peer configured with `bfd:`.
 
-Owns the receiving sockets (created for a family when its first session is
-added, closed with its last) and the Runners; a received packet is checked
-(packet.decode, TTL 255) and handed to its session. Discarded packets are
-counted per reason and each reason is logged once per source address.
+The sessions run in a thread of their own with its own asyncio loop ("vc5-bfd"):
+bgpd's main loop can be busy for a second at a time (10,000 VIPs changing at once
+means that many UPDATEs to encode and D-Bus messages to decode, measured by
+bench/bfd_jitter.py), and a BFD packet that waits for it is late. Python lets
+this thread run within the interpreter's switch interval (5 ms) of its timer.
+
+Invariants: Runners, Receivers and Sessions are touched only in the BFD thread
+(add/remove/close hand their work to it and wait); state changes are handed to
+the main loop (`on_change`, run there). status() reads from the main thread:
+plain attribute reads, each atomic under the GIL.
+
+Owns the receiving sockets (one for a family while a session of that family
+exists) and the Runners; a received packet is checked (packet.decode, TTL 255)
+and handed to its session. Discarded packets are counted per reason and each
+reason is logged once per source address.
 """
 
 import asyncio
+import concurrent.futures
 import logging
 import socket
+import threading
 import time
 
 from vc5.common import wire
@@ -22,25 +35,82 @@ log = logging.getLogger("vc5.bgpd.bfd")
 
 class Bfd:
     def __init__(self, on_change):
-        self.on_change = on_change            # (address, Transition) -> None
+        self.on_change = on_change            # (address, Transition, remote state name) on the main loop
         self.runners = {}                     # peer address -> Runner
         self.receivers = {}                   # family -> Receiver
         self.discarded = {}                   # reason (TTL, decode field, no session) -> count
         self.since = {}                       # peer address -> wall-clock time of the last state change
         self._logged = set()
+        self._main = None
+        self._loop = None
+        self._thread = None
+
+    # ------------------------------------------------------------ called from the main loop
 
     def add(self, peer):
         """Start BFD toward `peer` (a config.Peer with .bfd set). OSError if a socket cannot be made."""
-        loop = asyncio.get_running_loop()
-        family = socket.AF_INET if peer.address.version == 4 else socket.AF_INET6
-        if family not in self.receivers:
-            self.receivers[family] = Receiver(family, self._dispatch, loop)
-        self.runners[peer.address] = Runner(peer.address, peer.bfd, peer.source_ip, self._changed, loop)
-        self.since[peer.address] = time.time()
+        if self._loop is None:
+            self._main = asyncio.get_running_loop()
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=self._loop.run_forever, name="vc5-bfd", daemon=True)
+            self._thread.start()
+        self._in_thread(self._add, peer)
         log.info("BFD toward %s: interval %d ms, multiplier %d", peer.address, peer.bfd.interval_ms,
                  peer.bfd.multiplier)
 
     def remove(self, address, admin_down=True):
+        if self._loop is not None and address in self.runners:
+            self._in_thread(self._remove, address, admin_down)
+
+    def close(self):
+        """AdminDown to every peer, then the thread ends."""
+        if self._loop is None:
+            return
+        for address in list(self.runners):
+            self.remove(address)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+        self._loop = None
+
+    def _in_thread(self, fn, *args):
+        """Run fn(*args) in the BFD thread and return its result (or raise its exception)."""
+        done = concurrent.futures.Future()
+
+        def call():
+            try:
+                done.set_result(fn(*args))
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+                done.set_exception(e)
+        self._loop.call_soon_threadsafe(call)
+        return done.result(10)
+
+    def status(self):
+        """org.vc5.Bgp1.Bfd: one wire.BfdState per session, sorted by address."""
+        out = []
+        runners = dict(self.runners)
+        for address in sorted(runners, key=lambda a: (a.version, a)):
+            r = runners[address]
+            s = r.session
+            out.append(wire.BfdState(
+                address=str(address), state=STATE_NAMES[s.state], remote_state=STATE_NAMES[s.remote_state],
+                diagnostic=diag_name(s.local_diag), local_discriminator=s.local_discr,
+                remote_discriminator=s.remote_discr, tx_interval_ms=int(s.tx_interval() * 1000),
+                detection_time_ms=int(s.detection_time() * 1000),
+                since=int(self.since.get(address, 0) * 1e6), up_count=s.up_count, down_count=s.down_count,
+                packets_in=r.counters["packets_in"], packets_out=r.counters["packets_out"]))
+        return out
+
+    # ------------------------------------------------------------ the BFD thread
+
+    def _add(self, peer):
+        family = socket.AF_INET if peer.address.version == 4 else socket.AF_INET6
+        if family not in self.receivers:
+            self.receivers[family] = Receiver(family, self._dispatch, self._loop)
+        self.runners[peer.address] = Runner(peer.address, peer.bfd, peer.source_ip, self._changed, self._loop)
+        self.since[peer.address] = time.time()
+
+    def _remove(self, address, admin_down):
         r = self.runners.pop(address, None)
         self.since.pop(address, None)
         if r is not None:
@@ -49,13 +119,10 @@ class Bfd:
                        if not any((a.version == 4) == (f == socket.AF_INET) for a in self.runners)]:
             self.receivers.pop(family).close()
 
-    def close(self):
-        for address in list(self.runners):
-            self.remove(address)
-
     def _changed(self, address, transition):
         self.since[address] = time.time()
-        self.on_change(address, transition)
+        remote = STATE_NAMES[self.runners[address].session.remote_state] if address in self.runners else ""
+        self._main.call_soon_threadsafe(self.on_change, address, transition, remote)
 
     def _discard(self, reason, source, detail=""):
         self.discarded[reason] = self.discarded.get(reason, 0) + 1
@@ -83,26 +150,3 @@ class Bfd:
             self._discard("no session for this source and discriminator", source)
             return
         runner.receive(p)
-
-    def diag_text(self, address):
-        r = self.runners.get(address)
-        return diag_name(r.session.local_diag) if r is not None else ""
-
-    def remote_state(self, address):
-        r = self.runners.get(address)
-        return STATE_NAMES[r.session.remote_state] if r is not None else ""
-
-    def status(self):
-        """org.vc5.Bgp1.Bfd: one wire.BfdState per session, sorted by address."""
-        out = []
-        for address in sorted(self.runners, key=lambda a: (a.version, a)):
-            r = self.runners[address]
-            s = r.session
-            out.append(wire.BfdState(
-                address=str(address), state=STATE_NAMES[s.state], remote_state=STATE_NAMES[s.remote_state],
-                diagnostic=diag_name(s.local_diag), local_discriminator=s.local_discr,
-                remote_discriminator=s.remote_discr, tx_interval_ms=int(s.tx_interval() * 1000),
-                detection_time_ms=int(s.detection_time() * 1000),
-                since=int(self.since.get(address, 0) * 1e6), up_count=s.up_count, down_count=s.down_count,
-                packets_in=r.counters["packets_in"], packets_out=r.counters["packets_out"]))
-        return out
