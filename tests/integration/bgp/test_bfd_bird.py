@@ -16,7 +16,7 @@ from tests.lib import netns as nsmod
 from tests.lib.wait import until
 
 from . import conftest
-from .conftest import NET4, bgp_property, peer_status
+from .conftest import NET4, NET6, bgp_property, peer_status
 
 VIP = "10.255.0.1"
 INTERVAL_MS = 200          # the default of bfd: true (vc5.config.model.DEFAULT_BFD_INTERVAL_MS)
@@ -141,3 +141,24 @@ def test_packets_without_ttl_255_are_discarded(pair, health):
     until(lambda: "TTL is not 255" in bgpd.log(), 5, message="discard logged")
     after = bfd_state(health, f"{NET4}.1")
     assert after.state == "Up" and after.down_count == before.down_count
+
+
+def test_ipv6_session_comes_up_with_hop_limit_255(lab, bird_factory, bgpd_factory, health):
+    lb = lab.add_speaker()
+    bird = bird_factory(asn=65000, extra=BIRD_BFD,
+                        neighbors=[dict(name="lb6", address=lb.address6, asn=65001, v6=True,
+                                        extra="bfd on;")])
+    bgpd_factory(lb, f"""
+        address: {lb.address4}
+        bgp:
+          as_number: 65001
+          hold_time: 6
+          next_hop_6: {lb.address6}
+          bfd: {{interval_ms: 100, multiplier: 4}}
+          peers: [{NET6}1]
+        """)
+    until(lambda: bird.state("lb6") == "Established", 20, message="BGP session established over IPv6")
+    until(lambda: bird_bfd_up(bird, lb.address6), 10, message="BIRD's IPv6 BFD session Up")
+    s = until(lambda: (lambda s: s if s and s.state == "Up" else None)(bfd_state(health, f"{NET6}1")), 10,
+              message="our IPv6 BFD session Up")
+    assert s.tx_interval_ms == 100 and s.detection_time_ms == 300 and s.packets_in > 0
