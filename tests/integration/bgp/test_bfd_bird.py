@@ -148,7 +148,7 @@ def test_ipv6_session_comes_up_with_hop_limit_255(lab, bird_factory, bgpd_factor
     bird = bird_factory(asn=65000, extra=BIRD_BFD,
                         neighbors=[dict(name="lb6", address=lb.address6, asn=65001, v6=True,
                                         extra="bfd on;")])
-    bgpd_factory(lb, f"""
+    bgpd = bgpd_factory(lb, f"""
         address: {lb.address4}
         bgp:
           as_number: 65001
@@ -162,3 +162,10 @@ def test_ipv6_session_comes_up_with_hop_limit_255(lab, bird_factory, bgpd_factor
     s = until(lambda: (lambda s: s if s and s.state == "Up" else None)(bfd_state(health, f"{NET6}1")), 10,
               message="our IPv6 BFD session Up")
     assert s.tx_interval_ms == 100 and s.detection_time_ms == 300 and s.packets_in > 0
+    # a stop is no failure: Cease first, then BFD AdminDown (RFC 5882 §3.2); the BFD thread ends
+    bgpd.signal(signal.SIGTERM)
+    assert bgpd.proc.wait(20) == 0
+    text = until(lambda: (lambda t: t if "Administrative shutdown" in t else None)(
+        bird.cli("show", "protocols", "all", "lb6")), 10, message="Cease seen by BIRD")
+    assert "BFD session down" not in text
+    assert "peer fd00:203::1: BFD Up -> AdminDown" in bgpd.log()
