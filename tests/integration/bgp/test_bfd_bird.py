@@ -169,3 +169,28 @@ def test_ipv6_session_comes_up_with_hop_limit_255(lab, bird_factory, bgpd_factor
         bird.cli("show", "protocols", "all", "lb6")), 10, message="Cease seen by BIRD")
     assert "BFD session down" not in text
     assert "peer fd00:203::1: BFD Up -> AdminDown" in bgpd.log()
+
+
+def test_port_3784_taken_means_bgp_without_bfd(lab, bird_factory, bgpd_factory, health):
+    """Another BFD daemon on the balancer owns 3784: vc5-bgpd says so and BGP runs on, never sharing
+    the port (a shared UDP port would take packets from the other daemon)."""
+    lb = lab.add_speaker()
+    holder = lb.popen(["/usr/bin/python3", "-c", "import socket, time; s = socket.socket(socket.AF_INET, "
+                       "socket.SOCK_DGRAM); s.bind(('0.0.0.0', 3784)); print('bound', flush=True); "
+                       "time.sleep(120)"])
+    try:
+        assert holder.stdout.readline().strip() == b"bound"
+        bird = bird_factory(asn=65000, neighbors=[dict(name="lb", address=lb.address4, asn=65001)])
+        bgpd = bgpd_factory(lb, f"""
+            address: {lb.address4}
+            bgp:
+              as_number: 65001
+              bfd: true
+              peers: [{NET4}.1]
+            """)
+        until(lambda: bird.state("lb") == "Established", 20, message="BGP session established without BFD")
+        assert f"peer {NET4}.1: BFD not started: [Errno 98] Address already in use" in bgpd.log()
+        assert bgp_property(health, "Bfd") == []
+    finally:
+        holder.kill()
+        holder.wait()

@@ -49,7 +49,8 @@ class Receiver:
         self.dispatch = dispatch                      # (data, source address, ttl) -> None
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # No SO_REUSEADDR: with it two UDP sockets share the port and the kernel gives each
+            # packet to one of them; another BFD daemon on this host (BIRD) must make us fail instead.
             if family == socket.AF_INET6:
                 self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
