@@ -150,6 +150,66 @@ def bfd_downs(health):
     return sum(wire.BfdState.from_dbus(s).down_count for s in bgp_property(health, "Bfd"))
 
 
+def start_bird(r, tmp, interval):
+    conf = os.path.join(tmp, "bird.conf")
+    with open(conf, "w") as f:
+        f.write(textwrap.dedent(f"""
+            log "{tmp}/bird.log" all;
+            router id {NET}.1;
+            protocol device {{ }}
+            protocol bfd {{ interface "*" {{ min rx interval 50 ms; min tx interval {interval} ms;
+              idle tx interval 300 ms; multiplier 3; }}; }}
+            protocol bgp lb {{ local as 65000; neighbor {NET}.2 as 65001; passive on; hold time 9;
+              bfd on; debug {{ states, events }}; ipv4 {{ import all; export none; }}; }}
+            """))
+    ctl = os.path.join(tmp, "bird.ctl")
+    r.run(["bird", "-c", conf, "-s", ctl, "-P", os.path.join(tmp, "bird.pid")])
+    wait(lambda: os.path.exists(ctl))
+    return ctl
+
+
+def start_bgpd(lb, tmp, interval):
+    cfg = os.path.join(tmp, "vc5.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"address: {NET}.2\nbgp:\n  as_number: 65001\n  hold_time: 9\n"
+                f"  bfd: {{interval_ms: {interval}, multiplier: 3}}\n  peers: [{NET}.1]\n")
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "services"))
+    log = open(os.path.join(tmp, "bgpd.log"), "w")
+    return lb.popen(["/usr/bin/python3", "-m", "vc5.bgpd", "--config", cfg, "--hold-down", "0",
+                     "--learn", "0"], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def birdc(ctl, *cmd):
+    return subprocess.run(["birdc", "-s", ctl, *cmd], capture_output=True, text=True).stdout
+
+
+def measure(load, seconds, cap, health, vips, tmp):
+    """One load for `seconds`: print the sessions that went down and the gaps of each sender."""
+    extra, stop, flip = [], threading.Event(), None
+    downs = bfd_downs(health)
+    bird_downs = birdlog(tmp).count("BFD session down")
+    if load != "idle":
+        extra = burners(os.cpu_count() or 2)
+    if load == "cpu+rib":
+        flip = threading.Thread(target=flipper, args=(health, vips, stop))
+        flip.start()
+    cap.take()
+    time.sleep(seconds)
+    got = cap.take()
+    stop.set()
+    if flip:
+        flip.join()
+        health.set({v: True for v in vips})
+    for p in extra:
+        p.kill()
+        p.wait()
+    downs = bfd_downs(health) - downs
+    bird_downs = birdlog(tmp).count("BFD session down") - bird_downs
+    print(f"{load}: sessions down at vc5 {downs}, at BIRD {bird_downs}")
+    print(row("vc5-bgpd -> router", gaps_ms(got.get(f"{NET}.2", []))))
+    print(row("baseline BIRD -> vc5", gaps_ms(got.get(f"{NET}.1", []))))
+
+
 def main():
     interval = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 20.0
@@ -166,70 +226,23 @@ def main():
         netns.veth(lb, "eth0", r, "p2")
         r.run(f"ip addr add {NET}.1/24 dev p2")
         lb.run(f"ip addr add {NET}.2/24 dev eth0")
-        conf = os.path.join(tmp, "bird.conf")
-        with open(conf, "w") as f:
-            f.write(textwrap.dedent(f"""
-                log "{tmp}/bird.log" all;
-                router id {NET}.1;
-                protocol device {{ }}
-                protocol bfd {{ interface "*" {{ min rx interval 50 ms; min tx interval {interval} ms;
-                  idle tx interval 300 ms; multiplier 3; }}; }}
-                protocol bgp lb {{ local as 65000; neighbor {NET}.2 as 65001; passive on; hold time 9;
-                  bfd on; debug {{ states, events }}; ipv4 {{ import all; export none; }}; }}
-                """))
-        ctl = os.path.join(tmp, "bird.ctl")
-        r.run(["bird", "-c", conf, "-s", ctl, "-P", os.path.join(tmp, "bird.pid")])
-        wait(lambda: os.path.exists(ctl))
+        ctl = start_bird(r, tmp, interval)
         with private_bus():
             health = HealthPublisher()
-            cfg = os.path.join(tmp, "vc5.yaml")
-            with open(cfg, "w") as f:
-                f.write(f"address: {NET}.2\nbgp:\n  as_number: 65001\n  hold_time: 9\n"
-                        f"  bfd: {{interval_ms: {interval}, multiplier: 3}}\n  peers: [{NET}.1]\n")
-            env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "services"))
-            log = open(os.path.join(tmp, "bgpd.log"), "w")
-            procs.append(lb.popen(["/usr/bin/python3", "-m", "vc5.bgpd", "--config", cfg, "--hold-down", "0",
-                                   "--learn", "0"], env=env, stdout=log, stderr=subprocess.STDOUT))
+            procs.append(start_bgpd(lb, tmp, interval))
             health.set({v: True for v in vips})
 
             def routes():
-                out = subprocess.run(["birdc", "-s", ctl, "show", "route", "count"], capture_output=True,
-                                     text=True).stdout
-                m = re.search(r"(\d+) of (\d+) routes", out)
+                m = re.search(r"(\d+) of (\d+) routes", birdc(ctl, "show", "route", "count"))
                 return m and int(m.group(1)) >= nvips
             wait(routes, 120)
-            wait(lambda: " Up " in subprocess.run(["birdc", "-s", ctl, "show", "bfd", "sessions"],
-                                                  capture_output=True, text=True).stdout)
+            wait(lambda: " Up " in birdc(ctl, "show", "bfd", "sessions"))
             time.sleep(2)             # the poll sequences that set the fast intervals are over
             cap = Capture(r, "p2")
             print(f"BFD interval {interval} ms x 3 (detection {3 * interval} ms at the router); "
                   f"{seconds:.0f} s per load; {os.cpu_count()} CPUs; {nvips} VIPs")
             for load in ("idle", "cpu", "cpu+rib"):
-                extra, stop = [], threading.Event()
-                downs = bfd_downs(health)
-                bird_downs = birdlog(tmp).count("BFD session down")
-                if load != "idle":
-                    extra = burners(os.cpu_count() or 2)
-                flip = None
-                if load == "cpu+rib":
-                    flip = threading.Thread(target=flipper, args=(health, vips, stop))
-                if flip:
-                    flip.start()
-                cap.take()
-                time.sleep(seconds)
-                got = cap.take()
-                stop.set()
-                if flip:
-                    flip.join()
-                    health.set({v: True for v in vips})
-                for p in extra:
-                    p.kill()
-                    p.wait()
-                downs = bfd_downs(health) - downs
-                bird_downs = birdlog(tmp).count("BFD session down") - bird_downs
-                print(f"{load}: sessions down at vc5 {downs}, at BIRD {bird_downs}")
-                print(row("vc5-bgpd -> router", gaps_ms(got.get(f"{NET}.2", []))))
-                print(row("baseline BIRD -> vc5", gaps_ms(got.get(f"{NET}.1", []))))
+                measure(load, seconds, cap, health, vips, tmp)
             cap.close()
             health.close()
     finally:
@@ -240,7 +253,7 @@ def main():
                     p.wait(20)
                 except subprocess.TimeoutExpired:
                     p.kill()
-        subprocess.run(["birdc", "-s", os.path.join(tmp, "bird.ctl"), "down"], capture_output=True)
+        birdc(os.path.join(tmp, "bird.ctl"), "down")
         for ns in made:
             ns.delete()
         shutil.rmtree(tmp, ignore_errors=True)
