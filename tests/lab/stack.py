@@ -58,7 +58,7 @@ def vlans_config(lab: Lab, i: int) -> str:
     return f"vlans:\n  1: {LAN_NET}{host}/24\nvlans6:\n  1: {LAN_NET6}::{host6}/64\n"
 
 
-def balancer_config(lab: Lab, i: int, interval=1.0, backends=None, top="", bgp="") -> str:
+def balancer_config(lab: Lab, i: int, interval=1.0, backends=None, top="", bgp="", flows=65536) -> str:
     """Balancer i's configuration: `backends` (default all of them) behind the web service,
     `top` added as top-level keys, `bgp` as keys of the bgp section (each line as written)."""
     lb = lab.balancers[i]
@@ -68,7 +68,7 @@ def balancer_config(lab: Lab, i: int, interval=1.0, backends=None, top="", bgp="
 address: {lb.ip}
 interfaces: [{devs}]
 xdp_mode: generic
-flows_per_cpu: 65536
+flows_per_cpu: {flows}
 {top}{vlans_config(lab, i)}bgp:
   as_number: {LB_AS}
   peer_as: {ROUTER_AS}
