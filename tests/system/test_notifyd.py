@@ -110,8 +110,13 @@ def test_notifyd_ships_the_journal_to_elasticsearch(notifyd):
     doc = stored(m)[0]
     assert doc["_index"] == "vc5-system" and doc["doc"]["event.action"] == "backend_up"
     assert doc["doc"]["journal.identifier"] == "vc5-healthd"
-    metrics = sh(m, "cat /run/vc5-notifyd/metrics.prom", check=True).stdout
-    assert re.search(r'^vc5_notify_delivered_total\{sink="elasticsearch"\} (\d+)', metrics, re.M)
+
+    def delivered():
+        text = sh(m, "cat /run/vc5-notifyd/metrics.prom").stdout
+        found = re.search(r'^vc5_notify_delivered_total\{sink="elasticsearch"\} (\d+)$', text, re.M)
+        return found and int(found.group(1)) >= 20
+    until(delivered, 10, message="metrics.prom: " + sh(m, "ls -la /run/vc5-notifyd; cat /run/vc5-notifyd/*")
+          .stdout + journal_of(m))
 
 
 def test_notifyd_cursor_survives_an_upgrade(notifyd):
