@@ -115,8 +115,11 @@ def test_notifyd_ships_the_journal_to_elasticsearch(notifyd):
         text = sh(m, "cat /run/vc5-notifyd/metrics.prom").stdout
         found = re.search(r'^vc5_notify_delivered_total\{sink="elasticsearch"\} (\d+)$', text, re.M)
         return found and int(found.group(1)) >= 20
-    until(delivered, 10, message="metrics.prom: " + sh(m, "ls -la /run/vc5-notifyd; cat /run/vc5-notifyd/*")
-          .stdout + journal_of(m))
+    try:
+        until(delivered, 10)
+    except AssertionError:
+        shown = sh(m, "ls -la /run/vc5-notifyd; cat /run/vc5-notifyd/*").stdout
+        raise AssertionError(f"no delivered count in metrics.prom:\n{shown}\n{journal_of(m)}") from None
 
 
 def test_notifyd_cursor_survives_an_upgrade(notifyd):
