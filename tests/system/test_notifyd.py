@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shlex
+import subprocess
 
 import pytest
 
@@ -138,3 +139,18 @@ def test_notifyd_cursor_survives_an_upgrade(notifyd):
     assert seqs(m) == list(range(1, 41)), "exactly once, in order, across the upgrade"
     assert not sh(m, f"cat {RECORDED}/conflicts.jsonl 2>/dev/null").stdout.strip(), \
         "the restarted notifier sent acknowledged events again"
+
+
+def test_notifyd_package_contents(debs):
+    deb = next(f for f in debs.files if os.path.basename(f).startswith("vc5-notifyd_"))
+    listing = subprocess.run(["dpkg-deb", "-c", deb], capture_output=True, text=True, check=True).stdout
+    files = {line.split()[-1].lstrip(".") for line in listing.splitlines()}
+    for path in ("/usr/bin/vc5-notifyd", "/lib/systemd/system/vc5-notifyd.service",
+                 "/usr/lib/sysusers.d/vc5-notifyd.conf", "/usr/share/man/man8/vc5-notifyd.8.gz"):
+        assert path in files, path
+    depends = subprocess.run(["dpkg-deb", "-f", deb, "Depends"], capture_output=True, text=True).stdout
+    for dep in ("python3-vc5", "python3-aiohttp", "python3-systemd"):
+        assert dep in depends, depends
+    meta = next(f for f in debs.files if os.path.basename(f).startswith("vc5_"))
+    recommends = subprocess.run(["dpkg-deb", "-f", meta, "Recommends"], capture_output=True, text=True).stdout
+    assert "vc5-notifyd" in recommends
