@@ -144,10 +144,17 @@ class Follower:
         return cursor
 
     def count_after(self, cursor: str, cap: int) -> int:
-        """How many matching entries follow `cursor`, counting at most cap (a separate pass)."""
+        """How many matching entries follow `cursor`, counting at most cap.
+
+        Repositions this reader: the pipeline counts with a Follower of its own. Steps with
+        the bare sd_journal_next() (Reader._next), which decodes no field: it runs on the
+        event loop, and bench/notifyd_backlog.py measured 0.02 s for 50,000 entries against
+        0.71 s with get_next().
+        """
         self.seek(cursor)
+        step = getattr(self.reader, "_next", None) or self.reader.get_next
         n = 0
-        while n < cap and self.reader.get_next():
+        while n < cap and step():
             n += 1
         return n
 
