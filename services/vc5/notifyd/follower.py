@@ -100,7 +100,6 @@ class Follower:
                 self.reader.add_disjunction()
             for m in group:
                 self.reader.add_match(m)
-        self._wake = asyncio.Event()
         self._fd: int | None = None
 
     def start_cursor(self) -> str:
@@ -159,16 +158,23 @@ class Follower:
         return n
 
     async def wait(self, timeout: float) -> None:
-        """Wait until journald signals a change (inotify), or timeout."""
+        """Wait until journald signals a change (inotify), or timeout.
+
+        The inotify descriptor is watched only while waiting: it stays readable until
+        process() drains it, and a level-triggered watch left in place while the pipeline
+        is busy elsewhere (retrying a dead endpoint) would wake the loop without end.
+        """
         loop = asyncio.get_running_loop()
         if self._fd is None:
             self._fd = self.reader.fileno()
-            loop.add_reader(self._fd, self._wake.set)
+        wake = asyncio.Event()
+        loop.add_reader(self._fd, wake.set)
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            await asyncio.wait_for(wake.wait(), timeout)
         except asyncio.TimeoutError:
             pass
-        self._wake.clear()
+        finally:
+            loop.remove_reader(self._fd)
         self.reader.process()
 
     async def next_batch(self, limit: int, timeout: float = 1.0) -> list[Event]:
@@ -180,10 +186,5 @@ class Follower:
             await self.wait(timeout)
 
     def close(self) -> None:
-        if self._fd is not None:
-            try:
-                asyncio.get_running_loop().remove_reader(self._fd)
-            except RuntimeError:
-                pass
-            self._fd = None
+        self._fd = None
         self.reader.close()
