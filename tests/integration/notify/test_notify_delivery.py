@@ -156,3 +156,18 @@ def test_a_dead_endpoint_costs_no_cpu_while_the_journal_grows(world):
     time.sleep(3)
     used = cpu_seconds(world.notifier.proc.pid) - before
     assert used < 0.3, f"vc5-notifyd used {used:.2f} s of CPU in 3 s while retrying"
+
+
+def test_a_stalled_endpoint_times_out_and_the_retry_stores_nothing_twice(world):
+    """The endpoint stores the batch but answers after --timeout: the notifier gives up on the
+    request, backs off, sends the batch again; the repeat is refused as 409, so the index holds
+    each event once."""
+    world.endpoints.control(delay=3)
+    world.notifier.start("--timeout", "1")
+    world.send(range(1, 6), priority=6)
+    until(lambda: (world.notifier.metric("vc5_notify_failures_total", "elasticsearch") or 0) >= 1, 20)
+    assert "TimeoutError" in world.notifier.output()
+    world.endpoints.control()
+    until(lambda: world.notifier.metric("vc5_notify_delivered_total", "elasticsearch") == 5, 20)
+    assert world.endpoints.seqs() == [1, 2, 3, 4, 5]
+    assert world.endpoints.conflicts(), "the stored-but-unanswered batch came again"
