@@ -95,12 +95,12 @@ class Notifier:
             f.write(text)
         os.replace(self.config + ".tmp", self.config)
 
-    def start(self, *extra):
+    def start(self, *extra, env=None):
         argv = ["/usr/bin/python3", "-m", "vc5.notifyd", "--config", self.config, "--state-directory",
                 self.state, "--metrics-file", self.metrics, "--match", f"SYSLOG_IDENTIFIER={self.ident}",
                 "--backoff-initial", "0.1", "--backoff-max", "0.5", "--backoff-jitter", "0",
                 "--backlog-interval", "0.2", "--timeout", "5", "--batch", "20", *extra]
-        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{ROOT}/services:{ROOT}"}
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{ROOT}/services:{ROOT}", **(env or {})}
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(self.journal.argv(argv, net=self.ns.path), stdout=log,
                                          stderr=subprocess.STDOUT, env=env, start_new_session=True)

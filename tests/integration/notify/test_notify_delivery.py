@@ -171,3 +171,24 @@ def test_a_stalled_endpoint_times_out_and_the_retry_stores_nothing_twice(world):
     until(lambda: world.notifier.metric("vc5_notify_delivered_total", "elasticsearch") == 5, 20)
     assert world.endpoints.seqs() == [1, 2, 3, 4, 5]
     assert world.endpoints.conflicts(), "the stored-but-unanswered batch came again"
+
+
+def test_basic_auth_from_a_systemd_credential(world, tmp_path):
+    """password: {credential: es-password} is read from $CREDENTIALS_DIRECTORY (LoadCredential=); a
+    wrong password is a 401, retried (nothing is acknowledged, nothing skipped) until it is fixed."""
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "es-password").write_text("wrong\n")
+    world.notifier.write_config(CONFIG.format(alert=ALERT, port=ES_PORT, index="vc5-test")
+                                + "    username: vc5\n    password: {credential: es-password}\n")
+    world.endpoints.control(auth="vc5:s3cret")
+    world.notifier.start(env={"CREDENTIALS_DIRECTORY": str(creds)})
+    world.send([1, 2], priority=6)
+    until(lambda: (world.notifier.metric("vc5_notify_failures_total", "elasticsearch") or 0) >= 2, 20)
+    assert "HTTP 401" in world.notifier.output() and not world.endpoints.stored()
+    assert "wrong" not in world.notifier.output(), "a credential's content is never shown"
+    (creds / "es-password").write_text("s3cret\n")
+    world.notifier.send_signal(signal.SIGHUP)      # the reload reads the credential again
+    until(lambda: world.endpoints.seqs() == [1, 2], 20, message=world.notifier.output())
+    sent = [r["auth"] for r in world.endpoints.requests() if r["path"] == "/_bulk"]
+    assert sent[-1] == "Basic dmM1OnMzY3JldA==", sent[-1]     # base64("vc5:s3cret")
