@@ -165,3 +165,14 @@ def test_metrics_textfile(tmp_path):
 
 def test_kind_names():
     assert formats.level(0) == "EMERG" and formats.level(7) == "DEBUG"
+
+
+def test_a_drop_mid_batch_skips_only_what_was_not_delivered(tmp_path):
+    events = [ev(n) for n in range(1, 11)]
+    hook = FakeWebhook(["ok"] + ["retry"] * 30)
+    store, metrics = run_pipeline(tmp_path, events, hook, lambda s, m: s.load() == "s=x;i=10",
+                                  max_backlog=5, batch=3)
+    # 1 delivered; 2-3 (the rest of its batch) and 4-6 dropped; then 4 wait (<= 5): retried until sent.
+    assert hook.accepted == ["s=x;i=1", "s=x;i=7", "s=x;i=8", "s=x;i=9", "s=x;i=10"]
+    assert metrics.get("vc5_notify_dropped_total", "slack") == 5
+    assert metrics.get("vc5_notify_delivered_total", "slack") == 5
