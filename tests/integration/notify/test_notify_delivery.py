@@ -192,3 +192,17 @@ def test_basic_auth_from_a_systemd_credential(world, tmp_path):
     until(lambda: world.endpoints.seqs() == [1, 2], 20, message=world.notifier.output())
     sent = [r["auth"] for r in world.endpoints.requests() if r["path"] == "/_bulk"]
     assert sent[-1] == "Basic dmM1OnMzY3JldA==", sent[-1]     # base64("vc5:s3cret")
+
+
+def test_the_backlog_bound_skips_the_oldest_and_keeps_the_rest_in_order(world):
+    world.notifier.start("--max-backlog", "10", "--batch", "5")
+    world.endpoints.stop()
+    world.send(range(1, 31), priority=6)
+    until(lambda: (world.notifier.metric("vc5_notify_dropped_total", "elasticsearch") or 0) >= 20, 20,
+          message="nothing skipped past --max-backlog:\n" + world.notifier.output())
+    assert "more than 10 events waiting (--max-backlog): skipped the oldest 5" in world.notifier.output()
+    world.endpoints.start()
+    until(lambda: world.endpoints.seqs() and world.endpoints.seqs()[-1] == 30, 20)
+    kept = world.endpoints.seqs()
+    assert 6 <= len(kept) <= 10 and kept == list(range(31 - len(kept), 31)), kept
+    until(lambda: world.notifier.metric("vc5_notify_dropped_total", "elasticsearch") == 30 - len(kept), 10)
