@@ -51,6 +51,8 @@ class Daemon:
         self.tasks: dict[str, asyncio.Task] = {}
         self.metrics = Metrics(args.metrics_file)
         self.session: aiohttp.ClientSession | None = None
+        # One reload at a time: two overlapping apply()s could start two pipelines for one sink.
+        self.reloading = asyncio.Lock()
 
     def _pipeline(self, sink: vsettings.Sink) -> Pipeline:
         a = self.args
@@ -86,6 +88,10 @@ class Daemon:
                 await asyncio.sleep(self.args.backoff_max)
 
     async def reload(self) -> None:
+        async with self.reloading:
+            await self._reload()
+
+    async def _reload(self) -> None:
         sd.notify_reloading()
         try:
             sinks = await asyncio.to_thread(load_sinks, self.args.config)
