@@ -465,6 +465,7 @@ XDP_LOADER = Interface(names.XDP_LOADER_IFACE, {
     "Services": Prop.array(ProgrammedService),
     "ProgramInfo": Prop.struct(ProgramInfo),
     "ProbeAddresses": Prop.array(ProbeAddress),
+    "Learning": Prop.scalar("b"),
 }, replies={"GetCounters": Counters.SIGNATURE})
 
 SCHEMAS = {names.HEALTH_IFACE: HEALTH, names.BGP_IFACE: BGP, names.XDP_LOADER_IFACE: XDP_LOADER}
