@@ -226,9 +226,10 @@ def format_backends(doc: dict, service: str | None, with_traffic: bool = False) 
 
 def format_bgp(doc: dict) -> str:
     rows = [(addr, p["state"], dhms(p["duration_s"]), p["remote_asn"] or "-", len(p["adj_rib_out"]),
-             p["advertised_routes"], p["withdrawn_routes"], p["last_error"] or "-")
+             p["advertised_routes"], p["withdrawn_routes"], p.get("bfd") or "-", p["last_error"] or "-")
             for addr, p in doc["bgp"].items()]
-    out = table(["PEER", "STATE", "FOR", "AS", "ROUTES", "ADVERTISED", "WITHDRAWN", "LAST ERROR"], rows)
+    out = table(["PEER", "STATE", "FOR", "AS", "ROUTES", "ADVERTISED", "WITHDRAWN", "BFD", "LAST ERROR"],
+                rows)
     return out + "\nrib: " + (" ".join(doc["rib"]) or "(nothing advertised)")
 
 
