@@ -42,10 +42,13 @@ program runs in that thread on its own CPU; the table's heading says which
 CPUs were used, or that they had to share one (a one-CPU machine, or no
 threaded NAPI).
 
-Cases: 1, 1,000 and 100,000 distinct flows (source address/port) with the
-default flow table (65,536 entries, LRU): 100,000 flows sent round-robin miss
-it on every packet (Maglev + LRU insert each time); the extra case repeats
-them with a table large enough to hold them (--big-table).
+Cases (--flows): 1, 1,000, 100,000 and 1,000,000 distinct flows (source
+address/port) sent round-robin, with the flow table at the configuration's
+default size (--table, default config.model.DEFAULT_FLOWS_PER_CPU). The
+generator and the balancer run on different CPUs whenever the machine has two
+(as --gue: threaded NAPI for l0, pinned with taskset -p), so a figure is what
+the balancer's CPU sustains. Issue #14 targets: >= 70 % of trivial at
+100,000 flows, >= 50 % at 1,000,000.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ sys.path[:0] = [REPO, os.path.join(REPO, "services")]    # vc5, and tests.lib.te
 
 from tests.lib.testrun import BpfTestRunOpts  # noqa: E402
 from vc5.xdp_loader import attach  # noqa: E402
+from vc5.config.model import DEFAULT_FLOWS_PER_CPU  # noqa: E402
 from vc5.xdp_loader.dataplane import BackendSpec, DataPlane, ServiceSpec  # noqa: E402
 
 C0_MAC, L0_MAC = "02:00:00:00:0c:00", "02:00:00:00:01:00"
@@ -277,8 +281,10 @@ def measure(gen: Generator, sink_count, frames: int) -> tuple[float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=2_000_000, help="frames per measurement")
-    ap.add_argument("--big-table", type=int, default=262144,
-                    help="flow-table size of an extra 100,000-flow case (0: skip it)")
+    ap.add_argument("--table", type=int, default=DEFAULT_FLOWS_PER_CPU,
+                    help="flow-table size of the data plane (default: the configuration's default)")
+    ap.add_argument("--flows", default="1,1000,100000,1000000",
+                    help="comma-separated distinct-flow counts, one case each")
     ap.add_argument("--rounds", type=int, default=5, help="alternating vc5/trivial rounds per case (median)")
     ap.add_argument("--gue", action="store_true",
                     help="GUE vs L2 in the same run, generator and balancer on different CPUs")
@@ -328,16 +334,17 @@ def main() -> None:
 
         service = ServiceSpec(VIP, PORT, "udp", backends=[
             BackendSpec(f"10.1.0.{i}", C0_MAC, L0_MAC) for i in range(1, 17)])
-        dp = DataPlane(pin_dir=f"{bpffs}/default", watchdog=False)
+        dp = DataPlane(pin_dir=f"{bpffs}/default", flows=args.table, watchdog=False)
         dp.set_active(True)
         dp.set_service(service)
         attach.attach(c0, "c0", sink_fn.fd, "native")
         attach.attach(l0, "l0", dp.xdp_fd, "native")
-        if args.gue and len(cpus) > 1:
+        if len(cpus) > 1:
             napi_cpu = pin_napi_thread("l0", cpus[1])       # l0's NAPI exists once XDP is on it
         gen = Generator(gen_fn.fd, c0)
         c0_stats = ethtool_stats("c0")
-        cases = [(f"{n:,} flow{'s' if n > 1 else ''}", n, dp) for n in (1, 1000, 100_000)]
+        counts = [int(x) for x in args.flows.split(",") if x.strip()]
+        cases = [(f"{n:,} flow{'s' if n > 1 else ''}, table {args.table:,}", n, dp) for n in counts]
         if args.gue:
             gue = DataPlane(pin_dir=f"{bpffs}/gue", watchdog=False)
             extra.append(gue)
@@ -347,12 +354,6 @@ def main() -> None:
                             src_address="10.0.0.1") for i in range(1, 17)]))
             cases = [(f"{n:,} flow{'s' if n > 1 else ''}, {m}", n, d)
                      for n in (1, 1000) for m, d in (("L2", dp), ("GUE", gue))]
-        elif args.big_table:
-            big = DataPlane(pin_dir=f"{bpffs}/big", flows=args.big_table, watchdog=False)
-            extra.append(big)
-            big.set_active(True)
-            big.set_service(service)
-            cases.append((f"100,000 flows, flow table {args.big_table:,}", 100_000, big))
         for label, flows, vc5 in cases:
             gen_flows[gen_flows.Key(0)] = gen_flows.Leaf(flows)
             programs = {"vc5": vc5.xdp_fd, "trivial": triv_fn.fd}
@@ -401,7 +402,7 @@ def main() -> None:
             subprocess.run(["umount", bpffs], capture_output=True)
         shutil.rmtree(bpffs, ignore_errors=True)
 
-    shared = " (generator and balancer share it: no second CPU or no threaded NAPI)" if args.gue else ""
+    shared = " (generator and balancer share it: no second CPU or no threaded NAPI)"
     where = (f"generator on CPU {cpu}, balancer (l0's threaded NAPI) on CPU {napi_cpu}"
              if napi_cpu is not None else f"CPU {cpu}{shared}")
     pipeline = ("the generator and the c0 sink on one CPU, l0's program on the other: the figure is what the "
