@@ -106,11 +106,9 @@ def backend_by_mac(frame: bytes, specs: list[BackendSpec]) -> str:
     raise AssertionError(f"frame sent to unknown MAC {dst}")
 
 
-def flow_key(src: str, dst: str, sport: int, dport: int, proto: int) -> layout.FlowKey:
-    k = layout.FlowKey()
-    ct.memmove(ct.addressof(k.t), tuple36(src, dst, sport, dport), 36)
-    k.proto = proto
-    return k
+def flow_key(src: str, dst: str, sport: int, dport: int, proto: int):
+    """(table name, key) of a flow in the data plane's flow tables."""
+    return layout.flow_entry_key(src, dst, sport, dport, proto)
 
 
 class Delta:
