@@ -16,7 +16,8 @@ both removed at the end, even on error:
 
 The generator is a small XDP program run by BPF_PROG_TEST_RUN with
 BPF_F_TEST_XDP_LIVE_FRAMES (flags 2, repeat=N, ctx_in.ingress_ifindex = c0):
-every run rewrites the whole frame (Ethernet to l0's MAC, IPv4/UDP to the VIP;
+every run rewrites the whole frame (Ethernet to l0's MAC, IPv4/UDP, or with
+--proto tcp an IPv4/TCP ACK of an established connection, to the VIP;
 the source address and port come from a per-CPU sequence modulo the flow
 count) and returns XDP_TX, so the frame leaves c0 and arrives at l0. The
 process is pinned to one CPU: the generator, l0's and c0's NAPI all run on it,
@@ -131,7 +132,7 @@ int gen(struct xdp_md *ctx)
     ip[0] = 0x45; ip[1] = 0;
     *(u16 *)(ip + 2) = bpf_htons(FRAME_LEN - 14);
     *(u16 *)(ip + 4) = 0; *(u16 *)(ip + 6) = 0;
-    ip[8] = 64; ip[9] = 17;
+    ip[8] = 64; ip[9] = PROTO;
     *(u16 *)(ip + 10) = 0;
     *(u32 *)(ip + 12) = bpf_htonl(SRC_BASE + flow / PORTS_PER_ADDR);
     *(u32 *)(ip + 16) = bpf_htonl(VIP_BE);
@@ -146,6 +147,16 @@ int gen(struct xdp_md *ctx)
     u8 *udp = ip + 20;
     *(u16 *)(udp + 0) = bpf_htons(1024 + flow % PORTS_PER_ADDR);
     *(u16 *)(udp + 2) = bpf_htons(VIP_PORT);
+    if (PROTO == 6) {           /* an established connection's segment: ACK, no payload checksum */
+        if ((void *)(udp + 20) > data_end)
+            return XDP_ABORTED;
+        *(u32 *)(udp + 4) = bpf_htonl(flow);
+        *(u32 *)(udp + 8) = bpf_htonl(1);
+        udp[12] = 5 << 4; udp[13] = 0x10;
+        *(u16 *)(udp + 14) = bpf_htons(512);
+        *(u16 *)(udp + 16) = 0; *(u16 *)(udp + 18) = 0;
+        return XDP_TX;
+    }
     *(u16 *)(udp + 4) = bpf_htons(FRAME_LEN - 34);
     *(u16 *)(udp + 6) = 0;      /* no UDP checksum (RFC 768) */
     return XDP_TX;
@@ -157,14 +168,14 @@ int trivial_tx(struct xdp_md *ctx)
     return XDP_TX;
 }
 
-/* On c0: count what l0 sent back (IPv4/UDP to the VIP port, or to the GUE
+/* On c0: count what l0 sent back (IPv4/UDP or TCP to the VIP port, or to the GUE
  * port for --gue: the stack's own IPv6 ND/MLD frames from l0 arrive here
  * too), drop it. */
 int sink(struct xdp_md *ctx)
 {
     u8 *p = (u8 *)(long)ctx->data;
     if ((void *)(p + FRAME_LEN) > (void *)(long)ctx->data_end ||
-        p[12] != 0x08 || p[13] != 0x00 || p[23] != 17 ||
+        p[12] != 0x08 || p[13] != 0x00 || (p[23] != 17 && p[23] != 6) ||
         (*(u16 *)(p + 36) != bpf_htons(VIP_PORT) && *(u16 *)(p + 36) != bpf_htons(GUE_PORT)))
         return XDP_DROP;
     u32 z = 0;
@@ -176,8 +187,9 @@ int sink(struct xdp_md *ctx)
 """
 
 
-def bpf_source() -> str:
-    defs = {"FRAME_LEN": str(FRAME_LEN), "DMAC": _c_bytes(L0_MAC), "SMAC": _c_bytes(C0_MAC),
+def bpf_source(proto: int = 17) -> str:
+    defs = {"PROTO": str(proto), "FRAME_LEN": str(FRAME_LEN), "DMAC": _c_bytes(L0_MAC),
+            "SMAC": _c_bytes(C0_MAC),
             "SRC_BASE": _c_be32(SRC_BASE), "PORTS_PER_ADDR": str(PORTS_PER_ADDR),
             "VIP_BE": _c_be32(VIP), "VIP_PORT": str(PORT), "GUE_PORT": str(GUE_PORT)}
     return "".join(f"#define {k} {v}\n" for k, v in defs.items()) + BPF_TEXT
@@ -286,6 +298,8 @@ def main() -> None:
     ap.add_argument("--flows", default="1,1000,100000,1000000",
                     help="comma-separated distinct-flow counts, one case each")
     ap.add_argument("--rounds", type=int, default=5, help="alternating vc5/trivial rounds per case (median)")
+    ap.add_argument("--proto", choices=("tcp", "udp"), default="udp",
+                    help="frames: UDP datagrams, or TCP ACK segments of established connections")
     ap.add_argument("--gue", action="store_true",
                     help="GUE vs L2 in the same run, generator and balancer on different CPUs")
     args = ap.parse_args()
@@ -323,7 +337,7 @@ def main() -> None:
         c0, l0 = ifindex("c0"), ifindex("l0")
 
         from bcc import BPF
-        b = BPF(text=bpf_source())
+        b = BPF(text=bpf_source(6 if args.proto == "tcp" else 17))
         gen_fn = b.load_func("gen", BPF.XDP)
         triv_fn = b.load_func("trivial_tx", BPF.XDP)
         sink_fn = b.load_func("sink", BPF.XDP)
@@ -332,7 +346,7 @@ def main() -> None:
         def sink_count() -> int:
             return int(sink_rx.sum(0).value)
 
-        service = ServiceSpec(VIP, PORT, "udp", backends=[
+        service = ServiceSpec(VIP, PORT, args.proto, backends=[
             BackendSpec(f"10.1.0.{i}", C0_MAC, L0_MAC) for i in range(1, 17)])
         dp = DataPlane(pin_dir=f"{bpffs}/default", flows=args.table, watchdog=False)
         dp.set_active(True)
@@ -411,7 +425,8 @@ def main() -> None:
                 "the whole pipeline's rate")
     print(f"# vc5 data plane packets/s, native XDP on veth ({where}, {os.cpu_count()} CPUs, "
           f"kernel {os.uname().release})\n")
-    print(f"{args.frames} live frames ({FRAME_LEN} B IPv4/UDP) per measurement, median of {args.rounds} "
+    print(f"{args.frames} live frames ({FRAME_LEN} B IPv4/{args.proto.upper()}) per measurement, "
+          f"median of {args.rounds} "
           f"alternating rounds after one warm-up; {pipeline}. vc5 ns/pkt = vc5's own latency counter "
           "(ktime entry..exit). Target: vc5 >= 70 % of trivial.\n")
     print("| case | vc5 pps | trivial pps | ratio | ratio of bests | vc5 ns/pkt | vc5 range "
