@@ -88,6 +88,8 @@ static __always_inline int vc5_flow_allowed(__u64 now)
     __u64 tat = fl->tat;
     if ((__s64)(tat - now) < 0)
         tat = now;                  /* idle long enough: a full bucket */
+    if (tat - now > burst * interval)
+        tat = now + (burst - 1) * interval;  /* set by a slower rate: an empty bucket of this one */
     if (tat - now > (burst - 1) * interval) {
         struct vc5_global *g = global_stats.lookup(&zero);
         if (g)

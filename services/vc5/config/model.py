@@ -91,6 +91,7 @@ class Service:
     priority: str = "critical"
     need: int = 1                   # service is up iff healthy usable backends >= need
     sticky: bool = False
+    stateless: bool = False         # no flow-table entries: every packet through Maglev
     reset: bool = False
     scheduler: Optional[str] = None
     persist: Optional[int] = None

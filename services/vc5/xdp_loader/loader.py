@@ -180,7 +180,9 @@ class Loader:
         """healthd's Services over `view` -> plan -> specs -> maps; publish and log the outcome."""
         r = reconcile.reconcile(self.dp, health, view, self._programmed,
                                 redirect_ifindexes=self.interfaces.ifindexes(), untagged=self._untagged(),
-                                force=force)
+                                force=force,
+                                stateless=frozenset(s.key for s in getattr(self.cfg, "services", ())
+                                                    if getattr(s, "stateless", False)))
         self._programmed = r.programmed
         planned = _with_errors(r.planned, r.errors)
         for key, why in r.errors:
