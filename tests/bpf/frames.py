@@ -3,7 +3,6 @@ for the BPF_PROG_TEST_RUN tests."""
 
 from __future__ import annotations
 
-import ctypes as ct
 import ipaddress
 
 from scapy.layers.inet import ICMP, IP, TCP, UDP

@@ -8,7 +8,6 @@ import time
 import pytest
 
 from tests.lib.testrun import XDP_TX, test_run
-from vc5.xdp_loader import layout
 from vc5.xdp_loader.dataplane import BackendSpec, ServiceSpec
 
 from .frames import CLIENT4, CLIENT6, Delta, backend_by_mac, backends, flow_key, tcp, udp, vc5_choice

@@ -189,7 +189,8 @@ U32 = ct.c_uint32
 IfIndex = ct.c_int32
 
 _SIZES = {Addr: 16, SvcKey: 20, Backend: 64, SvcHdr: 64, Service: 9280, Vip: 8, VipFilter: 8192,
-          Tuple: 36, FlowKey: 40, FlowKey4: 12, FlowLimit: 16, Flow: 16, Settings: 64, Metrics: 256, Global: 320, Counter: 96,
+          Tuple: 36, FlowKey: 40, FlowKey4: 12, FlowLimit: 16, Flow: 16, Settings: 64, Metrics: 256,
+          Global: 320, Counter: 96,
           Nat: 80, ReplyKey: 40, Reply: 40, NatStats: 64}
 for _t, _n in _SIZES.items():
     assert ct.sizeof(_t) == _n, f"{_t.__name__} is {ct.sizeof(_t)} bytes, the C struct {_n}"

@@ -1,11 +1,15 @@
-"""The per-service `stateless` key (issue #14): configuration -> loader's reconcile ->
+"""Flow-table configuration (issue #14): `flows` (old name `flows_per_cpu`), and the per-service
+`stateless` key: configuration -> loader's reconcile ->
 ServiceSpec.stateless -> the service header flag VC5_SVC_STATELESS. The data plane's
 behaviour (nothing stored) is tests/bpf/test_flow_tables.py."""
+
+import pytest
 
 from tests.unit.test_config_keys import service
 from tests.unit.test_xdp_reconcile import HEALTH, FakeDataPlane
 from tests.unit.test_xdp_planner import NEIGH, view_with
-from vc5.config import load_text
+from vc5.common import limits
+from vc5.config import ConfigError, load_text
 from vc5.xdp_loader import dataplane, layout, reconcile
 from vc5.xdp_loader.specs import ServiceKey, ServiceSpec
 
@@ -29,3 +33,23 @@ def test_service_header_flags():
     assert dataplane._svc_flags(ServiceSpec("192.0.2.1", 53, "udp", sticky=True, stateless=True)) == \
         layout.SVC_STATELESS | layout.SVC_STICKY
     assert dataplane._svc_flags(ServiceSpec("192.0.2.1", 53, "udp")) == 0
+
+
+def test_flows_is_the_new_name_of_flows_per_cpu():
+    assert load_text("flows: 200000\n").flows_per_cpu == 200_000
+    assert load_text("flows_per_cpu: 300000\n").flows_per_cpu == 300_000      # vc5's name, still read
+    assert load_text("flows: 0\n").flows_per_cpu == 1_000_000                 # vc5 -F 0
+    with pytest.raises(ConfigError) as e:
+        load_text("flows: 1000\nflows_per_cpu: 2000\n", source="t.yaml")
+    assert "flows_per_cpu: is the old name of flows" in str(e.value)
+
+
+@pytest.mark.parametrize("flows", [1000, 4096, 65536, 1_000_000, 3_000_001])
+def test_memory_check_and_map_specs_size_the_same_tables(flows):
+    sizes = layout.flow_table_sizes(flows)
+    specs = layout.map_specs(flows)
+    assert {n: specs[n].max_entries for n in layout.FLOW_TABLES} == sizes
+    assert sizes["flows"] == flows
+    assert {sizes[n] for n in ("flows6", "flows_udp", "flows_udp6")} == {limits.flow_side(flows)}
+    assert {specs[n].key_size for n in ("flows", "flows_udp")} == {12}
+    assert {specs[n].key_size for n in ("flows6", "flows_udp6")} == {36}
