@@ -3,14 +3,18 @@
 ServiceSpec.stateless -> the service header flag VC5_SVC_STATELESS. The data plane's
 behaviour (nothing stored) is tests/bpf/test_flow_tables.py."""
 
+from types import SimpleNamespace
+
 import pytest
 
 from tests.unit.test_config_keys import service
-from tests.unit.test_xdp_reconcile import HEALTH, FakeDataPlane
+from tests.unit.test_xdp_reconcile import HEALTH, FakeDataPlane, FakeReader
 from tests.unit.test_xdp_planner import NEIGH, view_with
-from vc5.common import limits
+from vc5.cli import ops_cmd
+from vc5.common import limits, wire
 from vc5.config import ConfigError, load_text
-from vc5.xdp_loader import dataplane, layout, reconcile
+from vc5.xdp_loader import dataplane, layout, netinfo, reconcile
+from vc5.xdp_loader import loader as loader_mod
 from vc5.xdp_loader.specs import ServiceKey, ServiceSpec
 
 
@@ -53,3 +57,25 @@ def test_memory_check_and_map_specs_size_the_same_tables(flows):
     assert {sizes[n] for n in ("flows6", "flows_udp", "flows_udp6")} == {limits.flow_side(flows)}
     assert {specs[n].key_size for n in ("flows", "flows_udp")} == {12}
     assert {specs[n].key_size for n in ("flows6", "flows_udp6")} == {36}
+
+
+class TablesDataPlane(FakeDataPlane):
+    def flow_tables(self):
+        return {"flows": {"entries": 1_000_000, "bytes": 96_778_176, "bytes_per_entry": 96},
+                "flows6": {"entries": 250_000, "bytes": 30_195_264, "bytes_per_entry": 120}}
+
+
+def test_loader_publishes_flow_tables_and_vc5ctl_shows_them(monkeypatch):
+    monkeypatch.setattr(netinfo, "probe", lambda *a, **k: "")
+    cfg = SimpleNamespace(source="vc5.yaml", flows_per_cpu=1_000_000, xdp_mode="generic",
+                          interfaces=("eth0",),
+                          vlans={}, vlans6={}, untagged=False, services=())
+    ld = loader_mod.Loader(cfg, TablesDataPlane(), reader=FakeReader())
+    published = [wire.FlowTable.from_dbus(t) for t in ld.publisher.current("FlowTables")]
+    assert published == [wire.FlowTable("flows", 1_000_000, 96_778_176, 96),
+                         wire.FlowTable("flows6", 250_000, 30_195_264, 120)]
+    assert ops_cmd.format_flow_tables(published) == \
+        "flow tables: flows 1,000,000 x 96 B, flows6 250,000 x 120 B; 121 MiB in all"
+    assert ops_cmd.format_flow_tables(()) == ""
+    # a data plane without the method (older fakes) publishes none
+    assert loader_mod.Loader(cfg, FakeDataPlane(), reader=FakeReader()).publisher.current("FlowTables") == []

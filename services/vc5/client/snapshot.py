@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Optional
 
@@ -155,6 +155,7 @@ class XdpView:
     macs: Mapping = field(default_factory=lambda: EMPTY)           # backend address -> "aa:bb:cc:dd:ee:ff"
     interfaces: tuple = ()
     started: float = 0.0            # UNIX seconds the data plane was loaded (0 = unknown)
+    flow_tables: tuple = ()         # wire.FlowTable: capacity and memory of each flow table
 
     @property
     def latency_ns(self) -> int:
@@ -186,7 +187,8 @@ class XdpView:
         interfaces = (i.name for i in props.get("Interfaces", ()))
         info = props.get("ProgramInfo")
         loaded_us = info.loaded_at if info is not None else 0
-        return cls.from_counters(counters, interfaces, macs, loaded_us / 1e6)
+        view = cls.from_counters(counters, interfaces, macs, loaded_us / 1e6)
+        return replace(view, flow_tables=tuple(props.get("FlowTables", ())))
 
 
 # ---------------------------------------------------------------- rates

@@ -70,6 +70,10 @@ class XdpLoader(ServiceInterface):
     def ProbeAddresses(self) -> P["ProbeAddresses"].signature:
         return self._pub.published("ProbeAddresses")
 
+    @dbus_property(access=PropertyAccess.READ)
+    def FlowTables(self) -> P["FlowTables"].signature:
+        return self._pub.published("FlowTables")
+
     @method()
     def GetCounters(self) -> wire.XDP_LOADER.replies["GetCounters"]:
         try:

@@ -32,9 +32,8 @@ it attaches `xdp_fd` to interfaces itself (this module never touches links).
     dp.services()                # [ServiceKey(vip, port, protocol)]
     dp.set_redirect(slot, ifindex) ; dp.clear_redirect(slot)   # tx_port devmap
     dp.set_pmtu_rate(per_second, burst)   # relayed ICMP too-big limit per CPU (None: 1000/s, 100)
-    dp.set_flow_rate(per_second, burst)   # new flows stored per CPU (None: 125,000/s, 12,500);
-                                          # above it new flows are balanced but not stored
-    dp.flow_tables()             # {table: {"entries", "bytes_per_entry", "bytes"}} (docs/data-plane.md)
+    dp.set_flow_rate(per_second, burst)   # new flows stored per CPU (None: 125,000/s, 12,500)
+    dp.flow_tables()             # {table: {"entries", "bytes", "bytes_per_entry"}}
     dp.counters()                # see DataPlane.counters
     dp.latency_ns()              # mean processing ns per packet since the maps were created
     dp.close(unpin=False)        # unpin=True also removes the pinned maps
@@ -204,9 +203,7 @@ class DataPlane:
             self._write_settings(s)
 
     def set_flow_rate(self, per_second: float | None = None, burst: int | None = None) -> None:
-        """New flows stored per second per CPU and the burst (None: the program's defaults,
-        125,000/s in bursts of 12,500); above it a new flow is balanced by Maglev, not stored
-        (global counter flow_rate_limited)."""
+        """New flows stored per s per CPU, burst (None: 125,000/s, 12,500); above: not stored."""
         with self._lock:
             s = self._settings()
             s.flow_interval_ns = 0 if not per_second else max(1, int(1e9 / per_second))
@@ -214,15 +211,7 @@ class DataPlane:
             self._write_settings(s)
 
     def flow_tables(self) -> dict[str, dict[str, int]]:
-        """Each flow table's capacity and kernel memory (fdinfo memlock, the kernel's own
-        figure): {name: {"entries", "bytes", "bytes_per_entry"}}."""
-        out = {}
-        for name in layout.FLOW_TABLES:
-            m = self.maps[name]
-            mem = int(layout.read_fdinfo(m.fd).get("memlock", "0"))
-            n = m.spec.max_entries
-            out[name] = {"entries": n, "bytes": mem, "bytes_per_entry": mem // n if n else 0}
-        return out
+        return layout.flow_table_memory(self.maps)      # the kernel's figures per table
 
     # -- redirect ---------------------------------------------------------
 

@@ -248,6 +248,18 @@ def flow_entry_key(src, dst, sport: int, dport: int, proto: int):
     return name, k
 
 
+def flow_table_memory(maps: dict) -> dict[str, dict[str, int]]:
+    """Each flow table's capacity and kernel memory (fdinfo memlock: the kernel's own figure,
+    bpf_map_memory_usage) from {name: MapHandle}: {name: {"entries", "bytes", "bytes_per_entry"}}."""
+    out = {}
+    for name in FLOW_TABLES:
+        m = maps[name]
+        mem = int(read_fdinfo(m.fd).get("memlock", "0"))
+        n = m.spec.max_entries
+        out[name] = {"entries": n, "bytes": mem, "bytes_per_entry": mem // n if n else 0}
+    return out
+
+
 def map_specs(flows: int = DEFAULT_FLOWS) -> dict[str, MapSpec]:
     """The maps declared in bpf/vc5_xdp.c and bpf/vc5_flows.h, by name (= pinned file name)."""
     sizes = flow_table_sizes(flows)

@@ -86,7 +86,11 @@ class Loader:
             "Services": lambda: tuple(p.to_wire() for p in self.planned),
             "ProgramInfo": lambda: self.program,
             "ProbeAddresses": lambda: self.probe.addresses,
+            "FlowTables": lambda: self.flow_tables,
         })
+        # fixed for the life of the pinned maps (their size changes only after --detach)
+        tables = getattr(dataplane, "flow_tables", None)
+        self.flow_tables = tuple(wire.FlowTable(name, **t) for name, t in tables().items()) if tables else ()
         self.on_stop = lambda: None      # the daemon's stop (Manager.Shutdown)
         self.detach_on_stop = False
         self.keep_marker = ""            # Shutdown(false) leaves this file for --stop-post (stop_post.py)
