@@ -295,7 +295,7 @@ class Loader:
 
     def apply_config(self, cfg):
         if cfg.flows_per_cpu != self.flows:
-            log.warning("flows_per_cpu %d -> %d takes effect only after `vc5-xdp-loader --detach` and a "
+            log.warning("flows %d -> %d takes effect only after `vc5-xdp-loader --detach` and a "
                         "start (the pinned flow table keeps its size); still %d", self.flows,
                         cfg.flows_per_cpu, self.flows)
         todo = self.interfaces.reconfigure(cfg.interfaces, cfg.xdp_mode, self.program.prog_id)
