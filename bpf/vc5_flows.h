@@ -22,6 +22,11 @@ BPF_TABLE_PINNED("lru_hash", struct vc5_flow_key4, struct vc5_flow, flows_udp, V
                  VC5_PIN_DIR "/flows_udp");
 BPF_TABLE_PINNED("lru_hash", struct vc5_tuple, struct vc5_flow, flows_udp6, VC5_FLOWS_UDP6,
                  VC5_PIN_DIR "/flows_udp6");
+/* sessions[2 * pair + (era & 1)]: flows of that (service, backend) pair seen
+ * in the era of that parity (vc5's `current` estimate: user space bumps
+ * settings.era every 30 s, then reads and zeroes the previous era's half).
+ * Shared by every CPU, added to atomically: once per flow per era. */
+BPF_TABLE_PINNED("array", __u32, __u64, sessions, 2 * VC5_MAX_PAIRS, VC5_PIN_DIR "/sessions");
 /* flow_limit[0] (per CPU): the new-flow rate limiter's state. */
 BPF_TABLE_PINNED("percpu_array", __u32, struct vc5_flow_limit, flow_limit, 1, VC5_PIN_DIR "/flow_limit");
 
@@ -100,6 +105,22 @@ static __always_inline int vc5_flow_allowed(__u64 now)
     return 1;
 }
 
+/* Count the flow once in this era (its entry's time bit 0 = the parity it
+ * was last counted in); returns the entry time to store for `now`. */
+static __always_inline __u64 vc5_session(__u64 time, __u64 now, __u32 pair, int fresh)
+{
+    __u32 zero = 0;
+    struct vc5_settings *st = settings.lookup(&zero);
+    __u64 par = st ? st->era & 1 : 0;
+    if (fresh || (time & 1) != par) {
+        __u32 i = (2 * pair + par) & (2 * VC5_MAX_PAIRS - 1);
+        __u64 *n = sessions.lookup(&i);
+        if (n)
+            __sync_fetch_and_add(n, 1);
+    }
+    return (now & ~1ULL) | par;
+}
+
 /* Backend record for this packet (and its index in f->pair), or NULL with
  * *err set and, when the service is known, *hdr pointing at its header.
  *
@@ -139,9 +160,14 @@ static __always_inline struct vc5_backend *vc5_select(struct vc5_flow_key *fk, _
             pair = f->pair;
             b = backends.lookup(&pair);
             if (b && f->cookie != 0 && b->cookie == f->cookie && (b->flags & VC5_BE_VALID)) {
-                if (!lookup_only && age > VC5_FLOW_REFRESH_NS) {
-                    f->time = now;  /* racing CPUs write the same kind of value */
-                    vc5_share_note(&fk->t, fk->proto, now, pair, f->cookie, f->hash);
+                if (!lookup_only) {
+                    __u64 t = vc5_session(f->time, now, pair, 0);
+                    if (age > VC5_FLOW_REFRESH_NS) {
+                        f->time = t;    /* racing CPUs write the same kind of value */
+                        vc5_share_note(&fk->t, fk->proto, now, pair, f->cookie, f->hash);
+                    } else if ((t ^ f->time) & 1) {
+                        f->time ^= 1;   /* counted in this era: keep the time, flip the parity */
+                    }
                 }
                 fw->pair = pair;
                 fw->hash = f->hash;
@@ -158,7 +184,8 @@ static __always_inline struct vc5_backend *vc5_select(struct vc5_flow_key *fk, _
             fw->pair = pair;
             fw->hash = sh.hash;
             if (!lookup_only) {
-                struct vc5_flow nf = { .time = now, .cookie = sh.cookie, .pair = pair, .hash = sh.hash };
+                struct vc5_flow nf = { .time = vc5_session(0, now, pair, 1), .cookie = sh.cookie,
+                                       .pair = pair, .hash = sh.hash };
                 vc5_flow_put(fk, &k4, v6, &nf);
             }
             return b;
@@ -192,7 +219,8 @@ static __always_inline struct vc5_backend *vc5_select(struct vc5_flow_key *fk, _
     if (fk->proto == VC5_IPPROTO_UDP ||
         (fk->proto == VC5_IPPROTO_TCP && !(tcpflags & (VC5_TCP_SYN | VC5_TCP_RST | VC5_TCP_FIN)))) {
         if (!(s->hdr.flags & VC5_SVC_STATELESS) && vc5_flow_allowed(now)) {
-            struct vc5_flow nf = { .time = now, .cookie = b->cookie, .pair = pair, .hash = h4 };
+            struct vc5_flow nf = { .time = vc5_session(0, now, pair, 1), .cookie = b->cookie,
+                                   .pair = pair, .hash = h4 };
             vc5_flow_put(fk, &k4, v6, &nf);
             vc5_share_note(&fk->t, fk->proto, now, pair, b->cookie, h4);
             fw->new_flow = 1;

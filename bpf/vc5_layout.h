@@ -170,7 +170,8 @@ struct vc5_flow_key4 {
 _Static_assert(sizeof(struct vc5_flow_key4) == 12, "flow_key4");
 
 struct vc5_flow {
-    __u64 time;                  /* coarse ktime of creation / last refresh; 0 = none */
+    __u64 time;                  /* coarse ktime of creation / last refresh; bit 0: the parity of
+                                  * the era the flow was last counted in (sessions) */
     __u32 cookie;                /* the pair's cookie at creation */
     __u16 pair;                  /* backends[] index (VC5_MAX_PAIRS <= 65536) */
     __u16 hash;                  /* sdbm of the 4-tuple at creation: FOU/GUE source port entropy */
@@ -188,7 +189,7 @@ struct vc5_settings {
     __u64 pmtu_burst;            /* ... and up to this many at once; 0 = default */
     __u64 flow_interval_ns;      /* new flows stored: one per interval per CPU; 0 = VC5_FLOW_INTERVAL_NS */
     __u64 flow_burst;            /* ... and up to this many at once; 0 = VC5_FLOW_BURST */
-    __u64 pad;
+    __u64 era;                   /* `current` estimate: bumped by user space every 30 s (vc5's era) */
 };
 _Static_assert(sizeof(struct vc5_settings) == 64, "settings");
 

@@ -31,6 +31,7 @@ from vc5.common import bus as vbus
 from vc5.common import lifecycle, limits, messages, names, sd, wire
 from vc5.common import log as vlog
 
+from . import flowstate
 from .loader import REPROBE_S, Loader
 from .netwatch import NetWatch
 from .startup import StartupError, load_config, take_lock
@@ -192,9 +193,16 @@ async def _periodic(loader: Loader) -> None:
 
 
 async def _data_plane_watchdog(dp) -> None:
+    next_era = time.monotonic() + flowstate.ERA_S
     while True:
         try:
             dp.refresh_watchdog()
         except OSError as e:
             log.error("refreshing the data-plane watchdog failed: %s", e)
+        if time.monotonic() >= next_era and hasattr(dp, "roll_sessions"):   # vc5's `current`
+            next_era = time.monotonic() + flowstate.ERA_S
+            try:
+                dp.roll_sessions()
+            except OSError as e:
+                log.error("reading the connection estimate (sessions) failed: %s", e)
         await asyncio.sleep(WATCHDOG_REFRESH_S)

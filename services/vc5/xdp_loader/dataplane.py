@@ -33,7 +33,7 @@ it attaches `xdp_fd` to interfaces itself (this module never touches links).
     dp.set_redirect(slot, ifindex) ; dp.clear_redirect(slot)   # tx_port devmap
     dp.set_pmtu_rate(per_second, burst)   # relayed ICMP too-big limit per CPU (None: 1000/s, 100)
     dp.set_flow_rate(per_second, burst)   # new flows stored per CPU (None: 125,000/s, 12,500)
-    dp.flow_tables()             # {table: {"entries", "bytes", "bytes_per_entry"}}
+    dp.roll_sessions()           # every 30 s: `current` = flows of the last era; dp.flow_tables(): sizes
     dp.counters()                # see DataPlane.counters
     dp.latency_ns()              # mean processing ns per packet since the maps were created
     dp.close(unpin=False)        # unpin=True also removes the pinned maps
@@ -66,7 +66,7 @@ from dataclasses import dataclass
 
 from ..common import names
 from . import counters as ctr
-from . import layout, program
+from . import flowstate, layout, program
 from .layout import LayoutError  # noqa: F401  (re-exported for callers)
 from .specs import (BackendKey, BackendSpec, ServiceKey, ServiceSpec, backend_record,  # noqa: F401
                     service_key, validate_backends)
@@ -149,6 +149,7 @@ class DataPlane:
         self.set_watchdog(watchdog_s if watchdog else None)
         self._services: dict[ServiceKey, _ServiceState] = {}
         self._vips: dict[str, int] = {}      # VIP -> vip_index
+        self._current: dict[int, int] = {}   # pair -> flows seen in the last era (roll_sessions)
         self._recover()
 
     def _release(self) -> None:
@@ -203,15 +204,13 @@ class DataPlane:
             self._write_settings(s)
 
     def set_flow_rate(self, per_second: float | None = None, burst: int | None = None) -> None:
-        """New flows stored per s per CPU, burst (None: 125,000/s, 12,500); above: not stored."""
-        with self._lock:
-            s = self._settings()
-            s.flow_interval_ns = 0 if not per_second else max(1, int(1e9 / per_second))
-            s.flow_burst = burst or 0
-            self._write_settings(s)
+        flowstate.set_rate(self, per_second, burst)
 
     def flow_tables(self) -> dict[str, dict[str, int]]:
         return layout.flow_table_memory(self.maps)      # the kernel's figures per table
+
+    def roll_sessions(self) -> None:    # every flowstate.ERA_S: `current` = flows of the last era
+        self._current = flowstate.roll_era(self)
 
     # -- redirect ---------------------------------------------------------
 
@@ -351,6 +350,7 @@ class DataPlane:
                 for address, b in st.backends.items():
                     out["backends"][BackendKey(key, address)] = ctr.sum_counter(
                         self.maps["be_stats"].lookup(layout.U32(b.pair)))
+            flowstate.fill_current(out, self._services, self._current)
             return out
 
     def latency_ns(self) -> float:

@@ -139,7 +139,7 @@ class Flow(ct.Structure):
 class Settings(ct.Structure):
     _fields_ = [("active", ct.c_uint32), ("flags", ct.c_uint32), ("watchdog_ns", ct.c_uint64),
                 ("refreshed_ns", ct.c_uint64), ("pmtu_interval_ns", ct.c_uint64), ("pmtu_burst", ct.c_uint64),
-                ("flow_interval_ns", ct.c_uint64), ("flow_burst", ct.c_uint64), ("pad", ct.c_uint64)]
+                ("flow_interval_ns", ct.c_uint64), ("flow_burst", ct.c_uint64), ("era", ct.c_uint64)]
 
 
 class Nat(ct.Structure):
@@ -276,6 +276,7 @@ def map_specs(flows: int = DEFAULT_FLOWS) -> dict[str, MapSpec]:
         *(MapSpec(name, BPF_MAP_TYPE_LRU_HASH, key, Flow, sizes[name])
           for name, (_, _, key) in FLOW_TABLES.items()),
         MapSpec("flow_limit", BPF_MAP_TYPE_PERCPU_ARRAY, U32, FlowLimit, 1),
+        MapSpec("sessions", BPF_MAP_TYPE_ARRAY, U32, ct.c_uint64, 2 * MAX_PAIRS),     # `current`
         # bcc creates DEVMAPs read-only for programs (BPF_F_RDONLY_PROG)
         MapSpec("tx_port", BPF_MAP_TYPE_DEVMAP, U32, IfIndex, REDIRECT_SLOTS, BPF_F_RDONLY_PROG),
         # health-check probe path (nat.py, docs/probe-path.md)
