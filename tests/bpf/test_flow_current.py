@@ -19,7 +19,9 @@ def test_current_counts_each_flow_once_per_era(clean, one_cpu):
     bes = backends("10.60.0.", 3)
     clean.set_service(ServiceSpec(vip, 80, "tcp", backends=bes))
     clean.set_service(ServiceSpec(vip, 53, "udp", backends=bes))
-    clean.roll_sessions()                       # a clean era to start from
+    clean.roll_sessions()                       # ends the era of the tests before
+    clean.roll_sessions()                       # an empty era: a clean start
+    assert clean.counters()["global"]["current"] == 0
     tcp_by = {}
     for sport in range(48000, 48030):
         for _ in range(3):                      # three packets, one flow
@@ -27,7 +29,7 @@ def test_current_counts_each_flow_once_per_era(clean, one_cpu):
     for sport in range(48000, 48010):
         send(clean, udp(vip, 53, sport=sport), bes)
     send(clean, tcp(vip, 80, sport=48100, flags="S"), bes)      # a SYN stores and counts nothing
-    assert clean.counters()["global"]["current"] == 0            # nothing until the era ends
+    assert clean.counters()["global"]["current"] == 0            # nothing shown until the era ends
     clean.roll_sessions()
     c = clean.counters()
     tk, uk = ServiceKey(vip, 80, "tcp"), ServiceKey(vip, 53, "udp")

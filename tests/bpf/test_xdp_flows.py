@@ -37,10 +37,11 @@ def entry(dp, cpu, vip, sport, dport=80, proto=TCP):
 
 
 def age(dp, vip, sport, seconds, dport=80, proto=TCP):
-    """Move the entry's timestamp `seconds` into the past."""
+    """Move the entry's timestamp `seconds` into the past (bit 0, the era parity it was
+    counted in for `current`, kept)."""
     name, k = flow_key(client(vip), vip, sport, dport, proto)
     v = dp.maps[name].lookup(k)
-    v.time = now_ns() - int(seconds * 1e9)
+    v.time = ((now_ns() - int(seconds * 1e9)) & ~1) | (v.time & 1)
     dp.maps[name].update(k, v)
 
 

@@ -8,7 +8,8 @@ settings.era, then reads and zeroes the previous era's half: the flows of each (
 backend) pair seen in the last whole era. A service's, VIP's and the global `current` are the
 sums over their backends. Flows without an entry (a stateless service, above the new-flow
 rate) are not counted; a closed connection drops out at the end of the era after its last
-packet (vc5 counted 10 more packets after FIN/RST).
+packet (vc5 counted 10 more packets after FIN/RST); a pair freed and reused within one era
+may carry its old service's count into the new one's for that era.
 
 Invariant: only roll_era writes settings.era and zeroes sessions; both under the DataPlane lock.
 """
