@@ -476,6 +476,7 @@ XDP_LOADER = Interface(names.XDP_LOADER_IFACE, {
     "Services": Prop.array(ProgrammedService),
     "ProgramInfo": Prop.struct(ProgramInfo),
     "ProbeAddresses": Prop.array(ProbeAddress),
+    "Learning": Prop.scalar("b"),
     "FlowTables": Prop.array(FlowTable),
 }, replies={"GetCounters": Counters.SIGNATURE})
 

@@ -14,6 +14,8 @@ import re
 
 from yaml.nodes import ScalarNode
 
+from vc5.common import capacity
+
 from . import grammar, secrets
 from .errors import did_you_mean
 from .grammar import GrammarError
@@ -183,7 +185,9 @@ class BgpCompiler:
             if key in m and not is_null(m[key][1]):
                 g[key] = r.boolean(m[key][1], join("bgp", key))
         if "graceful_shutdown" in m and not is_null(m["graceful_shutdown"][1]):
-            g["graceful_shutdown"] = r.number(m["graceful_shutdown"][1], "bgp.graceful_shutdown", 0, 3600)
+            g["graceful_shutdown"] = r.number(m["graceful_shutdown"][1], "bgp.graceful_shutdown", 0,
+                                              capacity.MAX_GRACEFUL_SHUTDOWN_S,
+                                              capacity.GRACEFUL_SHUTDOWN_WHAT)
         router_id = router_default
         if "router_id" in m and not is_null(m["router_id"][1]):
             router_id = r.address(m["router_id"][1], "bgp.router_id", 4, "an IPv4 address (a BGP identifier)")

@@ -18,13 +18,15 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Union
 
+from vc5.common import capacity
+
 from .frozen import FrozenDict
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 PRIORITIES = ("critical", "high", "medium", "low")
-TUNNEL_TYPES = ("none", "ipip", "gre", "fou", "gue")
+TUNNEL_TYPES = capacity.TUNNEL_TYPES    # what bpf/vc5_encap.h builds
 CHECK_TYPES = ("http", "https", "syn", "dns")
 XDP_MODES = ("native", "generic", "auto")
 

@@ -71,6 +71,10 @@ class XdpLoader(ServiceInterface):
         return self._pub.published("ProbeAddresses")
 
     @dbus_property(access=PropertyAccess.READ)
+    def Learning(self) -> P["Learning"].signature:
+        return self._pub.published("Learning")
+
+    @dbus_property(access=PropertyAccess.READ)
     def FlowTables(self) -> P["FlowTables"].signature:
         return self._pub.published("FlowTables")
 

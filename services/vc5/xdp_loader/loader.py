@@ -77,6 +77,7 @@ class Loader:
                                      cfg.xdp_mode)
         self.probe = ProbePath(dataplane, lambda: self.cfg.interfaces,
                                lambda: self.publisher.mark("ProbeAddresses"))
+        self.learning = None             # share.service.Learning while `learn` runs (daemon sets it)
         self.publisher = vbus.Publisher(names.XDP_LOADER_PATH, wire.XDP_LOADER, {
             "Mode": lambda: self.interfaces.mode,
             "Status": lambda: self.status,
@@ -86,6 +87,7 @@ class Loader:
             "Services": lambda: tuple(p.to_wire() for p in self.planned),
             "ProgramInfo": lambda: self.program,
             "ProbeAddresses": lambda: self.probe.addresses,
+            "Learning": lambda: bool(self.learning is not None and self.learning.active()),
             "FlowTables": lambda: self.flow_tables,
         })
         # fixed for the life of the pinned maps (their size changes only after --detach)
