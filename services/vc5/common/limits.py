@@ -359,7 +359,7 @@ def shared_table_bytes(flows: int) -> int:
     """The `shared` LRU hash of flow sharing (bpf/vc5_share.h): `flows` entries (flows_per_cpu, at
     most SHARED_MAX), one value each, made whether or not sharing is configured (memlock 120 B per
     entry measured with 262,144 entries)."""
-    return flow_table_bytes(flows, 1)
+    return int(flows) * FLOW_ELEMENT_BYTES_V6 + FLOW_BUCKET_BYTES * _pow2(flows)   # 40-byte key, as flows6
 
 
 @dataclass(frozen=True)
