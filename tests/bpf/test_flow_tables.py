@@ -11,7 +11,7 @@ import pytest
 from tests.lib.testrun import XDP_TX, TestRunner, test_run
 from vc5.xdp_loader.dataplane import BackendSpec, ServiceSpec
 
-from .frames import CLIENT4, CLIENT6, Delta, backend_by_mac, backends, flow_key, tcp, udp, vc5_choice
+from .frames import CLIENT4, CLIENT6, Delta, backend_by_mac, backends, flow_entry, tcp, udp, vc5_choice
 
 UDP_SPORT = 14 + 20         # offset of the UDP source port in an untagged IPv4 frame
 
@@ -48,7 +48,7 @@ def test_udp_flood_past_capacity_leaves_tcp_flows_on_their_backend(clean, one_cp
     clean.set_service(ServiceSpec(vip, 80, "tcp", backends=bes))
     clean.set_service(ServiceSpec("192.0.2.231", 53, "udp", backends=backends("10.51.0.", 4)))
     pinned = {s: send(clean, tcp(vip, 80, sport=s, flags="A"), bes) for s in range(44000, 44200)}
-    tcp_table = flow_key(src, vip, 44000, 80, 6)[0]
+    tcp_table = flow_entry(src, vip, 44000, 80, 6)[0]
     capacity = clean.maps["flows_udp"].spec.max_entries
     udp_flood(clean, "192.0.2.231", 53, 3 * capacity)
     assert 0 < table_len(clean, "flows_udp") <= capacity                 # the flood filled its own table
@@ -71,13 +71,13 @@ def test_above_the_new_flow_rate_flows_are_balanced_not_stored(clean, one_cpu):
         got = send(clean, udp(vip, 53, sport=sport), bes)
         assert got == vc5_choice([b.address for b in bes], CLIENT4, vip, sport, 53)    # still balanced
     table = clean.maps["flows_udp"]
-    stored = [s for s in range(45000, 45020) if table.lookup(flow_key(CLIENT4, vip, s, 53, 17)[1])]
+    stored = [s for s in range(45000, 45020) if table.lookup(flow_entry(CLIENT4, vip, s, 53, 17)[1])]
     assert stored == list(range(45000, 45005))
     g = d.global_()
     assert (g["flow_rate_limited"], g["flows"], g["packets"], g["errors"]) == (15, 5, 20, 0)
     clean.set_flow_rate(None)
     send(clean, udp(vip, 53, sport=45010), bes)
-    assert clean.maps["flows_udp"].lookup(flow_key(CLIENT4, vip, 45010, 53, 17)[1]) is not None
+    assert clean.maps["flows_udp"].lookup(flow_entry(CLIENT4, vip, 45010, 53, 17)[1]) is not None
 
 
 @pytest.mark.parametrize("vip,src,prefix", [("192.0.2.233", CLIENT4, "10.53.0."),
@@ -99,7 +99,7 @@ def test_a_stateless_service_stores_nothing(clean, one_cpu, vip, src, prefix):
     # without the flag the same service stores its flows
     clean.set_service(ServiceSpec(vip, 53, "udp", backends=bes))
     send(clean, udp(vip, 53, src=src, sport=46000), bes)
-    assert table_len(clean, flow_key(src, vip, 46000, 53, 17)[0]) == 1
+    assert table_len(clean, flow_entry(src, vip, 46000, 53, 17)[0]) == 1
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs")
@@ -119,5 +119,5 @@ def test_a_flow_moving_cpu_keeps_its_backend(clean, one_cpu, proto):
         assert send(clean, pkt(), bes) == first          # the other CPU finds the same entry
     finally:
         os.sched_setaffinity(0, {one_cpu})
-    name, k = flow_key(CLIENT4, vip, 47000, port, 6 if proto == "tcp" else 17)
+    name, k = flow_entry(CLIENT4, vip, 47000, port, 6 if proto == "tcp" else 17)
     assert clean.maps[name].lookup(k).cookie != 0 and table_len(clean, name) == 1

@@ -10,7 +10,7 @@ import pytest
 from tests.lib.testrun import XDP_TX, test_run
 from vc5.xdp_loader.dataplane import BackendSpec, ServiceSpec
 
-from .frames import CLIENT4, CLIENT6, Delta, backend_by_mac, backends, flow_key, tcp, udp, vc5_choice
+from .frames import CLIENT4, CLIENT6, Delta, backend_by_mac, backends, flow_entry, tcp, udp, vc5_choice
 
 CASES = [("192.0.2.200", "10.20.0."), ("2001:db8:200::1", "fd00:20::")]
 TCP, UDP = 6, 17
@@ -32,14 +32,14 @@ def send(dp, pkt, bes):
 
 def entry(dp, cpu, vip, sport, dport=80, proto=TCP):
     """The flow's entry (the same for every CPU), or None."""
-    name, k = flow_key(client(vip), vip, sport, dport, proto)
+    name, k = flow_entry(client(vip), vip, sport, dport, proto)
     return dp.maps[name].lookup(k)
 
 
 def age(dp, vip, sport, seconds, dport=80, proto=TCP):
     """Move the entry's timestamp `seconds` into the past (bit 0, the era parity it was
     counted in for `current`, kept)."""
-    name, k = flow_key(client(vip), vip, sport, dport, proto)
+    name, k = flow_entry(client(vip), vip, sport, dport, proto)
     v = dp.maps[name].lookup(k)
     v.time = ((now_ns() - int(seconds * 1e9)) & ~1) | (v.time & 1)
     dp.maps[name].update(k, v)
@@ -187,7 +187,7 @@ def test_one_entry_per_flow_for_every_cpu(clean, one_cpu):
     bes = backends("10.25.0.", 2)
     clean.set_service(ServiceSpec(vip, 80, "tcp", backends=bes))
     send(clean, tcp(vip, 80, sport=42000, flags="A"), bes)
-    name, k = flow_key(CLIENT4, vip, 42000, 80, TCP)
+    name, k = flow_entry(CLIENT4, vip, 42000, 80, TCP)
     assert name == "flows" and ctypes.sizeof(k) == 12        # compact IPv4 key, TCP table
     v = clean.maps["flows"].lookup(k)
     assert not clean.maps["flows"].percpu and v.time != 0 and v.cookie != 0
