@@ -79,3 +79,27 @@ def test_loader_publishes_flow_tables_and_vc5ctl_shows_them(monkeypatch):
     assert ops_cmd.format_flow_tables(()) == ""
     # a data plane without the method (older fakes) publishes none
     assert loader_mod.Loader(cfg, FakeDataPlane(), reader=FakeReader()).publisher.current("FlowTables") == []
+
+
+class RateDataPlane(FakeDataPlane):
+    def __init__(self):
+        super().__init__()
+        self.rates = []
+
+    def set_flow_rate(self, per_second=None, burst=None):
+        self.rates.append((per_second, burst))
+
+
+def test_flow_rate_is_read_and_applied_at_start_and_reload(monkeypatch):
+    assert load_text("flow_rate: 50000\n").flow_rate == 50_000
+    assert load_text("{}").flow_rate == 0
+    with pytest.raises(ConfigError, match="flow_rate"):
+        load_text("flow_rate: -1\n", source="t.yaml")
+    monkeypatch.setattr(netinfo, "probe", lambda *a, **k: "")
+    cfg = SimpleNamespace(source="vc5.yaml", flows_per_cpu=4096, xdp_mode="generic", interfaces=(),
+                          vlans={}, vlans6={}, untagged=False, services=(), flow_rate=50_000)
+    dp = RateDataPlane()
+    ld = loader_mod.Loader(cfg, dp, reader=FakeReader())
+    ld._apply_flow_rate(cfg)
+    ld._apply_flow_rate(SimpleNamespace(flow_rate=0))
+    assert dp.rates == [(50_000, 5_000), (None, None)]       # 0: the program's default

@@ -133,6 +133,7 @@ class Loader:
     def start(self):
         """The kernel side of start-up (the bus name is owned): activate, attach, the probe path."""
         self.dp.refresh_watchdog()
+        self._apply_flow_rate(self.cfg)
         self.dp.set_active(True)
         self.active = True
         self.view = self._read_view()
@@ -295,12 +296,19 @@ class Loader:
         except StartupError:
             pass
 
+    def _apply_flow_rate(self, cfg):
+        """`flow_rate` (0: the program's 125,000/s per CPU), bursts of a tenth of a second."""
+        rate = int(getattr(cfg, "flow_rate", 0) or 0)
+        if hasattr(self.dp, "set_flow_rate"):
+            self.dp.set_flow_rate(rate or None, max(1, rate // 10) if rate else None)
+
     def apply_config(self, cfg):
         if cfg.flows_per_cpu != self.flows:
             log.warning("flows %d -> %d takes effect only after `vc5-xdp-loader --detach` and a "
                         "start (the pinned flow table keeps its size); still %d", self.flows,
                         cfg.flows_per_cpu, self.flows)
         todo = self.interfaces.reconfigure(cfg.interfaces, cfg.xdp_mode, self.program.prog_id)
+        self._apply_flow_rate(cfg)
         self.cfg = cfg
         self.refresh()
         for name in todo:
