@@ -103,3 +103,19 @@ def test_flow_rate_is_read_and_applied_at_start_and_reload(monkeypatch):
     ld._apply_flow_rate(cfg)
     ld._apply_flow_rate(SimpleNamespace(flow_rate=0))
     assert dp.rates == [(50_000, 5_000), (None, None)]       # 0: the program's default
+
+
+def test_an_upgrade_removes_the_pins_of_older_layouts(tmp_path):
+    from vc5.xdp_loader.stop_post import remove_older_layouts
+
+    ours = f"v{layout.LAYOUT_VERSION}"
+    for d in ("v1", f"v{layout.LAYOUT_VERSION - 1}", ours, f"v{layout.LAYOUT_VERSION + 1}", "other"):
+        (tmp_path / d).mkdir(exist_ok=True)
+        (tmp_path / d / "flows").write_text("")
+        (tmp_path / d / "settings").write_text("")
+    assert remove_older_layouts(str(tmp_path / "custom")) == []            # not a v<N> directory: nothing
+    removed = remove_older_layouts(str(tmp_path / ours))
+    assert sorted(removed) == sorted({str(tmp_path / "v1"), str(tmp_path / f"v{layout.LAYOUT_VERSION - 1}")})
+    newer = f"v{layout.LAYOUT_VERSION + 1}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([ours, newer, "other"])
+    assert sorted(p.name for p in (tmp_path / ours).iterdir()) == ["flows", "settings"]    # ours untouched
