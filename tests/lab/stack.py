@@ -58,7 +58,7 @@ def vlans_config(lab: Lab, i: int) -> str:
     return f"vlans:\n  1: {LAN_NET}{host}/24\nvlans6:\n  1: {LAN_NET6}::{host6}/64\n"
 
 
-def balancer_config(lab: Lab, i: int, interval=1.0, backends=None, top="", bgp="") -> str:
+def balancer_config(lab: Lab, i: int, interval=1.0, backends=None, top="", bgp="", flows=65536) -> str:
     """Balancer i's configuration: `backends` (default all of them) behind the web service,
     `top` added as top-level keys, `bgp` as keys of the bgp section (each line as written)."""
     lb = lab.balancers[i]
@@ -68,7 +68,7 @@ def balancer_config(lab: Lab, i: int, interval=1.0, backends=None, top="", bgp="
 address: {lb.ip}
 interfaces: [{devs}]
 xdp_mode: generic
-flows_per_cpu: 65536
+flows_per_cpu: {flows}
 {top}{vlans_config(lab, i)}bgp:
   as_number: {LB_AS}
   peer_as: {ROUTER_AS}
@@ -189,7 +189,7 @@ class Stack:
     def stop(self):
         """Stop the buses and remove the loaders' pinned maps (call lab.destroy() first: it stops
         the processes). A loader stopped by SIGTERM leaves its pins for a successor, as under
-        systemd; nothing succeeds a lab, and a flow table holds flows_per_cpu entries per CPU."""
+        systemd; nothing succeeds a lab, and its flow tables hold memory until unpinned."""
         for bus in self._bus_objs:
             bus.stop()
         for i in range(len(self.lab.balancers)):
@@ -233,7 +233,7 @@ class Stack:
             f.write(text)
 
     def config_text(self, balancer):
-        return balancer_config(self.lab, balancer - 1, self.interval)
+        return balancer_config(self.lab, balancer - 1, self.interval, **self.config)
 
     # --- the balancer's private bus --------------------------------------
     def busctl(self, balancer, *args, check=True, user=None):

@@ -34,7 +34,7 @@ def check_config(f: BalancerFacts) -> list:
     if not c.interfaces:
         out.append(fail("config", "interfaces", "no interface is configured: XDP is attached nowhere",
                         f"list the NICs under `interfaces:` in {f.config_path}, then "
-                        "systemctl reload vc5-xdp-loader"))
+                        "systemctl restart vc5-xdp-loader (a restart keeps forwarding)"))
     return out
 
 
@@ -61,7 +61,7 @@ def check_xdp(f: BalancerFacts) -> list:
         nic = f.nics.get(name)
         if nic is None or not nic.exists:
             out.append(fail("xdp", name, "no such interface on this host", f"correct `interfaces:` in "
-                            f"{f.config_path}, then systemctl reload vc5-xdp-loader"))
+                            f"{f.config_path}, then systemctl restart vc5-xdp-loader"))
         elif not nic.prog_id:
             out.append(fail("xdp", name, "no XDP program attached: nothing is balanced here",
                             "systemctl restart vc5-xdp-loader  (or " + LOADER_CALL.format(member="Reattach")
