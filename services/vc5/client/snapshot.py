@@ -169,6 +169,7 @@ class XdpView:
     macs: Mapping = field(default_factory=lambda: EMPTY)           # backend address -> "aa:bb:cc:dd:ee:ff"
     interfaces: tuple = ()
     started: float = 0.0            # UNIX seconds the data plane was loaded (0 = unknown)
+    flow_tables: tuple = ()         # wire.FlowTable: capacity and memory of each flow table
 
     @property
     def latency_ns(self) -> int:
@@ -200,7 +201,8 @@ class XdpView:
         interfaces = (i.name for i in props.get("Interfaces", ()))
         info = props.get("ProgramInfo")
         loaded_us = info.loaded_at if info is not None else 0
-        return cls.from_counters(counters, interfaces, macs, loaded_us / 1e6)
+        view = cls.from_counters(counters, interfaces, macs, loaded_us / 1e6)
+        return replace(view, flow_tables=tuple(props.get("FlowTables", ())))
 
 
 # ---------------------------------------------------------------- rates
