@@ -39,20 +39,23 @@ Frames (the same bytes for both): Ethernet, IPv4, TCP with ACK to VIP:80,
 64 bytes of payload. Hit: one flow, created by a first call, then repeated.
 New flow: ACK frames with a distinct source (port and low half of the
 address) on every call, never seen before (the table's miss path: hash,
-Maglev ring, insert); new-flow calls are paced to under 100,000 a second so
-that Katran's flood guard (MAX_CONN_RATE, 125,000 new flows a second, when it
-stops inserting) stays off; that the inserts happened is checked in its LRU.
-Every program's output is checked once before timing (outer destination one
-of the reals, inner destination the VIP, the encapsulation asked for).
+Maglev ring, insert). New-flow calls are paced to at most 100,000 a second
+per program so that Katran's flood guard (MAX_CONN_RATE: above 125,000 new
+flows a second it stops inserting) stays off, and that every insert happened
+is checked in its LRU. Every program's output is checked once before timing
+(outer destination one of the reals, inner destination the VIP, the
+encapsulation asked for).
 
 Method: the process is pinned to one CPU (--cpu; both flow tables are per
-CPU). A round runs every case with `calls` BPF_PROG_TEST_RUN calls of
-repeat=1 (repeat=N would re-run an encapsulating program on the frame it has
-already modified) and takes the median kernel-reported duration; the floor is
-the median of vc5's trivial XDP_PASS program ("xdp_pass") in the same round,
-and net = median - floor. Katran and vc5 alternate which goes first from one
-round to the next. The table gives the median over the rounds of the net
-figures and of the per-round ratio vc5/Katran, with the min-max spread.
+CPU). Each case (a path, hit or new flow) runs `calls` BPF_PROG_TEST_RUN
+calls of repeat=1 (repeat=N would re-run an encapsulating program on the
+frame it has already modified) on each of Katran, vc5 and the floor, vc5's
+trivial XDP_PASS program ("xdp_pass"), interleaved in chunks of 250 calls
+(the order reversed after every chunk), so the three see the same load from
+the rest of the machine. A program's figure for the round is its median
+kernel-reported duration minus the floor's median in the same case (net).
+The table gives the median over the rounds of the net figures and of the
+per-round ratio vc5/Katran, with the min-max spread.
 Targets (issue #14): hit <= 1.0 x Katran; new flow <= 1.5 x Katran.
 Everything pinned or built is removed at the end, even on error.
 """
@@ -101,7 +104,8 @@ RING_SIZE = 65537                     # RING_SIZE; ch_rings[vip_num * RING_SIZE 
 MAX_VIPS, NEW_CONN_RATE_CNTR = 512, 2     # stats[MAX_VIPS + NEW_CONN_RATE_CNTR]: the flood guard
 FLOW_KEY_SIZE, LRU_VALUE_SIZE = 40, 16    # struct flow_key (37 + pad), struct real_pos_lru
 BPF_MAP_TYPE_LRU_HASH = 9
-PACE_CHUNK, PACE_S = 500, 0.005       # new flows: at most 500 calls per 5 ms (100,000 a second)
+CHUNK = 250                           # calls per program before switching to the next one
+PACE_RATE = 100000                    # new flows a second per program, at most: Katran's guard is 125,000
 
 HOWTO = __doc__[__doc__.index("DIR is"):__doc__.index("Katran: katran/lib")]
 
@@ -272,45 +276,51 @@ def check_output(who: str, method: str, vip: str, data: bytes) -> None:
 
 # ---- measurement ------------------------------------------------------------------
 
-def median_ns(runner: TestRunner, frames: list[bytes], calls: int, expect: int, who: str,
-              pace: bool = False) -> float:
-    out = []
+def interleaved(runs: list, calls: int, first: int, pace: bool) -> list[float]:
+    """Median kernel duration of each (runner, frames, expected verdict, name) in
+    `runs`, `calls` calls each, run in alternating chunks of CHUNK calls (the
+    order reversed after every chunk, runs[first] starting) so that every
+    program sees the same load from the rest of the machine. pace: at most
+    PACE_RATE calls a second per program (Katran's flood guard)."""
+    durations: list[list[int]] = [[] for _ in runs]
+    order = list(range(len(runs)))
+    order.insert(0, order.pop(first))
     t0 = time.monotonic()
-    for i in range(calls):
-        if pace and i and i % PACE_CHUNK == 0:
-            time.sleep(max(0.0, t0 + PACE_S - time.monotonic()))
-            t0 = time.monotonic()
-        r = runner.run(frames[i % len(frames)])
-        if r.action != expect:
-            raise SystemExit(f"{who}: verdict {r.verdict}, wanted {expect}")
-        out.append(r.duration)
-    return statistics.median(out)
+    for start in range(0, calls, CHUNK):
+        stop = min(calls, start + CHUNK)
+        for j in order:
+            runner, frames, expect, who = runs[j]
+            for i in range(start, stop):
+                r = runner.run(frames[i % len(frames)])
+                if r.action != expect:
+                    raise SystemExit(f"{who}: verdict {r.verdict} on call {i}, wanted {expect}")
+                durations[j].append(r.duration)
+        order.reverse()
+        if pace:
+            time.sleep(max(0.0, t0 + stop / PACE_RATE - time.monotonic()))
+    return [statistics.median(d) for d in durations]
 
 
 def measure_round(rnd: int, args, katran: dict, ours: TestRunner, floor_r: TestRunner,
                   hits: dict, flows_start: int) -> dict:
-    """One round: {"floor": ns, (side, pair label, "hit"|"new"): net ns}. The floor is
-    the mean of the XDP_PASS medians taken at the start and at the end of the round."""
-    res = {}
-    floor0 = median_ns(floor_r, [hits["ipip"]], args.calls, XDP_PASS, "xdp_pass floor")
+    """One round: {(side, pair label, "hit"|"new"): net ns, "floor": ns}. Every case
+    runs Katran, vc5 and the XDP_PASS floor interleaved; net = median - that floor."""
+    res, floors = {}, []
     new = {k: new_flows(hits[k], args.calls, flows_start) for k in VIPS}
     for label, flavour, method, vipk in PAIRS:
         k = katran[flavour]
-        sides = [("katran", k.runner, f"Katran {flavour}"), ("vc5", ours, f"vc5 {method}")]
-        if rnd % 2:
-            sides.reverse()
         for kind, frames in (("hit", [hits[vipk]]), ("new", new[vipk])):
-            for side, runner, who in sides:
-                res[(side, label, kind)] = median_ns(runner, frames, args.calls, XDP_TX, who,
-                                                     pace=kind == "new")
-                if side == "katran" and kind == "new":
-                    stored = k.flows_stored(frames)
-                    if stored != len(frames):
-                        raise SystemExit(f"Katran {flavour}: only {stored} of {len(frames)} new flows stored "
-                                         "(flood guard on, or LRU too small: raise --flows)")
-    floor = (floor0 + median_ns(floor_r, [hits["ipip"]], args.calls, XDP_PASS, "xdp_pass floor")) / 2
-    res = {key: ns - floor for key, ns in res.items()}
-    res["floor"] = floor
+            runs = [(k.runner, frames, XDP_TX, f"Katran {flavour}, {kind}, to {VIPS[vipk]}"),
+                    (ours, frames, XDP_TX, f"vc5 {method}, {kind}, to {VIPS[vipk]}"),
+                    (floor_r, frames, XDP_PASS, "vc5 xdp_pass (floor)")]
+            mk, mv, mf = interleaved(runs, args.calls, rnd % 2, pace=kind == "new")
+            res[("katran", label, kind)], res[("vc5", label, kind)] = mk - mf, mv - mf
+            floors.append(mf)
+            stored = k.flows_stored(frames) if kind == "new" else len(frames)
+            if stored != len(frames):
+                raise SystemExit(f"Katran {flavour}: only {stored} of {len(frames)} new flows stored "
+                                 "in its LRU (its flood guard was on, or the LRU is too small)")
+    res["floor"] = statistics.median(floors)
     return res
 
 
@@ -338,9 +348,10 @@ def print_report(args, cpu: int, results: list[dict], sizes: dict, commit: str) 
           f"kernel {os.uname().release})\n")
     print(f"Katran {commit}, built with {sizes['clang']}: IPIP {sizes['ipip']}; GUE {sizes['gue']}. "
           f"vc5 xdp_main: {sizes['vc5']}.\n")
-    print(f"{len(results)} rounds of {args.calls} BPF_PROG_TEST_RUN calls (repeat=1) per case; per round the "
-          "median kernel duration minus that round's XDP_PASS floor (vc5's xdp_pass, "
-          f"median {summary(floors)} ns); cells: median over the rounds (min–max). "
+    print(f"{len(results)} rounds of {args.calls} BPF_PROG_TEST_RUN calls (repeat=1) per case and program, "
+          "Katran, vc5 and the floor (vc5's xdp_pass) interleaved; net = median kernel duration minus the "
+          f"floor's median in the same case (floor: median {summary(floors)} ns per round); "
+          "cells: median over the rounds (min–max). "
           f"Flow tables: {args.flows} entries each (vc5 LRU_PERCPU_HASH, Katran per-CPU LRU_HASH). "
           "TCP ACK, IPv4, 118-byte frames; new flow = a flow never seen before on every call.\n")
     print("| path | case | Katran net ns | vc5 net ns | vc5/Katran | target |")
