@@ -33,7 +33,11 @@ UDP/6080: what Katran's GUE flavour sends) and GUE (a 4-byte GUE header more).
 FOU/GUE UDP checksums are on in both (Katran derives its from the inner L4
 checksum, vc5 from the inner sum). Like for like: Katran IPIP against vc5 IPIP,
 Katran GUE against vc5 FOU and vc5 GUE; vc5's L2 DSR is shown against Katran
-IPIP (Katran always encapsulates). Both flow tables hold --flows entries.
+IPIP (Katran always encapsulates). All flow tables have --flows entries and
+always hold the same flows: vc5 has one table for its four VIPs, Katran one
+per flavour, so the new flows of a case are also fed, untimed, to the other
+Katran flavour (a lookup miss costs more in a fuller table); --prefill N puts
+N flows in all of them before the first round.
 
 Frames (the same bytes for both): Ethernet, IPv4, TCP with ACK to VIP:80,
 64 bytes of payload. Hit: one flow, created by a first call, then repeated.
@@ -301,10 +305,32 @@ def interleaved(runs: list, calls: int, first: int, pace: bool) -> list[float]:
     return [statistics.median(d) for d in durations]
 
 
+def require_stored(k: Katran, frames: list[bytes]) -> None:
+    stored = k.flows_stored(frames)
+    if stored != len(frames):
+        raise SystemExit(f"Katran {k.flavour}: only {stored} of {len(frames)} new flows stored "
+                         "in its LRU (its flood guard was on, or the LRU is too small)")
+
+
+def feed(katran: dict, ours: TestRunner | None, frames: list[bytes], skip: str | None = None) -> None:
+    """Untimed: these new flows into vc5 (if given) and every Katran flavour but
+    `skip`, so that all three flow tables always hold the same number of flows."""
+    for flavour, k in katran.items():
+        if flavour != skip:
+            run = (k.runner, frames, XDP_TX, f"Katran {flavour}, feeding its LRU")
+            interleaved([run], len(frames), 0, True)
+            require_stored(k, frames)
+    if ours is not None:
+        interleaved([(ours, frames, XDP_TX, "vc5, feeding its flow table")], len(frames), 0, False)
+
+
 def measure_round(rnd: int, args, katran: dict, ours: TestRunner, floor_r: TestRunner,
                   hits: dict, flows_start: int) -> dict:
     """One round: {(side, pair label, "hit"|"new"): net ns, "floor": ns}. Every case
-    runs Katran, vc5 and the XDP_PASS floor interleaved; net = median - that floor."""
+    runs Katran, vc5 and the XDP_PASS floor interleaved; net = median - that floor.
+    vc5 has one flow table for its four VIPs, Katran one per flavour: the new
+    flows of a case are fed (untimed) to the other flavour too, so the tables
+    grow alike (a lookup miss costs more in a fuller table)."""
     res, floors = {}, []
     new = {k: new_flows(hits[k], args.calls, flows_start) for k in VIPS}
     for label, flavour, method, vipk in PAIRS:
@@ -316,10 +342,9 @@ def measure_round(rnd: int, args, katran: dict, ours: TestRunner, floor_r: TestR
             mk, mv, mf = interleaved(runs, args.calls, rnd % 2, pace=kind == "new")
             res[("katran", label, kind)], res[("vc5", label, kind)] = mk - mf, mv - mf
             floors.append(mf)
-            stored = k.flows_stored(frames) if kind == "new" else len(frames)
-            if stored != len(frames):
-                raise SystemExit(f"Katran {flavour}: only {stored} of {len(frames)} new flows stored "
-                                 "in its LRU (its flood guard was on, or the LRU is too small)")
+            if kind == "new":
+                require_stored(k, frames)
+                feed(katran, None, frames, skip=flavour)
     res["floor"] = statistics.median(floors)
     return res
 
@@ -352,7 +377,9 @@ def print_report(args, cpu: int, results: list[dict], sizes: dict, commit: str) 
           "Katran, vc5 and the floor (vc5's xdp_pass) interleaved; net = median kernel duration minus the "
           f"floor's median in the same case (floor: median {summary(floors)} ns per round); "
           "cells: median over the rounds (min–max). "
-          f"Flow tables: {args.flows} entries each (vc5 LRU_PERCPU_HASH, Katran per-CPU LRU_HASH). "
+          f"Flow tables: {args.flows} entries each (vc5 LRU_PERCPU_HASH, Katran per-CPU LRU_HASH), "
+          f"all three holding the same flows: {args.prefill} before the first round, "
+          f"{args.prefill + 4 * args.rounds * args.calls} after the last. "
           "TCP ACK, IPv4, 118-byte frames; new flow = a flow never seen before on every call.\n")
     print("| path | case | Katran net ns | vc5 net ns | vc5/Katran | target |")
     print("|---|---|---:|---:|---:|---|")
@@ -390,6 +417,8 @@ def parse_args():
                     help="repeat=1 calls per case and round (default 5000)")
     ap.add_argument("--flows", type=int, default=1 << 18,
                     help="flow table entries, both programs (default 262144: no eviction in a default run)")
+    ap.add_argument("--prefill", type=int, default=0,
+                    help="flows put in every table (untimed) before the first round (default 0)")
     ap.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the lowest allowed)")
     args = ap.parse_args()
     if not args.katran:
@@ -403,9 +432,10 @@ def parse_args():
         raise SystemExit(2)
     if args.rounds < 1 or args.calls < 1:
         raise SystemExit("--rounds and --calls must be >= 1")
-    if 4 * args.rounds * args.calls > args.flows:
-        raise SystemExit(f"--flows {args.flows} is smaller than the {4 * args.rounds * args.calls} "
-                         "new flows vc5's table gets (4 VIPs x rounds x calls): raise --flows")
+    if args.prefill + 4 * args.rounds * args.calls > args.flows:
+        need = args.prefill + 4 * args.rounds * args.calls
+        raise SystemExit(f"--flows {args.flows} is smaller than the {need} flows each table gets "
+                         "(prefill + 4 VIPs x rounds x calls): raise --flows")
     if os.geteuid() != 0:
         raise SystemExit("run as root (BPF)")
     return args
@@ -435,6 +465,8 @@ def main() -> None:
         ours, floor_r = TestRunner(dp.xdp_fd), TestRunner(dp.pass_fd)
         hits = {k: frame(v) for k, v in VIPS.items()}
         setup_checks(katran, ours, hits)
+        if args.prefill:      # flows no round uses: after the rounds' range
+            feed(katran, ours, new_flows(hits["ipip"], args.prefill, args.rounds * args.calls))
         results = [measure_round(r, args, katran, ours, floor_r, hits, r * args.calls)
                    for r in range(args.rounds)]
     finally:
