@@ -105,7 +105,6 @@ TARGETS = {"hit": 1.0, "new": 1.5}
 
 # Katran's layouts (katran/lib/bpf/balancer_consts.h, balancer_structs.h)
 RING_SIZE = 65537                     # RING_SIZE; ch_rings[vip_num * RING_SIZE + pos] = real id (from 1)
-MAX_VIPS, NEW_CONN_RATE_CNTR = 512, 2     # stats[MAX_VIPS + NEW_CONN_RATE_CNTR]: the flood guard
 FLOW_KEY_SIZE, LRU_VALUE_SIZE = 40, 16    # struct flow_key (37 + pad), struct real_pos_lru
 BPF_MAP_TYPE_LRU_HASH = 9
 CHUNK = 250                           # calls per program before switching to the next one
