@@ -44,22 +44,25 @@ Frames (the same bytes for both): Ethernet, IPv4, TCP with ACK to VIP:80,
 New flow: ACK frames with a distinct source (port and low half of the
 address) on every call, never seen before (the table's miss path: hash,
 Maglev ring, insert). New-flow calls are paced to at most 100,000 a second
-per program so that Katran's flood guard (MAX_CONN_RATE: above 125,000 new
-flows a second it stops inserting) stays off, and that every insert happened
-is checked in its LRU. Every program's output is checked once before timing
-(outer destination one of the reals, inner destination the VIP, the
-encapsulation asked for).
+per program so that neither Katran's flood guard (MAX_CONN_RATE: above
+125,000 new flows a second it stops inserting) nor vc5's new-flow rate
+limit (125,000 a second per CPU, bursts of 12,500) acts; that every insert
+happened is checked in Katran's LRU after each case and in every table at
+the end. Every program's output is checked once before timing (outer
+destination one of the reals, inner destination the VIP, the encapsulation
+asked for).
 
-Method: the process is pinned to one CPU (--cpu; both flow tables are per
-CPU). Each case (a path, hit or new flow) runs `calls` BPF_PROG_TEST_RUN
-calls of repeat=1 (repeat=N would re-run an encapsulating program on the
-frame it has already modified) on each of Katran, vc5 and the floor, vc5's
-trivial XDP_PASS program ("xdp_pass"), interleaved in chunks of 250 calls
-(the order reversed after every chunk), so the three see the same load from
-the rest of the machine. A program's figure for the round is its median
-kernel-reported duration minus the floor's median in the same case (net).
-The table gives the median over the rounds of the net figures and of the
-per-round ratio vc5/Katran, with the min-max spread.
+Method: the process is pinned to one CPU (--cpu; Katran's flow table and
+vc5's rate limiter are per CPU). Each case (a path, hit or new flow) runs
+`calls` BPF_PROG_TEST_RUN calls of repeat=1 (repeat=N would re-run an
+encapsulating program on the frame it has already modified) on each of
+Katran, vc5 and the floor, vc5's trivial XDP_PASS program ("xdp_pass"),
+interleaved in chunks of 250 calls (the order reversed after every chunk),
+so the three see the same load from the rest of the machine. A program's
+figure for the round is its median kernel-reported duration minus the
+floor's median in the same case (net). The table gives the median over the
+rounds of the net figures and of the per-round ratio vc5/Katran, with the
+min-max spread.
 Targets (issue #14): hit <= 1.0 x Katran; new flow <= 1.5 x Katran.
 Everything pinned or built is removed at the end, even on error.
 """
@@ -107,6 +110,7 @@ TARGETS = {"hit": 1.0, "new": 1.5}
 RING_SIZE = 65537                     # RING_SIZE; ch_rings[vip_num * RING_SIZE + pos] = real id (from 1)
 FLOW_KEY_SIZE, LRU_VALUE_SIZE = 40, 16    # struct flow_key (37 + pad), struct real_pos_lru
 BPF_MAP_TYPE_LRU_HASH = 9
+MAP_TYPES = {9: "LRU_HASH", 10: "LRU_PERCPU_HASH"}
 CHUNK = 250                           # calls per program before switching to the next one
 PACE_RATE = 100000                    # new flows a second per program, at most: Katran's guard is 125,000
 
@@ -128,8 +132,7 @@ def map_update(fd: int, key: bytes, value: bytes, what: str) -> None:
 
 def count_keys(fd: int, key_size: int) -> int:
     """Entries in a hash map (bpf_map_get_next_key until ENOENT)."""
-    keys = [ct.create_string_buffer(key_size), ct.create_string_buffer(key_size)]
-    n, prev = 0, None
+    keys, n, prev = [ct.create_string_buffer(key_size), ct.create_string_buffer(key_size)], 0, None
     while _lib.bpf_map_get_next_key(fd, prev, keys[n % 2]) == 0:
         prev = keys[n % 2]
         n += 1
@@ -322,7 +325,7 @@ def feed(katran: dict, ours: TestRunner | None, frames: list[bytes], skip: str |
             interleaved([run], len(frames), 0, True)
             require_stored(k, frames)
     if ours is not None:
-        interleaved([(ours, frames, XDP_TX, "vc5, feeding its flow table")], len(frames), 0, False)
+        interleaved([(ours, frames, XDP_TX, "vc5, feeding its flow table")], len(frames), 0, True)
 
 
 def measure_round(rnd: int, args, katran: dict, ours: TestRunner, floor_r: TestRunner,
@@ -378,7 +381,7 @@ def print_report(args, cpu: int, results: list[dict], sizes: dict, commit: str) 
           "Katran, vc5 and the floor (vc5's xdp_pass) interleaved; net = median kernel duration minus the "
           f"floor's median in the same case (floor: median {summary(floors)} ns per round); "
           "cells: median over the rounds (min–max). "
-          f"Flow tables: {args.flows} entries each (vc5 LRU_PERCPU_HASH, Katran per-CPU LRU_HASH), "
+          f"Flow tables: {args.flows} entries each (vc5 {sizes['vc5 table']}, Katran per-CPU LRU_HASH), "
           f"all three holding the same flows: {args.prefill} before the first round, "
           f"{args.prefill + 4 * args.rounds * args.calls} after the last. "
           "TCP ACK, IPv4, 118-byte frames; new flow = a flow never seen before on every call.\n")
@@ -395,9 +398,8 @@ def print_report(args, cpu: int, results: list[dict], sizes: dict, commit: str) 
 
 
 def print_flows(args, flows: dict) -> None:
-    """Entries in each flow table after the run, against what the run put there:
-    the timed and fed new flows, the prefill, and one hit flow per VIP (vc5 four,
-    a Katran flavour the two VIPs it is timed on)."""
+    """Entries in each flow table after the run against what the run put there (new
+    flows, prefill, one hit flow per VIP: vc5 four, a Katran flavour the two it is timed on)."""
     base, cells = args.prefill + 4 * args.rounds * args.calls, []
     for name, n in flows.items():
         want = base + (len(VIPS) if name == "vc5" else 2)
@@ -479,7 +481,8 @@ def main() -> None:
             feed(katran, ours, new_flows(hits["ipip"], args.prefill, args.rounds * args.calls))
         results = [measure_round(r, args, katran, ours, floor_r, hits, r * args.calls)
                    for r in range(args.rounds)]
-        flows = {"vc5": count_keys(dp.maps["flows"].fd, ct.sizeof(layout.FlowKey))}
+        flows = {"vc5": count_keys(dp.maps["flows"].fd, dp.maps["flows"].spec.key_size)}
+        sizes["vc5 table"] = MAP_TYPES.get(dp.maps["flows"].spec.map_type, "?")
         flows.update({f"Katran {f}": count_keys(k.lru_fd, FLOW_KEY_SIZE) for f, k in katran.items()})
     finally:
         for k in katran.values():
