@@ -35,9 +35,12 @@ def benchmarks():
 
 
 def extra_args(name):
-    """Arguments a benchmark takes from the runner (raw figures for the plots)."""
+    """Arguments a benchmark takes from the runner (raw figures for the plots; a Katran checkout
+    for katran_compare.py from $VC5_KATRAN_DIR, without which it says how to get one and exits 2)."""
     if name == "lab.py":
         return ["--json", os.path.join(OUT, "lab.json")]
+    if name == "katran_compare.py" and os.environ.get("VC5_KATRAN_DIR"):
+        return ["--katran", os.environ["VC5_KATRAN_DIR"]]
     return []
 
 
