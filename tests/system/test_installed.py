@@ -186,7 +186,8 @@ def test_apt_install_succeeds_without_the_bus_policy_race(machine):
 # /etc/vc5/vc5.yaml holds secrets: root:vc5 0640, every daemon's user in group vc5 (issue #12).
 CONFIG = "/etc/vc5/vc5.yaml"
 # Each daemon's user, and whether its unit has PrivateUsers=yes (the read must work in its namespace).
-DAEMON_USERS = {"_vc5-loader": False, "_vc5-health": False, "_vc5-bgp": True, "_vc5-web": True}
+DAEMON_USERS = {"_vc5-loader": False, "_vc5-health": False, "_vc5-bgp": True, "_vc5-web": True,
+                "_vc5-notify": False}
 
 
 def config_owner_mode(machine) -> str:
