@@ -373,6 +373,28 @@ class Counters(Struct):
         return cls(dict(totals), dict(vips), dict(services), dict(backends))
 
 
+@dataclass(frozen=True)
+class PrefixCounters(Struct):
+    """GetPrefixes(limit): source prefix counters and the block list's drops (docs/data-plane.md,
+    "Source prefixes and the block list"). Only non-zero counters are sent."""
+
+    SIGNATURE: ClassVar[str] = "(a(ut)a(ut)a{st}a{st})"
+    ipv4: tuple = ()                                   # (/20 index = IPv4 address >> 12, packets)
+    ipv6: tuple = ()                                   # (bucket of the /48, packets)
+    blocked: Mapping = field(default_factory=dict)     # block list entry -> packets it dropped
+    totals: Mapping = field(default_factory=dict)      # blocked4, blocked6, blocked_octets
+
+    def to_dbus(self):
+        return [[[int(i), int(n)] for i, n in self.ipv4], [[int(i), int(n)] for i, n in self.ipv6],
+                dict(self.blocked), dict(self.totals)]
+
+    @classmethod
+    def from_dbus(cls, v):
+        ipv4, ipv6, blocked, totals = v
+        return cls(tuple((int(i), int(n)) for i, n in ipv4), tuple((int(i), int(n)) for i, n in ipv6),
+                   dict(blocked), dict(totals))
+
+
 # =============================================================== interface schemas
 
 def _identity(value: Any) -> Any:
@@ -465,7 +487,8 @@ XDP_LOADER = Interface(names.XDP_LOADER_IFACE, {
     "Services": Prop.array(ProgrammedService),
     "ProgramInfo": Prop.struct(ProgramInfo),
     "ProbeAddresses": Prop.array(ProbeAddress),
-}, replies={"GetCounters": Counters.SIGNATURE})
+    "Blocked": Prop.strings(),
+}, replies={"GetCounters": Counters.SIGNATURE, "GetPrefixes": PrefixCounters.SIGNATURE})
 
 SCHEMAS = {names.HEALTH_IFACE: HEALTH, names.BGP_IFACE: BGP, names.XDP_LOADER_IFACE: XDP_LOADER}
 

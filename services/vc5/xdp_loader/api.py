@@ -12,7 +12,10 @@ org.vc5.XdpLoader1.Error.<Method> (vc5.common.names.XDP_LOADER_ERROR_PREFIX).
 
 Counters are a method, GetCounters(), not a property: they change with every
 packet, so a property would either lie or flood the bus with
-PropertiesChanged. webd polls it (every 2 s).
+PropertiesChanged. webd polls it (every 2 s). The same holds for the source
+prefix counters, GetPrefixes(limit) (only non-zero ones are sent); the block
+list itself is the Blocked property, changed with Manager.BlockPrefixes /
+UnblockPrefixes.
 """
 
 from dbus_next import DBusError
@@ -31,12 +34,13 @@ class LoaderError(DBusError):
 
 class XdpLoader(ServiceInterface):
     """org.vc5.XdpLoader1: read-only state. `publisher`: a vbus.Publisher on wire.XDP_LOADER;
-    `counters()`: a wire.Counters."""
+    `counters()`: a wire.Counters; `prefixes(limit)`: a wire.PrefixCounters."""
 
-    def __init__(self, publisher, counters):
+    def __init__(self, publisher, counters, prefixes=None):
         super().__init__(names.XDP_LOADER_IFACE)
         self._pub = publisher
         self._counters = counters
+        self._prefixes = prefixes
 
     @dbus_property(access=PropertyAccess.READ)
     def Mode(self) -> P["Mode"].signature:
@@ -76,6 +80,21 @@ class XdpLoader(ServiceInterface):
             return self._counters().to_dbus()
         except Exception as e:      # a map read failed: say which, never crash the loop
             raise LoaderError("Counters", f"reading the data-plane counters failed: {e}") from e
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Blocked(self) -> P["Blocked"].signature:
+        return self._pub.published("Blocked")
+
+    @method()
+    def GetPrefixes(self, limit: "u") -> wire.XDP_LOADER.replies["GetPrefixes"]:
+        """Packets per source IPv4 /20 and IPv6 /48 bucket (non-zero only; limit > 0: the busiest
+        `limit` of each family), and the packets each block list entry dropped."""
+        if self._prefixes is None:
+            raise LoaderError("Prefixes", "this loader has no prefix counters")
+        try:
+            return self._prefixes(int(limit)).to_dbus()
+        except Exception as e:
+            raise LoaderError("Prefixes", f"reading the prefix counters failed: {e}") from e
 
 
 class XdpLoaderManager(ServiceInterface):
@@ -118,3 +137,14 @@ class XdpLoaderManager(ServiceInterface):
         """Stop the loader. detach=true also detaches XDP and removes the pinned maps (stop for good);
         detach=false keeps forwarding for a successor (as on restart)."""
         await self._run("Shutdown", self._controller.shutdown(detach))
+
+    @method()
+    async def BlockPrefixes(self, prefixes: "as"):
+        """Drop every packet from these source prefixes (CIDR or address) before any other work;
+        all are validated first (a bad one: error naming it, nothing changed); kept across restarts."""
+        await self._run("BlockPrefixes", self._controller.block_prefixes(list(prefixes)))
+
+    @method()
+    async def UnblockPrefixes(self, prefixes: "as"):
+        """Remove these exact entries from the block list (one that is not there: error naming it)."""
+        await self._run("UnblockPrefixes", self._controller.unblock_prefixes(list(prefixes)))
