@@ -6,6 +6,7 @@ state file)."""
 
 import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -117,3 +118,27 @@ def test_unreadable_state_file_keeps_the_maps_and_says_where(loader):
     assert f"{px.STATE_NAME} line 3: '10.0.0.1/8': host bits set" in lab.log_text()
     assert b.get("Blocked") == [f"{B1}/32"]       # taken from the maps, which were left alone
     assert not ping(lab)
+
+
+def vc5ctl(lab, *args):
+    return subprocess.run([L.PY, "-m", "vc5.cli", *args], capture_output=True, text=True, env=lab.env(),
+                          timeout=30)
+
+
+def test_vc5ctl_block_commands(loader):
+    lab, b = loader
+    r = vc5ctl(lab, "block", "add", f"{B1}/32", "2001:db8::/32")
+    assert r.returncode == 0, r.stderr
+    assert f"{B1}/32" in r.stdout and "2001:db8::/32" in r.stdout
+    assert b.get("Blocked") == [f"{B1}/32", "2001:db8::/32"]
+    assert not ping(lab)
+    r = vc5ctl(lab, "block", "list")
+    row = next(line.split() for line in r.stdout.splitlines() if line.startswith(f"{B1}/32"))
+    assert r.returncode == 0 and int(row[1]) >= 1
+    r = vc5ctl(lab, "block", "add", "10.1.2.3/8")
+    assert r.returncode == 1 and "'10.1.2.3/8': host bits set (the prefix is 10.0.0.0/8)" in r.stderr
+    r = vc5ctl(lab, "block", "del", f"{B1}/32", "2001:db8::/32")
+    assert r.returncode == 0 and "block list: empty" in r.stdout
+    lab.kill_loader()
+    r = vc5ctl(lab, "block", "list")
+    assert r.returncode == 3 and "vc5-xdp-loader is not running" in r.stderr
