@@ -12,7 +12,8 @@
  *     before the balancer looks at the packet at all, and counted on the
  *     most specific matching entry and in block_stats;
  *   - maps are declared even with -DVC5_NO_PREFIXES (the bench's "hooks
- *     off" build), which only turns the hooks into no-ops.
+ *     off" build), which only turns the hooks into no-ops;
+ *     -DVC5_PREFIX_NO_BLOCK (bench only) keeps the counters, skips the tries.
  * user space: layout.map_specs lists the same maps; prefixes.py reads them. */
 #ifndef VC5_PREFIX_H
 #define VC5_PREFIX_H
@@ -75,11 +76,13 @@ static __always_inline int vc5_prefix4(struct vc5_global *g, __u32 saddr, __u32 
     __u64 *c = prefix4_stats.lookup(&slot);
     if (c)
         (*c)++;
+#ifndef VC5_PREFIX_NO_BLOCK
     struct vc5_lpm4 k = { .prefixlen = 32 };
     __builtin_memcpy(k.addr, &saddr, 4);
     struct vc5_block *b = block4.lookup(&k);
     if (b)
         return vc5_blocked(b, VC5_K_BLOCKED4, octets);
+#endif
     return 0;
 }
 
@@ -89,11 +92,13 @@ static __always_inline int vc5_prefix6(struct vc5_global *g, const struct vc5_ad
     __u64 *c = prefix6_stats.lookup(&bucket);
     if (c)
         (*c)++;
+#ifndef VC5_PREFIX_NO_BLOCK
     struct vc5_lpm6 k = { .prefixlen = 128 };
     __builtin_memcpy(k.addr, saddr, 16);
     struct vc5_block *b = block6.lookup(&k);
     if (b)
         return vc5_blocked(b, VC5_K_BLOCKED6, octets);
+#endif
     return 0;
 }
 

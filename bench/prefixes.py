@@ -1,0 +1,143 @@
+#!/usr/bin/python3
+"""Cost of the source-prefix hooks (bpf/vc5_prefix.h) per packet, with the
+program built without them as the baseline, measured in the same run.
+Prints a Markdown table; not a test.
+
+    sudo /usr/bin/python3 bench/prefixes.py [--repeat 200000] [--rounds 7] [--blocked 10000]
+
+Three builds of xdp_main share one set of maps (a private pin directory under
+/sys/fs/bpf, removed at the end):
+  off       -DVC5_NO_PREFIXES: the hooks are no-ops (the baseline);
+  counters  -DVC5_PREFIX_NO_BLOCK: the per-/20 / per-bucket counters only;
+  on        the shipped program: counters and the LPM block list.
+Each case runs one frame through BPF_PROG_TEST_RUN `repeat` times (the kernel
+reports the mean ns per run), builds alternating, `rounds` rounds; the table
+shows the medians and on - off. The process is pinned to one CPU (per-CPU
+maps; the flow is then a flow-table hit every time after the first packet).
+
+Cases: IPv4 TCP to a VIP (balanced, XDP_TX); IPv4 to a non-VIP (XDP_PASS,
+the cheapest path, where the hooks weigh most); IPv6 TCP to a VIP; each with
+an empty block list and with `--blocked` entries (random /24s and /48s that
+never match); and a blocked source (dropped by `on`, balanced by `off`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import random
+import shutil
+import statistics
+import sys
+import uuid
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path[:0] = [REPO, os.path.join(REPO, "services")]
+
+from scapy.layers.inet import IP, TCP  # noqa: E402
+from scapy.layers.inet6 import IPv6  # noqa: E402
+from scapy.layers.l2 import Ether  # noqa: E402
+
+from tests.lib.testrun import TestRunner  # noqa: E402
+from vc5.xdp_loader import prefixes as px  # noqa: E402
+from vc5.xdp_loader import program  # noqa: E402
+from vc5.xdp_loader.dataplane import BackendSpec, DataPlane, ServiceSpec  # noqa: E402
+
+VIP4, VIP6 = "192.0.2.1", "2001:db8:1::1"
+CLIENT4, CLIENT6 = "198.51.100.7", "2001:db8:c::7"
+BLOCKED4 = "203.0.113.9"
+MAC, LB = "02:00:00:00:01:01", "02:00:00:00:00:1b"
+
+
+def frame(src, dst):
+    ip = IPv6(src=src, dst=dst) if ":" in dst else IP(src=src, dst=dst)
+    tcp = TCP(sport=40000, dport=80, flags="A") / (b"x" * 18)
+    return bytes(Ether(src="02:00:00:00:00:c1", dst=LB) / ip / tcp)
+
+
+def build(pin_dir: str, define: str):
+    """xdp_main compiled with -D<define>, on the maps already pinned in pin_dir; returns (bpf, fd)."""
+    import bcc
+    src = program.source_dir() / program.SOURCE_NAME
+    flags = program.cflags(pin_dir, 4096) + [f"-D{define}"]
+    bpf = bcc.BPF(text=program.source_text(src).encode(), cflags=flags)
+    return bpf, program.load_xdp(bpf, program.XDP_MAIN).fd
+
+
+def random_blocks(n: int, seed: int = 5):
+    """n/2 IPv4 /24s in 100.64.0.0/10 and n/2 IPv6 /48s in 2001:db8:8000::/33: never a test source."""
+    rng = random.Random(seed)
+    v4 = {f"{ipaddress.IPv4Address(0x64400000 | rng.getrandbits(14) << 8)}/24" for _ in range(n // 2)}
+    v6 = {f"{ipaddress.IPv6Address((0x20010db88000 | rng.getrandbits(15)) << 80)}/48"
+          for _ in range(n // 2)}
+    return sorted(v4) + sorted(v6)
+
+
+def measure(fds: dict, pkt: bytes, repeat: int, rounds: int) -> dict:
+    runners = {name: TestRunner(fd) for name, fd in fds.items()}
+    for r in runners.values():
+        r.run(pkt, 1000)                   # warm: the flow entry, caches
+    times = {name: [] for name in fds}
+    for _ in range(rounds):
+        for name, r in runners.items():
+            times[name].append(r.run(pkt, repeat).duration)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=200000)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--blocked", type=int, default=10000,
+                    help="block list entries for the 'large list' cases")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("needs root (BPF_PROG_TEST_RUN, bpffs)", file=sys.stderr)
+        return 1
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    root = f"/sys/fs/bpf/wt-prefix-bench-{uuid.uuid4().hex[:6]}"
+    os.makedirs(root)
+    dp = None
+    keep = []
+    try:
+        dp = DataPlane(pin_dir=f"{root}/v1", flows=4096, watchdog=False)
+        dp.set_active(True)
+        for vip in (VIP4, VIP6):
+            backend = BackendSpec("10.9.0.1", mac=MAC, src_mac=LB)
+            dp.set_service(ServiceSpec(vip, 80, "tcp", backends=[backend]))
+        p = px.Prefixes(dp.maps, state_file=None)
+        p.restore()
+        fds = {"off": None, "counters": None, "on": dp.xdp_fd}
+        for name, define in (("off", "VC5_NO_PREFIXES"), ("counters", "VC5_PREFIX_NO_BLOCK")):
+            bpf, fds[name] = build(f"{root}/v1", define)
+            keep.append(bpf)
+        cases = [("IPv4 to a VIP (XDP_TX)", frame(CLIENT4, VIP4)),
+                 ("IPv4 not to a VIP (XDP_PASS)", frame(CLIENT4, "192.0.2.99")),
+                 ("IPv6 to a VIP (XDP_TX)", frame(CLIENT6, VIP6))]
+        rows = []
+        for label, pkt in cases:
+            rows.append((label, "empty", measure(fds, pkt, args.repeat, args.rounds)))
+        p.block(random_blocks(args.blocked))
+        for label, pkt in cases:
+            rows.append((label, f"{args.blocked:,}", measure(fds, pkt, args.repeat, args.rounds)))
+        p.block([f"{BLOCKED4}/32"])
+        rows.append(("IPv4 from a blocked source (on: XDP_DROP)", f"{args.blocked + 1:,}",
+                     measure(fds, frame(BLOCKED4, VIP4), args.repeat, args.rounds)))
+    finally:
+        if dp is not None:
+            dp.close(unpin=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+    print(f"Source-prefix hooks, ns/packet (BPF_PROG_TEST_RUN, median of {args.rounds} rounds of "
+          f"{args.repeat:,} runs, one CPU; baseline `off` = -DVC5_NO_PREFIXES, same run)\n")
+    print("| case | block list | off (baseline) | counters only | on (shipped) | on - off |")
+    print("|---|---|---|---|---|---|")
+    for label, blocked, t in rows:
+        print(f"| {label} | {blocked} | {t['off']:.1f} | {t['counters']:.1f} | {t['on']:.1f} | "
+              f"{t['on'] - t['off']:+.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
