@@ -64,6 +64,8 @@ def test_block_and_unblock_act_on_the_data_plane(loader):
     c = prefixes(b)
     assert c.blocked[f"{B1}/32"] >= 1 and c.blocked["2001:db8:bad::/48"] == 0
     assert c.totals["blocked4"] >= 1 and c.totals["blocked_octets"] >= 84
+    [counters] = b.call("GetCounters")
+    assert wire.Counters.from_dbus(counters).totals["blocked"] == c.totals["blocked4"] + c.totals["blocked6"]
     with open(state_file(lab)) as f:
         assert [line for line in f.read().splitlines() if not line.startswith("#")] == \
             [f"{B1}/32", "2001:db8:bad::/48"]

@@ -61,3 +61,20 @@ def test_loader_absent_is_503_and_not_cached(monkeypatch):
     monkeypatch.setattr(wp.vbus, "call", fail)
     [(status, body)] = get(Reader())
     assert status == 503 and "vc5-xdp-loader" in json.loads(body)["detail"]
+
+
+def test_status_summary_blocked_is_the_block_lists_drops():
+    import dataclasses
+
+    from vc5.client import status as render_status
+    from vc5.client.snapshot import take
+    from vc5.webd import demo
+
+    def xdp(tick, blocked):
+        x = demo.xdp(tick)
+        return dataclasses.replace(x, globals={**x.globals, "blocked": blocked})
+
+    _, first = take(demo.health(), demo.bgp(), xdp(0, 100), now=1000.0, monotonic=1.0)
+    snap, _ = take(demo.health(), demo.bgp(), xdp(1, 160), previous=first, now=1002.0, monotonic=3.0)
+    s = render_status.status(snap)["summary"]
+    assert s["blocked"] == 160 and s["blocked_per_second"] == 30

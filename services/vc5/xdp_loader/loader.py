@@ -112,6 +112,9 @@ class Loader:
             backends.setdefault(str(bkey.service), {})[bkey.address] = dict(values)
         totals = dict(raw["global"])
         totals["latency_ns"] = int(self.dp.latency_ns())
+        if self.prefixes is not None:      # vc5's summary `blocked`: packets the block list dropped
+            b = self.prefixes.totals()
+            totals["blocked"] = b["blocked4"] + b["blocked6"]
         return wire.Counters(totals, dict(raw["vips"]),
                              {str(key): dict(values) for key, values in raw["services"].items()}, backends)
 
