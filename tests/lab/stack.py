@@ -132,8 +132,9 @@ class Stack:
             state = os.path.join(self.lab.workdir, f"{name}-healthd.state.json")
             self.lab.spawn(lb, [py, "-m", "vc5.healthd", "--config", path, "--state-file", state],
                            f"{name}-healthd", env)
+            block_dir = os.path.join(self.lab.workdir, f"{name}-state")     # the block list
             self.lab.spawn(lb, [py, "-m", "vc5.xdp_loader", "--config", path, "--pin-dir", pin,
-                                "--lock", lock], f"{name}-xdp-loader", env)
+                                "--lock", lock, "--state-dir", block_dir], f"{name}-xdp-loader", env)
             # --dataplane ignore, unlike the unit: bgpd's gate can miss the loader it starts beside
             # (docs/operations/known-issues.md); the gate is tested against BIRD in tests/integration/bgp.
             self.lab.spawn(lb, [py, "-m", "vc5.bgpd", "--config", path, "--dataplane", "ignore"],
