@@ -19,17 +19,26 @@ Cases: IPv4 TCP to a VIP (balanced, XDP_TX); IPv4 to a non-VIP (XDP_PASS,
 the cheapest path, where the hooks weigh most); IPv6 TCP to a VIP; each with
 an empty block list and with `--blocked` entries (random /24s and /48s that
 never match); and a blocked source (dropped by `on`, balanced by `off`).
+
+A second table times the read side (ms, median of 5 or 3): the batched
+syscall that reads the 2^20 per-CPU /20 counters (the baseline), the same
+plus the sum over CPUs (prefixes.percpu_u64_sums), a whole GetPrefixes(0)
+read, and for the worst case (every /20 non-zero) the D-Bus reply marshalled
+as an a(ut) array (the baseline: the first encoding) and as the packed byte
+arrays shipped, its decoding, and webd's rendering of /prefixes.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes as ct
 import ipaddress
 import os
 import random
 import shutil
 import statistics
 import sys
+import time
 import uuid
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -40,6 +49,8 @@ from scapy.layers.inet6 import IPv6  # noqa: E402
 from scapy.layers.l2 import Ether  # noqa: E402
 
 from tests.lib.testrun import TestRunner  # noqa: E402
+from vc5.common import wire  # noqa: E402
+from vc5.webd import prefixes as web_prefixes  # noqa: E402
 from vc5.xdp_loader import prefixes as px  # noqa: E402
 from vc5.xdp_loader import program  # noqa: E402
 from vc5.xdp_loader.dataplane import BackendSpec, DataPlane, ServiceSpec  # noqa: E402
@@ -85,6 +96,46 @@ def measure(fds: dict, pkt: bytes, repeat: int, rounds: int) -> dict:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def ms(fn, rounds: int = 5) -> float:
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def raw_batch(handle) -> None:
+    """The baseline: BPF_MAP_LOOKUP_BATCH of every slot, nothing done with the values."""
+    n = handle.spec.max_entries
+    keys, values = (ct.c_uint32 * n)(), (ct.c_uint64 * (n * handle.ncpus))()
+    count, token = ct.c_uint32(n), ct.c_uint32()
+    px._libbpf.bpf_map_lookup_batch(handle.fd, None, ct.byref(token), keys, values, ct.byref(count), None)
+
+
+def read_side(p, maps) -> list:
+    from dbus_next import Message
+    full = wire.PrefixCounters(ipv4=tuple((i, i + 1) for i in range(px.layout.PREFIX4_SLOTS)))
+
+    def marshal(signature, body):
+        Message(destination="org.vc5.XdpLoader1", path="/org/vc5/XdpLoader1", member="GetPrefixes",
+                signature=signature, body=body)._marshall()     # what send() does
+
+    def as_structs():      # the first encoding, a(ut) per family: the baseline
+        marshal("(a(ut)a(ut)a{st}a{st})", [[[[i, n] for i, n in full.ipv4], [], {}, {}]])
+
+    stats = maps["prefix4_stats"]
+    return [("BPF_MAP_LOOKUP_BATCH of 2^20 per-CPU counters (baseline)", ms(lambda: raw_batch(stats))),
+            ("... and the sum over CPUs (percpu_u64_sums)", ms(lambda: px.percpu_u64_sums(stats))),
+            ("GetPrefixes(0) read, IPv4 + IPv6 + block list", ms(lambda: p.counters(0))),
+            ("D-Bus reply, every /20 non-zero, as a(ut) (baseline)", ms(as_structs, 3)),
+            ("D-Bus reply, every /20 non-zero, packed ay (shipped: to_dbus + marshal)",
+             ms(lambda: marshal(full.SIGNATURE, [full.to_dbus()]), 3)),
+            ("... decoded by webd (PrefixCounters.from_dbus)",
+             ms(lambda: wire.PrefixCounters.from_dbus(full.to_dbus()), 3)),
+            ("/prefixes.json rendering, every /20 non-zero (webd)", ms(lambda: web_prefixes.render(full), 3))]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=200000)
@@ -124,6 +175,7 @@ def main() -> int:
         p.block([f"{BLOCKED4}/32"])
         rows.append(("IPv4 from a blocked source (on: XDP_DROP)", f"{args.blocked + 1:,}",
                      measure(fds, frame(BLOCKED4, VIP4), args.repeat, args.rounds)))
+        reads = read_side(p, dp.maps)
     finally:
         if dp is not None:
             dp.close(unpin=True)
@@ -136,6 +188,11 @@ def main() -> int:
     for label, blocked, t in rows:
         print(f"| {label} | {blocked} | {t['off']:.1f} | {t['counters']:.1f} | {t['on']:.1f} | "
               f"{t['on'] - t['off']:+.1f} |")
+    print(f"\nRead side, ms (median; {dp.ncpus} possible CPUs)\n")
+    print("| step | ms |")
+    print("|---|---|")
+    for label, t in reads:
+        print(f"| {label} | {t:.0f} |")
     return 0
 
 

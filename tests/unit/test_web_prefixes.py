@@ -78,3 +78,17 @@ def test_status_summary_blocked_is_the_block_lists_drops():
     snap, _ = take(demo.health(), demo.bgp(), xdp(1, 160), previous=first, now=1002.0, monotonic=3.0)
     s = render_status.status(snap)["summary"]
     assert s["blocked"] == 160 and s["blocked_per_second"] == 30
+
+
+def test_prefix_counters_cross_the_wire_packed():
+    import pytest
+
+    c = wire.PrefixCounters(ipv4=((SLOT, 2**40), (7, 1)), ipv6=((65535, 3),), blocked={"10.0.0.0/8": 4},
+                            totals={"blocked4": 4})
+    v = c.to_dbus()
+    assert v[0] == SLOT.to_bytes(4, "little") + (7).to_bytes(4, "little")
+    assert v[1] == (2**40).to_bytes(8, "little") + (1).to_bytes(8, "little")
+    assert wire.PrefixCounters.from_dbus(v) == c
+    assert wire.PrefixCounters.from_dbus(wire.PrefixCounters().to_dbus()) == wire.PrefixCounters()
+    with pytest.raises(ValueError, match="PrefixCounters.ipv6: 1 indexes but 0 counters"):
+        wire.PrefixCounters.from_dbus([b"", b"", b"\0" * 4, b"", {}, {}])
