@@ -42,7 +42,7 @@ def test_served_from_getprefixes_and_cached(monkeypatch):
 
     async def call(bus, name, path, interface, member, signature="", body=(), reply=None, timeout=None):
         calls.append((interface, member, signature, list(body)))
-        return wire.PrefixCounters(ipv4=((SLOT, 42),), blocked={"192.0.2.0/24": 3})
+        return [wire.PrefixCounters(ipv4=((SLOT, 42),), blocked={"192.0.2.0/24": 3}).to_dbus()]
 
     monkeypatch.setattr(wp.vbus, "call", call)
     reader = Reader()

@@ -8,7 +8,8 @@ interface, never .Manager.
 
 Invariants: one GetPrefixes per `ttl` seconds at most, however many clients
 ask (vc5 v0.1 cached 50 s; reading 2^20 per-CPU counters costs the loader
-~0.1-0.3 s of CPU); the body is rendered off the event loop, once per read.
+~0.7 s of CPU on 2 CPUs, bench/prefixes.py); the reply is decoded and the body
+rendered off the event loop, once per read.
 """
 
 from __future__ import annotations
@@ -52,13 +53,15 @@ class PrefixSource:
         self._at = -1e18
         self._lock = asyncio.Lock()
 
-    async def _read(self) -> wire.PrefixCounters | None:
+    async def _read(self):
+        """GetPrefixes(0)'s reply as dbus-next gives it (decoded later, off the loop), or None."""
         bus = getattr(self.reader, "bus", None)
         if bus is None or getattr(self.reader, "xdp_props", None) is None:
             return None
         try:
-            return await vbus.call(bus, names.XDP_LOADER_BUS, names.XDP_LOADER_PATH, names.XDP_LOADER_IFACE,
-                                   "GetPrefixes", "u", [0], reply=wire.PrefixCounters)
+            [value] = await vbus.call(bus, names.XDP_LOADER_BUS, names.XDP_LOADER_PATH,
+                                      names.XDP_LOADER_IFACE, "GetPrefixes", "u", [0])
+            return value
         except vbus.BusError as e:
             if e.type not in names.BUS_ERRORS_ABSENT:
                 log.warning("GetPrefixes failed: %s", e.text)
@@ -73,6 +76,12 @@ class PrefixSource:
             counters = await self._read()
             if counters is None:
                 return None          # not cached: the loader may be back for the next request
-            self._body = await asyncio.to_thread(render, counters)
+            # decoding 2^20 records takes ~1 s (bench/prefixes.py): with the rendering, in a thread
+            try:
+                self._body = await asyncio.to_thread(
+                    lambda: render(wire.PrefixCounters.from_dbus(vbus.unwrap(counters))))
+            except (TypeError, ValueError) as e:     # a reply of another shape: say so, serve 503
+                log.warning("GetPrefixes reply not understood: %s", e)
+                return None
             self._at = time.monotonic()
             return self._body
