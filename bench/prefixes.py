@@ -23,12 +23,11 @@ never match); and a blocked source (dropped by `on`, balanced by `off`).
 A second table times the read side (ms, median of 5 or 3): the batched
 syscall that reads the 2^20 per-CPU /20 counters (the baseline), the same
 plus the sum over CPUs (prefixes.percpu_u64_sums), a whole GetPrefixes(0)
-read, and for the worst case (every /20 non-zero) the D-Bus reply marshalled
-as an a(ut) array (the baseline: the first encoding) and as the packed byte
-arrays shipped, its decoding, and webd's rendering of /prefixes.json.
+read, and for the worst case (every /20 non-zero) the reply's round trip
+through a private dbus-daemon, from the call to the decoded value, as an
+a(ut) array (the baseline: the first encoding) and as the packed byte arrays
+shipped, and webd's rendering of /prefixes.json.
 """
-
-from __future__ import annotations
 
 import argparse
 import ctypes as ct
@@ -113,26 +112,67 @@ def raw_batch(handle) -> None:
     px._libbpf.bpf_map_lookup_batch(handle.fd, None, ct.byref(token), keys, values, ct.byref(count), None)
 
 
+def bus_round_trip(full: wire.PrefixCounters) -> list:
+    """GetPrefixes' worst-case reply over a private dbus-daemon, as a(ut) arrays (the first
+    encoding: the baseline) and as the packed byte arrays shipped: call to decoded reply, ms."""
+    import asyncio
+
+    from dbus_next.aio import MessageBus
+    from dbus_next.service import ServiceInterface, method
+
+    from tests.lib.privatebus import Bus
+    from vc5.common import bus as vbus
+
+    class Replies(ServiceInterface):
+        def __init__(self):
+            super().__init__("org.vc5.BenchPrefixes")
+
+        @method()
+        def Structs(self) -> "(a(ut)a(ut)a{st}a{st})":  # noqa: F722
+            return [[[i, n] for i, n in full.ipv4], [], {}, {}]
+
+        @method()
+        def Packed(self) -> "(ayayayaya{st}a{st})":  # noqa: F722
+            return full.to_dbus()
+
+    async def go():
+        server = await MessageBus(bus_address=bus.address).connect()
+        server.export("/b", Replies())
+        await server.request_name("org.vc5.BenchPrefixes")
+        client = await MessageBus(bus_address=bus.address).connect()
+        out = []
+        try:
+            for member, decode in (("Structs", lambda v: tuple((i, n) for i, n in v[0])),
+                                   ("Packed", wire.PrefixCounters.from_dbus)):
+                times = []
+                for _ in range(3):
+                    t0 = time.perf_counter()
+                    [value] = await vbus.call(client, "org.vc5.BenchPrefixes", "/b", "org.vc5.BenchPrefixes",
+                                              member, timeout=120)
+                    decode(value)
+                    times.append((time.perf_counter() - t0) * 1000)
+                out.append(statistics.median(times))
+        finally:
+            client.disconnect()
+            server.disconnect()
+        return out
+
+    bus = Bus()
+    try:
+        structs, packed = asyncio.run(go())
+    finally:
+        bus.stop()
+    return [("GetPrefixes reply, every /20 non-zero, as a(ut): call to decoded (baseline)", structs),
+            ("GetPrefixes reply, every /20 non-zero, packed ay (shipped): call to decoded", packed)]
+
+
 def read_side(p, maps) -> list:
-    from dbus_next import Message
     full = wire.PrefixCounters(ipv4=tuple((i, i + 1) for i in range(px.layout.PREFIX4_SLOTS)))
-
-    def marshal(signature, body):
-        Message(destination="org.vc5.XdpLoader1", path="/org/vc5/XdpLoader1", member="GetPrefixes",
-                signature=signature, body=body)._marshall()     # what send() does
-
-    def as_structs():      # the first encoding, a(ut) per family: the baseline
-        marshal("(a(ut)a(ut)a{st}a{st})", [[[[i, n] for i, n in full.ipv4], [], {}, {}]])
-
     stats = maps["prefix4_stats"]
     return [("BPF_MAP_LOOKUP_BATCH of 2^20 per-CPU counters (baseline)", ms(lambda: raw_batch(stats))),
             ("... and the sum over CPUs (percpu_u64_sums)", ms(lambda: px.percpu_u64_sums(stats))),
             ("GetPrefixes(0) read, IPv4 + IPv6 + block list", ms(lambda: p.counters(0))),
-            ("D-Bus reply, every /20 non-zero, as a(ut) (baseline)", ms(as_structs, 3)),
-            ("D-Bus reply, every /20 non-zero, packed ay (shipped: to_dbus + marshal)",
-             ms(lambda: marshal(full.SIGNATURE, [full.to_dbus()]), 3)),
-            ("... decoded by webd (PrefixCounters.from_dbus)",
-             ms(lambda: wire.PrefixCounters.from_dbus(full.to_dbus()), 3)),
+            *bus_round_trip(full),
             ("/prefixes.json rendering, every /20 non-zero (webd)", ms(lambda: web_prefixes.render(full), 3))]
 
 
