@@ -256,10 +256,10 @@ class Prefixes:
             return len(self._list)
         try:
             wanted = set(read_state(self.state_file))
-        except PrefixError:
+            self._check_room(wanted)
+        except PrefixError as e:
             self._list = set(self.in_maps())
-            raise
-        self._check_room(wanted)
+            raise PrefixError(f"{self.state_file}: {e}") if self.state_file not in str(e) else e
         self._apply(wanted)
         return len(wanted)
 
