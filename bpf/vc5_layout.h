@@ -326,6 +326,26 @@ struct vc5_nat_stats {
 };
 _Static_assert(sizeof(struct vc5_nat_stats) == 64, "nat_stats");
 
+/* ---- Flow sharing between balancers (vc5 -m), docs/data-plane.md ------
+ * settings.flags bit: note stored/refreshed flows in share_queue and consult
+ * `shared` on a local miss. Off: both hooks cost one inlined array read. */
+#define VC5_SETTINGS_SHARE 0x0100
+#ifndef VC5_SHARE_QUEUE
+#define VC5_SHARE_QUEUE 10000       /* vc5: FLOW_QUEUE_SIZE 10,000 */
+#endif
+#define VC5_SHARED_MAX 262144       /* shared LRU entries: flows_per_cpu, at most this (memory) */
+#ifndef VC5_SHARED
+#define VC5_SHARED (VC5_FLOWS < VC5_SHARED_MAX ? VC5_FLOWS : VC5_SHARED_MAX)
+#endif
+#define VC5_BPF_EXIST 2             /* push: a full queue drops its oldest entry */
+
+/* share_queue value: a flow stored or refreshed here, for user space to send. */
+struct vc5_share_entry {
+    struct vc5_flow_key key;
+    struct vc5_flow flow;        /* time = note time; pair, cookie, hash: ours */
+};
+_Static_assert(sizeof(struct vc5_share_entry) == 56, "share_entry");
+
 /* ---- Source prefixes and the block list (bpf/vc5_prefix.h, docs/data-plane.md) ----
  *
  * prefix4_stats[saddr >> 12]: packets per IPv4 /20 (vc5 v0.2 prefix_counters,

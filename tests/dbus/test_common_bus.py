@@ -257,3 +257,48 @@ def test_watch_asks_again_until_a_peer_that_owns_its_name_exports_its_object(pri
             await stop_service(service)
 
     asyncio.run(run())
+
+
+def test_watch_sees_a_peer_that_took_its_name_while_the_first_owner_query_was_answered(private_bus,
+                                                                                       monkeypatch):
+    """The reply to the watch's first GetNameOwner ("no owner") and the NameOwnerChanged that
+    follows it can be read in one batch: dbus-next queues the signal at once and resumes the
+    caller a loop turn later. The stale "no owner" must not be taken as news after the signal
+    (bgpd's fail-safe gate stayed 'loader not on the bus' for good in one lab start in four)."""
+    from vc5.common.bus import watch as watch_module
+
+    real = watch_module.get_name_owner
+    service_box = {}
+
+    async def reply_then_owner_appears(bus, name):
+        owner = await real(bus, name)                       # None: nobody owns it yet
+        service_box["conn"] = await start_service(private_bus, Thing("running", 7))
+        w = service_box["watch_ref"]
+        deadline = asyncio.get_running_loop().time() + TIMEOUT
+        while w._events.empty():                            # the signal reached the reader first
+            assert asyncio.get_running_loop().time() < deadline, "no NameOwnerChanged arrived"
+            await asyncio.sleep(0.01)
+        return owner                                        # ... and the stale reply resumes after it
+
+    async def run():
+        client = await vbus.connect_system_bus()
+        seen = asyncio.Queue()
+        original_init = watch_module.PropertyWatch.__init__
+
+        def remember(self, *args, **kwargs):
+            original_init(self, *args, **kwargs)
+            service_box["watch_ref"] = self
+        monkeypatch.setattr(watch_module.PropertyWatch, "__init__", remember)
+        monkeypatch.setattr(watch_module, "get_name_owner", reply_then_owner_appears)
+        watch = await vbus.watch_properties(client, NAME, PATH, IFACE, seen.put_nowait)
+        try:
+            assert (await next_item(seen))["Count"] == 7
+            await asyncio.sleep(0.3)                        # let any stale event be handled
+            assert watch.owner is not None, "the watch took the stale 'no owner' reply as news"
+            assert watch.properties["State"] == "running"
+        finally:
+            await watch.close()
+            client.disconnect()
+            await stop_service(service_box["conn"])
+
+    asyncio.run(run())

@@ -43,11 +43,11 @@ def _bpf(cmd, attr):
     return fd
 
 
-def load_pinned(path):
-    """Load the program and pin it at `path` (on bpffs)."""
-    insns = ctypes.create_string_buffer(PROGRAM, len(PROGRAM))
+def load_pinned(path, program=PROGRAM):
+    """Load `program` (raw instructions of a SCHED_CLS program) and pin it at `path` (on bpffs)."""
+    insns = ctypes.create_string_buffer(program, len(program))
     lic = ctypes.create_string_buffer(b"GPL")
-    attr = struct.pack("<IIQQ", BPF_PROG_TYPE_SCHED_CLS, len(PROGRAM) // 8,
+    attr = struct.pack("<IIQQ", BPF_PROG_TYPE_SCHED_CLS, len(program) // 8,
                        ctypes.addressof(insns), ctypes.addressof(lic))
     fd = _bpf(BPF_PROG_LOAD, attr)
     try:

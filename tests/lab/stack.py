@@ -58,20 +58,22 @@ def vlans_config(lab: Lab, i: int) -> str:
     return f"vlans:\n  1: {LAN_NET}{host}/24\nvlans6:\n  1: {LAN_NET6}::{host6}/64\n"
 
 
-def balancer_config(lab: Lab, i: int, interval=1.0) -> str:
+def balancer_config(lab: Lab, i: int, interval=1.0, backends=None, top="", bgp="", flows=65536) -> str:
+    """Balancer i's configuration: `backends` (default all of them) behind the web service,
+    `top` added as top-level keys, `bgp` as keys of the bgp section (each line as written)."""
     lb = lab.balancers[i]
-    servers = "\n".join(f"      - {be.ip}" for be in lab.backends)
+    servers = "\n".join(f"      - {be.ip}" for be in (lab.backends if backends is None else backends))
     devs = ", ".join([lb.dev] + ([lab.transit[i].dev] if lab.transit else []))
     return f"""# lab balancer {i + 1}
 address: {lb.ip}
 interfaces: [{devs}]
 xdp_mode: generic
-flows_per_cpu: 65536
-{vlans_config(lab, i)}bgp:
+flows_per_cpu: {flows}
+{top}{vlans_config(lab, i)}bgp:
   as_number: {LB_AS}
   peer_as: {ROUTER_AS}
   hold_time: 9
-{f"  next_hop_6: {lb.ip6}{chr(10)}" if lab.routed else ""}  peers:
+{bgp}{f"  next_hop_6: {lb.ip6}{chr(10)}" if lab.routed else ""}  peers:
     - {lab.router.ip}
 services:
   - name: web
@@ -99,8 +101,10 @@ class Stack:
     """The vc5 services of every balancer. Balancers are numbered from 1 (lb1, lb2) in
     the process-control and bus helpers, as in the namespace and log names."""
 
-    def __init__(self, lab: Lab, web_listen=None, interval=1.0, web_host=None):
+    def __init__(self, lab: Lab, web_listen=None, interval=1.0, web_host=None, config=None):
         self.lab = lab
+        # balancer_config keyword arguments for every balancer (backends, top, bgp)
+        self.config = dict(config or {})
         self.web_listen = web_listen
         # Where webd runs: None = the host's namespace, or a lab Host (e.g. a balancer).
         self.web_host = web_host
@@ -119,7 +123,7 @@ class Stack:
             self._bus_objs.append(bus)
             self.buses.append(bus.address)
             path = self.config_path(i)
-            self.write_config(i + 1, balancer_config(self.lab, i, self.interval))
+            self.write_config(i + 1, balancer_config(self.lab, i, self.interval, **self.config))
             env = {"DBUS_SYSTEM_BUS_ADDRESS": bus.address}
             name = f"lb{i + 1}"
             pin = self.pin_dir(i)
@@ -135,9 +139,8 @@ class Stack:
             block_dir = os.path.join(self.lab.workdir, f"{name}-state")     # the block list
             self.lab.spawn(lb, [py, "-m", "vc5.xdp_loader", "--config", path, "--pin-dir", pin,
                                 "--lock", lock, "--state-dir", block_dir], f"{name}-xdp-loader", env)
-            # --dataplane ignore, unlike the unit: bgpd's gate can miss the loader it starts beside
-            # (docs/operations/known-issues.md); the gate is tested against BIRD in tests/integration/bgp.
-            self.lab.spawn(lb, [py, "-m", "vc5.bgpd", "--config", path, "--dataplane", "ignore"],
+            # As the unit: VIPs advertised only while this balancer's loader forwards them.
+            self.lab.spawn(lb, [py, "-m", "vc5.bgpd", "--config", path, "--dataplane", "required"],
                            f"{name}-bgpd", env)
         if self.web_listen:
             self._start_webd()
@@ -231,7 +234,7 @@ class Stack:
             f.write(text)
 
     def config_text(self, balancer):
-        return balancer_config(self.lab, balancer - 1, self.interval)
+        return balancer_config(self.lab, balancer - 1, self.interval, **self.config)
 
     # --- the balancer's private bus --------------------------------------
     def busctl(self, balancer, *args, check=True, user=None):

@@ -325,15 +325,21 @@ class Lab:
         elif os.path.exists(path):
             os.unlink(path)
 
-    def start_router(self):
-        """BIRD on the router: passive BGP to every balancer, ECMP into the kernel."""
+    def start_router(self, bfd_ms=0):
+        """BIRD on the router: passive BGP to every balancer, ECMP into the kernel. With `bfd_ms`,
+        BFD (RFC 5880) on every session, `bfd_ms` ms intervals, multiplier 3: a silent balancer
+        leaves the ECMP group after 3 intervals instead of the 9 s hold time."""
         conf = os.path.join(self.workdir, "bird.conf")
+        bfd = f"""protocol bfd {{
+  interface "*" {{ min rx interval {bfd_ms} ms; min tx interval {bfd_ms} ms; multiplier 3; }};
+}}
+""" if bfd_ms else ""
         peers = "\n".join(
             f"""protocol bgp lb{i} {{
   local {LAN_NET}.1 as {ROUTER_AS};
   neighbor {lb.ip} as {LB_AS};
   passive on;
-  hold time 9;
+  hold time 9;{" bfd on;" if bfd_ms else ""}
   ipv4 {{ import all; export none; }};
   ipv6 {{ import all; export none; }};
 }}""" for i, lb in enumerate(self.balancers, 1))
@@ -343,7 +349,7 @@ router id {LAN_NET}.1;
 protocol device {{ }}
 protocol kernel {{ merge paths on; ipv4 {{ export all; }}; }}
 protocol kernel {{ merge paths on; ipv6 {{ export all; }}; }}
-{peers}
+{bfd}{peers}
 """)
         self.bird_ctl = os.path.join(self.workdir, "bird.ctl")
         pid = os.path.join(self.workdir, "bird.pid")

@@ -31,7 +31,8 @@ from tests.lib.require import require_program
 from tests.system.container import Container, reap_stale
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-PACKAGES = ("python3-vc5", "vc5-xdp-loader", "vc5-healthd", "vc5-bgpd", "vc5-webd", "vc5", "vc5-decap")
+PACKAGES = ("python3-vc5", "vc5-xdp-loader", "vc5-healthd", "vc5-bgpd", "vc5-webd", "vc5", "vc5-decap",
+            "vc5-notifyd")
 CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 # apt as the tests run it in the container: no questions, wait for the dpkg lock.
 APT = "DEBIAN_FRONTEND=noninteractive apt-get -y -o DPkg::Lock::Timeout=120"

@@ -190,3 +190,19 @@ def test_from_properties_reads_the_typed_loader_properties():
              "Services": (programmed(KEY),), "Mode": "native"}
     view = gate.LoaderView.from_properties(props)
     assert view.status == "running: 1" and view.active and view.services[0].key == KEY
+
+
+def test_a_learning_loader_holds_every_vip_until_it_has_listened():
+    r = running()
+    learning = gate.LoaderView(r.status, r.active, r.interfaces, r.services, learning=True)
+    v = ev(seen(learning), 0)
+    assert v.state == gate.READY and v.allowed == frozenset()
+    assert "learning" in dict(v.held)[VIP] and "learning" in dict(v.held)[VIP2]
+    v = ev(seen(running(), 1.0, v.memory), 1.0)
+    assert v.allowed == {VIP, VIP2}
+
+
+def test_from_properties_reads_learning_and_an_older_loader_is_not_learning():
+    props = {"Status": "running: 1", "Active": True, "Learning": True}
+    assert gate.LoaderView.from_properties(props).learning
+    assert not gate.LoaderView.from_properties({"Status": "running: 1"}).learning

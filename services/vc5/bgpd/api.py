@@ -3,7 +3,7 @@
 Two interfaces on /org/vc5/Bgp1 (names in vc5.common.names), described by the
 shipped introspection XML vc5/dbus/org.vc5.Bgp1.xml (tested against the live object):
   * org.vc5.Bgp1 (read-only): Peers, Advertised, AsNumber, RouterId, ShuttingDown,
-    HealthConnected, Generation, LastReloadError, DataPlane, Maintenance; signal PeerStateChanged.
+    HealthConnected, Generation, LastReloadError, DataPlane, Maintenance, Bfd; signal PeerStateChanged.
   * org.vc5.Bgp1.Manager (bus policy: root and the group vc5): Reload, ResetPeer, SetMaintenance.
 
 Each member of org.vc5.Bgp1 is declared from wire.BGP (vc5.common.bus.declare), so
@@ -36,6 +36,7 @@ class BgpInterface(ServiceInterface):
     LastReloadError = read_property(wire.BGP, "LastReloadError")
     DataPlane = read_property(wire.BGP, "DataPlane")
     Maintenance = read_property(wire.BGP, "Maintenance")
+    Bfd = read_property(wire.BGP, "Bfd", live=True)    # packet counters as of the read
     PeerStateChanged = declared_signal(wire.BGP, "PeerStateChanged")
 
     def __init__(self, publisher):

@@ -67,7 +67,8 @@ class Daemon:
                 "AsNumber": lambda: sp.local.asn, "RouterId": lambda: str(sp.local.router_id),
                 "ShuttingDown": lambda: sp.shutting_down, "HealthConnected": lambda: self.health_connected,
                 "Generation": lambda: self.generation, "LastReloadError": lambda: self.last_reload_error,
-                "DataPlane": self.feed.gate_state, "Maintenance": lambda: self.feed.maintenance.state}
+                "DataPlane": self.feed.gate_state, "Maintenance": lambda: self.feed.maintenance.state,
+                "Bfd": sp.bfd_status}
 
     async def run(self) -> int:
         bgp = self._create_speaker()
@@ -245,6 +246,8 @@ class Daemon:
             self.publisher.mark("Peers")
         elif kind == "rib":
             self.publisher.mark("Advertised", "ShuttingDown", "Peers")
+        elif kind == "bfd":
+            self.publisher.mark("Bfd")
 
     @staticmethod
     def _log_peer_state(change: wire.PeerStateChange):

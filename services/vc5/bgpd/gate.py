@@ -6,7 +6,8 @@ refused to start, an interface lost vc5's program, a service of the VIP is not
 in the maps, or balancing was turned off (Manager.SetActive(false)).
 
 Inputs: org.vc5.XdpLoader1 (wire.XDP_LOADER: Status, Active, Interfaces,
-Services), healthd's VIPs and Services (which services make up a VIP), and the
+Services, Learning: vc5's -l, every VIP held while it is true), healthd's VIPs
+and Services (which services make up a VIP), and the
 clock. Nothing here reads the bus or the clock itself: the daemon passes them in.
 
 A loader restart must never withdraw (docs/data-plane.md, "Restart keeps
@@ -54,11 +55,13 @@ class LoaderView:
     active: bool = False
     interfaces: tuple = ()      # wire.InterfaceStatus
     services: tuple = ()        # wire.ProgrammedService
+    learning: bool = False      # a new balancer listens to the others' shared flows (`learn`, vc5 -l)
 
     @classmethod
     def from_properties(cls, props) -> "LoaderView":
         return cls(str(props.get("Status", "")), bool(props.get("Active", False)),
-                   tuple(props.get("Interfaces", ())), tuple(props.get("Services", ())))
+                   tuple(props.get("Interfaces", ())), tuple(props.get("Services", ())),
+                   bool(props.get("Learning", False)))
 
     @property
     def starting(self) -> bool:
@@ -178,6 +181,8 @@ def running_reasons(view: LoaderView, vips, health_services):
 def _global_blocker(view: LoaderView) -> str:
     if not view.active:
         return "balancing is off (org.vc5.XdpLoader1.Manager.SetActive(false))"
+    if view.learning:
+        return "learning: the loader listens to the other balancers' flows (learn) before VIPs are advertised"
     if not view.interfaces:
         return "the loader reports no interface"
     for itf in view.interfaces:

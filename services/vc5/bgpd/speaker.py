@@ -22,6 +22,10 @@ import time
 from vc5.common import wire
 
 from . import md5, policy, rib
+from .bfd.manager import Bfd
+from .bfd.packet import DOWN as BFD_DOWN_STATE
+from .bfd.packet import UP as BFD_UP
+from .bfd.packet import diag_name
 from .capabilities import family_name
 from .errors import (ADMINISTRATIVE_RESET, ADMINISTRATIVE_SHUTDOWN, OTHER_CONFIGURATION_CHANGE,
                      PEER_DECONFIGURED)
@@ -30,6 +34,8 @@ from .negotiation import Local
 from .session import Session
 
 log = logging.getLogger("vc5.bgpd.speaker")
+
+CEASE_BFD_DOWN = 10                       # RFC 9384: Cease subcode "BFD Down"
 
 # Peer settings that only a new connection can apply (the OPEN, the socket).
 SESSION_KEYS = ("as_number", "peer_as", "hold_time", "source_ip", "passive", "md5", "port", "multiprotocol")
@@ -65,6 +71,7 @@ class Speaker:
         self.health_seen = False          # set_vips() called at least once
         self._ready_announced = False
         self._wake = None
+        self.bfd = Bfd(self._bfd_changed)  # BFD sessions of peers with `bfd:` (docs/bgp.md, "BFD")
 
     @staticmethod
     def _local(bgp):
@@ -82,7 +89,36 @@ class Speaker:
         s = Session(peer, self.local, self, self.retry_min, self.retry_max)
         self.sessions[peer.address] = s
         s.start()
+        self._start_bfd(peer)
         return s
+
+    # ------------------------------------------------------------ BFD (RFC 5880/5881/5882)
+
+    def _start_bfd(self, peer):
+        if not peer.bfd:
+            return
+        try:
+            self.bfd.add(peer)
+        except OSError as e:
+            log.error("peer %s: BFD not started: %s (the BGP session runs without it)", peer.address, e)
+        self._notify("bfd")
+
+    def _bfd_changed(self, address, transition, remote_state):
+        """RFC 5882 §3.2/§4.3: a BFD session leaving Up (not by the peer's AdminDown: that is no
+        failure) closes the BGP session at once, with Cease/BFD Down (RFC 9384); BGP reconnects as
+        after any error. Our own AdminDown (stop, deconfiguration) closes nothing here."""
+        s = self.sessions.get(address)
+        level = logging.WARNING if transition.new == BFD_DOWN_STATE else logging.INFO
+        log.log(level, "peer %s: BFD %s (%s)", address, transition, diag_name(transition.diag))
+        failed = transition.old == BFD_UP and transition.new == BFD_DOWN_STATE and remote_state != "AdminDown"
+        if failed and s is not None and s.conn is not None and not self.shutting_down:
+            log.warning("peer %s: BFD down: closing the BGP session", address)
+            s.stop(CEASE_BFD_DOWN, "", restart=True)
+        self._notify("bfd")
+
+    def bfd_status(self):
+        """org.vc5.Bgp1.Bfd (wire.BfdState per peer with BFD)."""
+        return self.bfd.status()
 
     async def serve(self, sockets):
         """Accept passive sessions on already-bound listening sockets."""
@@ -148,6 +184,7 @@ class Speaker:
             for s in self.sessions.values():
                 await s.wait_closed(2.0)
                 s.cancel_all()
+            self.bfd.close()
             return
         if self.bgp.graceful_shutdown > 0 and self.rib:
             log.info("graceful shutdown: advertising with GRACEFUL_SHUTDOWN for %.1f s",
@@ -166,6 +203,7 @@ class Speaker:
         for s in self.sessions.values():
             await s.wait_closed(2.0)
             s.cancel_all()
+        self.bfd.close()          # AdminDown: not a failure for the peers' BGP (RFC 5882 §3.2)
 
     # ------------------------------------------------------------ RIB
 
@@ -237,6 +275,7 @@ class Speaker:
         new = {p.address: p for p in bgp.peers}
         for addr in [a for a in self.sessions if a not in new]:
             s = self.sessions.pop(addr)
+            self.bfd.remove(addr)
             log.info("peer %s removed from the configuration", addr)
             s.stop(PEER_DECONFIGURED, "peer removed from the vc5 configuration")
             s.cancel_all()
@@ -248,6 +287,9 @@ class Speaker:
                 continue
             if peer == s.peer and self.local == old_local:
                 continue
+            if (peer.bfd, peer.source_ip) != (s.peer.bfd, s.peer.source_ip):
+                self.bfd.remove(addr)
+                self._start_bfd(peer)
             resets = [k for k in SESSION_KEYS if getattr(peer, k) != getattr(s.peer, k)]
             if self.local != old_local:
                 resets.append("router_id/as_number")

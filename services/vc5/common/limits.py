@@ -329,6 +329,7 @@ OTHER_MAPS_PER_CPU_BYTES = 6 << 20
 PREFIX_MAPS_BYTES = 9 << 20
 PREFIX_MAPS_PER_CPU_BYTES = 17 << 19
 PROCESS_BYTES = 192 << 20
+SHARED_MAX = 262144         # = xdp_loader.layout.SHARED_MAX (this module does not import the loader)
 
 
 def _pow2(n: int) -> int:
@@ -343,8 +344,16 @@ def flow_table_bytes(flows: int, ncpus: int) -> int:
 
 def maps_bytes(flows: int, ncpus: int) -> int:
     """Every map of the data plane (flow table included)."""
-    return (flow_table_bytes(flows, ncpus) + OTHER_MAPS_BYTES + PREFIX_MAPS_BYTES
+    return (flow_table_bytes(flows, ncpus) + shared_table_bytes(min(int(flows), SHARED_MAX))
+            + OTHER_MAPS_BYTES + PREFIX_MAPS_BYTES
             + (OTHER_MAPS_PER_CPU_BYTES + PREFIX_MAPS_PER_CPU_BYTES) * int(ncpus))
+
+
+def shared_table_bytes(flows: int) -> int:
+    """The `shared` LRU hash of flow sharing (bpf/vc5_share.h): `flows` entries (flows_per_cpu, at
+    most SHARED_MAX), one value each, made whether or not sharing is configured (memlock 120 B per
+    entry measured with 262,144 entries)."""
+    return flow_table_bytes(flows, 1)
 
 
 @dataclass(frozen=True)

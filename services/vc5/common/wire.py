@@ -273,6 +273,26 @@ class DataPlaneGate(Struct):
     held: tuple = ()
 
 
+@dataclass(frozen=True)
+class BfdState(Struct):
+    """One BFD session toward a BGP peer (org.vc5.Bgp1.Bfd; an extension, docs/bgp.md "BFD")."""
+
+    SIGNATURE: ClassVar[str] = "(ssssuuuutuutt)"
+    address: str
+    state: str = "Down"             # AdminDown | Down | Init | Up (RFC 5880 bfd.SessionState)
+    remote_state: str = "Down"      # the peer's, from its last packet
+    diagnostic: str = ""            # our bfd.LocalDiag in words, e.g. "Control Detection Time Expired"
+    local_discriminator: int = 0
+    remote_discriminator: int = 0   # 0 = none heard within the Detection Time
+    tx_interval_ms: int = 0         # between our packets, before jitter
+    detection_time_ms: int = 0      # silence after which we declare the session down; 0 = none yet
+    since: int = 0                  # last state change (µs since the epoch)
+    up_count: int = 0               # times the session came Up
+    down_count: int = 0             # times it left Up
+    packets_in: int = 0
+    packets_out: int = 0
+
+
 # =============================================================== org.vc5.XdpLoader1
 
 @dataclass(frozen=True)
@@ -506,6 +526,7 @@ BGP = Interface(names.BGP_IFACE, {
     "LastReloadError": Prop.scalar("s"),
     "DataPlane": Prop.struct(DataPlaneGate),
     "Maintenance": Prop.scalar("s"),
+    "Bfd": Prop.array(BfdState),
 }, signals={"PeerStateChanged": PeerStateChange})
 
 XDP_LOADER = Interface(names.XDP_LOADER_IFACE, {
@@ -517,6 +538,7 @@ XDP_LOADER = Interface(names.XDP_LOADER_IFACE, {
     "Services": Prop.array(ProgrammedService),
     "ProgramInfo": Prop.struct(ProgramInfo),
     "ProbeAddresses": Prop.array(ProbeAddress),
+    "Learning": Prop.scalar("b"),
     "Blocked": Prop.strings(),
 }, replies={"GetCounters": Counters.SIGNATURE, "GetPrefixes": PrefixCounters.SIGNATURE})
 

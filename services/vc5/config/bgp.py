@@ -14,18 +14,23 @@ import re
 
 from yaml.nodes import ScalarNode
 
+from vc5.common import capacity
+
 from . import grammar, secrets
 from .errors import did_you_mean
 from .grammar import GrammarError
-from .model import BGP_PORT, DEFAULT_HOLD_TIME, DEFAULT_LOCAL_PREF, Bgp, Peer, address_key
+from .model import BGP_PORT, DEFAULT_HOLD_TIME, DEFAULT_LOCAL_PREF, BfdParams, Bgp, Peer, address_key
 from .reader import Reader, is_null, join, kind
 
 PARAM_KEYS = ("as_number", "hold_time", "local_pref", "med", "communities", "source_ip", "next_hop_6",
               # our extras
-              "peer_as", "large_communities", "next_hop_4", "passive", "md5", "port")
+              "peer_as", "large_communities", "next_hop_4", "passive", "md5", "port",
+              "bfd")   # extension: BFD toward the peer (docs/bgp.md, "BFD")
 TOP_KEYS = set(PARAM_KEYS) | {"peers", "groups", "learn", "listen",
                               "graceful_shutdown", "graceful_restart", "router_id"}
 GROUP_KEYS = set(PARAM_KEYS) | {"name", "accept", "reject", "peers"}
+BFD_KEYS = ("interval_ms", "multiplier")
+BFD_INTERVAL_MS = (50, 60000)   # below 50 ms an asyncio daemon on a loaded host flaps (docs/bgp.md, "BFD")
 AS_TRANS = 23456
 ANY = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 
@@ -50,6 +55,33 @@ def asn(r: Reader, node, path: str):
                             "use your real ASN")
         return None
     return v
+
+
+def bfd_params(r: Reader, node, path: str):
+    """`bfd: true|false` or `bfd: {interval_ms: N, multiplier: M}` -> BfdParams (False when off).
+
+    An extension over vc5. False (not None) for `bfd: false`, so that a group can turn off
+    BFD that the top level turned on."""
+    if isinstance(node, ScalarNode):
+        if node.value.strip().lower() not in ("true", "false", "yes", "no", "on", "off"):
+            r.error(node, path, f"must be true, false or a mapping of interval_ms and multiplier, "
+                                f"not {node.value!r}")
+            return None
+        return BfdParams() if r.boolean(node, path) else False
+    m = r.mapping(node, path, set(BFD_KEYS), " (true, false, or interval_ms and multiplier)")
+    if m is None:
+        return None
+    out = {}
+    if "interval_ms" in m and not is_null(m["interval_ms"][1]):
+        lo, hi = BFD_INTERVAL_MS
+        out["interval_ms"] = r.integer(m["interval_ms"][1], join(path, "interval_ms"), lo, hi,
+                                       "milliseconds between BFD packets")
+    if "multiplier" in m and not is_null(m["multiplier"][1]):
+        out["multiplier"] = r.integer(m["multiplier"][1], join(path, "multiplier"), 1, 255,
+                                      "the BFD Detect Mult (packets missed before down)")
+    if None in out.values():
+        return None
+    return BfdParams(**out)
 
 
 def prefix_lists(r: Reader, node) -> dict:
@@ -108,6 +140,8 @@ class BgpCompiler:
                     v = None
             elif key == "port":
                 v = r.port(node, kp, "a TCP port")
+            elif key == "bfd":
+                v = bfd_params(r, node, kp)
             else:  # pragma: no cover
                 raise AssertionError(key)
             if v is not None:
@@ -183,7 +217,9 @@ class BgpCompiler:
             if key in m and not is_null(m[key][1]):
                 g[key] = r.boolean(m[key][1], join("bgp", key))
         if "graceful_shutdown" in m and not is_null(m["graceful_shutdown"][1]):
-            g["graceful_shutdown"] = r.number(m["graceful_shutdown"][1], "bgp.graceful_shutdown", 0, 3600)
+            g["graceful_shutdown"] = r.number(m["graceful_shutdown"][1], "bgp.graceful_shutdown", 0,
+                                              capacity.MAX_GRACEFUL_SHUTDOWN_S,
+                                              capacity.GRACEFUL_SHUTDOWN_WHAT)
         router_id = router_default
         if "router_id" in m and not is_null(m["router_id"][1]):
             router_id = r.address(m["router_id"][1], "bgp.router_id", 4, "an IPv4 address (a BGP identifier)")
@@ -261,4 +297,4 @@ class BgpCompiler:
                 multiprotocol="next_hop_6" in v,
                 accept=(filters or {}).get("accept", ()), reject=(filters or {}).get("reject", ()),
                 passive=bool(v.get("passive", False)), md5=v.get("md5"), port=v.get("port", BGP_PORT),
-                explicit=frozenset(explicit)), r.origin(item))
+                explicit=frozenset(explicit), bfd=v.get("bfd") or None), r.origin(item))

@@ -8,7 +8,7 @@ import re
 
 from yaml.nodes import ScalarNode
 
-from . import bounded, grammar, secrets, service_keys
+from . import bounded, fits, grammar, secrets, service_keys
 from .bgp import BgpCompiler, prefix_lists
 from .errors import ConfigError, Problem
 from .frozen import FrozenDict
@@ -80,6 +80,7 @@ def compile_root(r: Reader, root) -> Config:
            "vlans6": vlans(r, val.get("vlans6"), "vlans6", 6)}
     services = _services(r, m, val, scheduler, tuple(out["vlans"].values()) + tuple(out["vlans6"].values()))
     out.update(this_machine(r, m, val))
+    _webserver_is_own(r, root, m)
     top_learn = None
     if "learn" in val:
         top_learn = r.integer(val["learn"], "learn", 0, 86400, "a number of seconds")
@@ -105,6 +106,7 @@ def _services(r: Reader, m: dict, val: dict, scheduler, networks) -> list:
     sc = ServiceCompiler(r, val.get("servers"), val.get("policy"), scheduler, val.get("scheduler"), networks)
     services = sc.compile(val["services"]) if "services" in val else []
     sc.unused_policies()
+    fits.check(r, sc.seen, services)       # the data plane's map sizes (vc5.common.capacity)
     services.sort(key=lambda s: (address_key(s.vip), s.port, s.protocol))
     if services and not networks:
         r.warn(m["services"][0], "vlans", "no vlans: are configured, so the data plane knows no local "
@@ -146,6 +148,16 @@ def this_machine(r: Reader, m: dict, val: dict) -> dict:
         n = r.integer(val["flows_per_cpu"], "flows_per_cpu", 0, 100_000_000, "a number of flows")
         out["flows_per_cpu"] = n or DEFAULT_FLOWS_PER_CPU   # vc5 -F 0 -> 1,000,000
     return out
+
+
+def _webserver_is_own(r: Reader, root, m: dict) -> None:
+    """`webserver:` must be the file's own top-level key: vc5-webd-generator, which makes it the
+    address of vc5-webd.socket, reads only that key (no merge keys), so one merged in (<<) would
+    check fine and be ignored."""
+    if "webserver" in m and all(k.value != "webserver" for k, _ in root.value):
+        r.error(m["webserver"][0], "webserver",
+                "comes from a merge key (<<), so vc5-webd.socket never sees it: vc5-webd-generator reads "
+                "only the top-level webserver: itself; write it at the top level")
 
 
 def interfaces(r: Reader, node) -> tuple:

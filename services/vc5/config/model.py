@@ -18,13 +18,15 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Union
 
+from vc5.common import capacity
+
 from .frozen import FrozenDict
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 PRIORITIES = ("critical", "high", "medium", "low")
-TUNNEL_TYPES = ("none", "ipip", "gre", "fou", "gue")
+TUNNEL_TYPES = capacity.TUNNEL_TYPES    # what bpf/vc5_encap.h builds
 CHECK_TYPES = ("http", "https", "syn", "dns")
 XDP_MODES = ("native", "generic", "auto")
 
@@ -112,6 +114,17 @@ class Service:
         return f"{self.vip}:{self.port}:{self.protocol}"
 
 
+# BFD (RFC 5880/5881) toward a BGP peer: an extension, vc5 has none (docs/bgp.md, "BFD").
+DEFAULT_BFD_INTERVAL_MS = 200      # with x3: the router drops us in 0.6 s (measured under load: docs/bgp.md)
+DEFAULT_BFD_MULTIPLIER = 3
+
+
+@dataclass(frozen=True)
+class BfdParams:
+    interval_ms: int = DEFAULT_BFD_INTERVAL_MS    # our Desired Min TX (when Up) and Required Min RX
+    multiplier: int = DEFAULT_BFD_MULTIPLIER      # Detect Mult
+
+
 @dataclass(frozen=True)
 class Peer:
     """One BGP session (after expanding bgp.peers and bgp.groups)."""
@@ -135,6 +148,7 @@ class Peer:
     md5: Optional[str] = field(default=None, repr=False)   # TCP MD5 password (secret: not in repr)
     port: int = BGP_PORT
     explicit: frozenset = field(default=frozenset(), compare=False)
+    bfd: Optional[BfdParams] = None           # BFD toward this peer (extension; docs/bgp.md, "BFD")
 
 
 @dataclass(frozen=True)

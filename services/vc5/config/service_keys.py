@@ -20,6 +20,8 @@ from typing import Callable, Optional
 
 from yaml.nodes import ScalarNode, SequenceNode
 
+from vc5.common import capacity
+
 from . import grammar
 from .errors import did_you_mean
 from .grammar import GrammarError
@@ -28,7 +30,7 @@ from .reader import Reader, is_null, join, kind
 
 HTTP_METHODS = ("GET", "HEAD")
 DNS_METHODS = ("udp", "tcp")
-MAX_BACKENDS = 255  # the data plane's dest[1..255]
+MAX_BACKENDS = capacity.MAX_BACKENDS  # the data plane's slots 1..255 of a service
 
 Read = Callable[[Reader, object, str], object]
 

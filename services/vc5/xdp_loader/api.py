@@ -76,6 +76,10 @@ class XdpLoader(ServiceInterface):
     def ProbeAddresses(self) -> P["ProbeAddresses"].signature:
         return self._pub.published("ProbeAddresses")
 
+    @dbus_property(access=PropertyAccess.READ)
+    def Learning(self) -> P["Learning"].signature:
+        return self._pub.published("Learning")
+
     @method()
     def GetCounters(self) -> wire.XDP_LOADER.replies["GetCounters"]:
         try:

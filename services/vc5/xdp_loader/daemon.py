@@ -34,6 +34,7 @@ from vc5.common import log as vlog
 from . import prefixes
 from .loader import REPROBE_S, Loader
 from .netwatch import NetWatch
+from .share import service as share_service
 from .startup import StartupError, load_config, take_lock
 from .stop_post import clear_keep_marker, keep_marker_path
 
@@ -81,6 +82,7 @@ async def _run(args, cfg, bus) -> int:
         raise
     sd.notify_status("compiling the XDP program")
     t0 = time.monotonic()
+    fresh_maps = not os.path.exists(os.path.join(args.pin_dir, "flows"))   # a new balancer: `learn` applies
     try:
         dp = DataPlane(pin_dir=args.pin_dir, flows=flows)
     except Exception as e:
@@ -92,16 +94,20 @@ async def _run(args, cfg, bus) -> int:
                     config_path=args.config, flows=flows,
                     state_file=os.path.join(state_dir, prefixes.STATE_NAME) if state_dir else None)
     loader.keep_marker = keep_marker_path(args.lock)
+    sharing = None
     try:
         loader.describe_program()
         log.info("program %d loaded in %.1f s; pinned maps in %s hold %d services", loader.program.prog_id,
                  time.monotonic() - t0, loader.pin_dir, len(dp.services()))
         loader.restore_blocked()          # the block list is in the maps before any interface is attached
         loader.start()
+        sharing = share_service.start_for_loader(loader, cfg, fresh_maps)
         signals = lifecycle.StopSignals(on_reload=loader.reload_quietly)
         loader.on_stop = signals.stop
         await serve(loader, bus, signals)
     finally:
+        if sharing is not None:
+            sharing.stop()
         if loader.detach_on_stop:
             loader.interfaces.detach_all(loader.program.prog_id)
             loader.probe.teardown()
@@ -145,6 +151,8 @@ async def serve(loader: Loader, bus, signals: lifecycle.StopSignals) -> None:
              asyncio.create_task(limits.watch("vc5-xdp-loader"), name="limits")]
     loader.refresh()
     tasks.append(asyncio.create_task(_periodic(loader), name="rescan"))
+    if loader.learning is not None:
+        tasks.append(asyncio.create_task(share_service.end_learning(loader), name="learn"))
     watch = NetWatch(loader.tick)          # netlink events: a refresh within a second (netwatch.py)
     watch.start(asyncio.get_running_loop())
     loader.set_status(f"starting: waiting for {names.HEALTH_BUS}; forwarding with the services the maps hold")

@@ -25,19 +25,17 @@ import os
 import struct
 from dataclasses import dataclass
 
+# Map sizes live in vc5.common.capacity: `vc5ctl config check` refuses a configuration beyond them.
+from vc5.common.capacity import (BACKEND_SLOTS, MAX_BACKENDS, MAX_NAT, MAX_PAIRS, MAX_SERVICES,  # noqa: F401
+                                 MAX_VIPS)
+
 #: Pin directory suffix: /sys/fs/bpf/vc5/v<LAYOUT_VERSION>
 LAYOUT_VERSION = 2
 
 MAGLEV_SIZE = 8192          # vc5: __u8 hash[8192], slot = hash & 0x1fff
-BACKEND_SLOTS = 256         # slots 1..255 per service (0 = no backend)
-MAX_BACKENDS = BACKEND_SLOTS - 1
-MAX_SERVICES = 1024
-MAX_VIPS = 1024
-MAX_PAIRS = 65536           # (service, backend) pairs: backends[] records and be_stats[]
 REDIRECT_SLOTS = 4096       # tx_port keys: any number below this (vc5 keys it by VLAN id)
 DEFAULT_FLOWS = 65536       # flow table entries (LRU, each with a value per CPU)
 
-MAX_NAT = 65536             # (VIP, backend) pairs with a probe address (nat map)
 NAT_REPLIES = 65536         # nat_reply LRU entries
 NAT_REPLY_TTL_NS = 5 * 10**9
 
@@ -57,6 +55,10 @@ SVC_STICKY = 0x01
 
 FILTER_BITS = 65536         # vip_filter bitmap
 
+SETTINGS_SHARE = 0x0100     # settings.flags: flow sharing on (bpf/vc5_share.h)
+SHARE_QUEUE = 10000         # share_queue entries (vc5: FLOW_QUEUE_SIZE)
+SHARED_MAX = 262144         # `shared` entries: the flow table's size, at most this (~31 MiB)
+
 PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
 PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
 
@@ -68,6 +70,7 @@ BPF_MAP_TYPE_PERCPU_ARRAY = 6
 BPF_MAP_TYPE_LRU_HASH = 9
 BPF_MAP_TYPE_LRU_PERCPU_HASH = 10
 BPF_MAP_TYPE_DEVMAP = 14
+BPF_MAP_TYPE_QUEUE = 22
 BPF_MAP_TYPE_LPM_TRIE = 11
 BPF_F_NO_PREALLOC = 1
 BPF_F_RDONLY_PROG = 1 << 7
@@ -173,9 +176,18 @@ class Counter(ct.Structure):
 U32 = ct.c_uint32
 IfIndex = ct.c_int32
 
+
+class ShareEntry(ct.Structure):
+    """share_queue value: a flow stored or refreshed by the program (our pair and cookie)."""
+    _fields_ = [("key", FlowKey), ("flow", Flow)]
+
+
+NoKey = ct.c_uint8 * 0      # queue maps have no key
+
 _SIZES = {Addr: 16, SvcKey: 20, Backend: 64, SvcHdr: 64, Service: 9280, Vip: 8, VipFilter: 8192,
           Tuple: 36, FlowKey: 40, Flow: 16, Settings: 64, Metrics: 256, Global: 320, Counter: 96,
           Nat: 80, ReplyKey: 40, Reply: 40, NatStats: 64}
+_SIZES[ShareEntry] = 56
 for _t, _n in _SIZES.items():
     assert ct.sizeof(_t) == _n, f"{_t.__name__} is {ct.sizeof(_t)} bytes, the C struct {_n}"
 
@@ -245,6 +257,9 @@ def map_specs(flows: int = DEFAULT_FLOWS) -> dict[str, MapSpec]:
         MapSpec("nat_reply", BPF_MAP_TYPE_LRU_HASH, ReplyKey, Reply, NAT_REPLIES),
         MapSpec("nat_stats", BPF_MAP_TYPE_PERCPU_ARRAY, U32, NatStats, 1),
         MapSpec("nat_tx", BPF_MAP_TYPE_DEVMAP, U32, IfIndex, REDIRECT_SLOTS, BPF_F_RDONLY_PROG),
+        # flow sharing between balancers (share/, docs/data-plane.md "Flow sharing")
+        MapSpec("share_queue", BPF_MAP_TYPE_QUEUE, NoKey, ShareEntry, SHARE_QUEUE),
+        MapSpec("shared", BPF_MAP_TYPE_LRU_HASH, FlowKey, Flow, min(flows, SHARED_MAX)),
         # source prefixes and the block list (bpf/vc5_prefix.h, prefixes.py)
         MapSpec("prefix4_stats", BPF_MAP_TYPE_PERCPU_ARRAY, U32, ct.c_uint64, PREFIX4_SLOTS),
         MapSpec("prefix6_stats", BPF_MAP_TYPE_PERCPU_ARRAY, U32, ct.c_uint64, PREFIX6_BUCKETS),

@@ -79,6 +79,7 @@ class Loader:
                                      cfg.xdp_mode)
         self.probe = ProbePath(dataplane, lambda: self.cfg.interfaces,
                                lambda: self.publisher.mark("ProbeAddresses"))
+        self.learning = None             # share.service.Learning while `learn` runs (daemon sets it)
         maps = getattr(dataplane, "maps", None)
         self.prefixes = pfx.Prefixes(maps, state_file) if maps and "block4" in maps else None
         self.publisher = vbus.Publisher(names.XDP_LOADER_PATH, wire.XDP_LOADER, {
@@ -90,6 +91,7 @@ class Loader:
             "Services": lambda: tuple(p.to_wire() for p in self.planned),
             "ProgramInfo": lambda: self.program,
             "ProbeAddresses": lambda: self.probe.addresses,
+            "Learning": lambda: bool(self.learning is not None and self.learning.active()),
             "Blocked": lambda: self.prefixes.listed() if self.prefixes else (),
         })
         self.on_stop = lambda: None      # the daemon's stop (Manager.Shutdown)

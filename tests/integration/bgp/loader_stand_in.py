@@ -24,7 +24,8 @@ class LoaderStandIn:
         self.thread.start()
         self.state = {"Mode": "native", "Status": "starting: compiling the XDP program", "Active": True,
                       "Interfaces": (wire.InterfaceStatus("eth0", 2, "native", 7, True),), "Vlans": (),
-                      "Services": (), "ProgramInfo": wire.ProgramInfo(), "ProbeAddresses": ()}
+                      "Services": (), "ProgramInfo": wire.ProgramInfo(), "ProbeAddresses": (),
+                      "Learning": False}
         self.bus = None
         self.publisher = None
         self._call(self._connect())

@@ -47,18 +47,28 @@ class PropertyWatch:
         ]
         self._worker: asyncio.Task | None = None
         self._retries = 0           # GetAll failures in a row for the current owner
+        self._owner_signals = 0     # NameOwnerChanged signals queued so far
 
     async def _start(self) -> None:
         self.bus.add_message_handler(self._on_message)
         for rule in self._rules:
             await _call_bus(self.bus, "AddMatch", "s", [rule])
-        # Subscribed first: an owner change from here on is queued after this one.
-        self._events.put_nowait(("owner", await get_name_owner(self.bus, self.name)))
+        # Subscribed first, so no owner change is missed. The reply to GetNameOwner is older
+        # than any NameOwnerChanged queued meanwhile, though it may be resumed after them: a
+        # signal is queued in dbus-next's reader while this coroutine resumes a loop turn later
+        # (a reply "no owner" queued after the signal "owner :1.1" left bgpd blind to a running
+        # loader for good). A signal seen since the call tells the newer truth: use the reply
+        # only if none came.
+        seen = self._owner_signals
+        owner = await get_name_owner(self.bus, self.name)
+        if self._owner_signals == seen:
+            self._events.put_nowait(("owner", owner))
         self._worker = asyncio.create_task(self._run(), name=f"watch {self.name}{self.path}")
 
     def _on_message(self, msg: Message) -> None:
         # Runs in dbus-next's reader: only queue, so events keep bus order.
         if _is_name_owner_changed(msg, self.name):
+            self._owner_signals += 1
             self._events.put_nowait(("owner", msg.body[2] or None))
         elif (msg.message_type == MessageType.SIGNAL and msg.interface == PROPERTIES_IFACE
               and msg.member == "PropertiesChanged" and msg.path == self.path
