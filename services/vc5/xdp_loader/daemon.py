@@ -7,7 +7,9 @@ Start-up, in this order, each step refusing with a clear message:
      BEFORE touching the kernel: a second loader must not replace the first
      one's program;
   4. compile and load the program ONCE (DataPlane): pinned maps are re-used,
-     so a restarted loader finds its services, flows and counters;
+     so a restarted loader finds its services, flows and counters; the block
+     list of source prefixes is made what --state-dir's file says
+     (prefixes.py; a bad file is logged and the maps keep theirs);
   5. attach to every configured interface, REPLACING IN PLACE whatever vc5
      program is there (no detach window: restart keeps forwarding); set up
      the health-check probe path (probe_path.py, docs/probe-path.md);
