@@ -21,7 +21,8 @@ B1 = L.BACKENDS["b1"]
 
 
 @pytest.fixture
-def loader(root, private_bus):
+def loader(root, private_bus, monkeypatch):
+    monkeypatch.setattr(L, "PREFIX", "wt-prefix")      # this test's namespaces and pins: its own names
     tmp = L.tmpdir()
     b = BusThread()
     lab = L.Lab(tmp, with_traffic=False)
