@@ -3,8 +3,9 @@
 
     sudo /usr/bin/python3 bench/limits.py [flows|loader|bgpd|webd|all] [--flows N] [--n N]
 
-  flows   the flow table alone (BPF_MAP_TYPE_LRU_PERCPU_HASH, key 40 B, value 16 B) at a few
-          sizes: kernel memory charged to the creating memory cgroup, per-CPU memory
+  flows   the four flow tables alone (BPF_MAP_TYPE_LRU_HASH, keys 12 and 36 B, value 16 B, sized
+          as layout.flow_table_sizes) at a few settings of `flows`: kernel memory charged to the
+          creating memory cgroup, per-CPU memory
           (/proc/meminfo Percpu), bytes per entry, against vc5.common.limits.flow_table_bytes;
   loader  a first start of the data plane (DataPlane: the bcc compiler in a child process, every
           map created and pinned on a private bpffs) in a memory cgroup: the cgroup's peak (the
@@ -141,11 +142,12 @@ FLOWS_SCRIPT = r"""
 import ctypes as ct, os, sys, time, json
 lib = ct.CDLL("libbpf.so.1", use_errno=True)
 lib.bpf_map_create.argtypes = [ct.c_int, ct.c_char_p, ct.c_uint32, ct.c_uint32, ct.c_uint32, ct.c_void_p]
-n = int(sys.argv[1])
+n, side = int(sys.argv[1]), max(1024, int(sys.argv[1]) // 4)
 print("ready", flush=True)
 sys.stdin.readline()
-fd = lib.bpf_map_create(10, b"bench_flows", 40, 16, n, None)   # LRU_PERCPU_HASH, as bpf/vc5_xdp.c
-assert fd >= 0, os.strerror(ct.get_errno())
+for key, entries in ((12, n), (36, side), (12, side), (36, side)):   # LRU_HASH, as bpf/vc5_flows.h
+    fd = lib.bpf_map_create(9, b"bench_flows", key, 16, entries, None)
+    assert fd >= 0, os.strerror(ct.get_errno())
 print("made", flush=True)
 sys.stdin.readline()
 """
@@ -155,7 +157,7 @@ def bench_flows(sizes):
     from vc5.xdp_loader import layout
     ncpus = layout.possible_cpus()
     cg = MemCgroup("vc5bench-flows")
-    print(f"## Flow table (LRU_PERCPU_HASH, key 40 B, value 16 B), {ncpus} possible CPUs, "
+    print(f"## Flow tables (4 x LRU_HASH, `flows` entries and 3 x flows/4), {ncpus} possible CPUs, "
           f"cgroup {'v2' if cg.v2 else 'v1'}\n")
     print("| entries | charged to the cgroup MiB | per-CPU MiB | total MiB | B/entry | formula MiB |")
     print("|---:|---:|---:|---:|---:|---:|")

@@ -22,7 +22,16 @@
 #define VC5_MAX_PAIRS 65536         /* (service, backend) pairs: backends[] and be_stats[] */
 #endif
 #ifndef VC5_FLOWS
-#define VC5_FLOWS 65536
+#define VC5_FLOWS 65536             /* flows: TCP over IPv4 (layout.flow_table_sizes has the others) */
+#endif
+#ifndef VC5_FLOWS6
+#define VC5_FLOWS6 16384            /* flows6: TCP over IPv6 */
+#endif
+#ifndef VC5_FLOWS_UDP
+#define VC5_FLOWS_UDP 16384         /* flows_udp: UDP over IPv4 */
+#endif
+#ifndef VC5_FLOWS_UDP6
+#define VC5_FLOWS_UDP6 16384        /* flows_udp6: UDP over IPv6 */
 #endif
 #ifndef VC5_REDIRECT_SLOTS
 #define VC5_REDIRECT_SLOTS 4096
@@ -94,6 +103,7 @@ struct vc5_backend {
 _Static_assert(sizeof(struct vc5_backend) == 64, "backend");
 
 #define VC5_SVC_STICKY 0x01      /* hash over addresses only (32 bytes) */
+#define VC5_SVC_STATELESS 0x02   /* never store a flow: every packet through Maglev (config `stateless`) */
 
 struct vc5_svc_hdr {
     struct vc5_addr vip;
@@ -141,6 +151,7 @@ struct vc5_tuple {
 };
 _Static_assert(sizeof(struct vc5_tuple) == 36, "tuple");
 
+/* The parsed flow (tuple + protocol) handed to vc5_select; not a map key. */
 struct vc5_flow_key {
     struct vc5_tuple t;
     __u8 proto;
@@ -148,8 +159,19 @@ struct vc5_flow_key {
 };
 _Static_assert(sizeof(struct vc5_flow_key) == 40, "flow_key");
 
+/* Key of the IPv4 flow tables (flows, flows_udp; the protocol is the
+ * table). IPv6 tables are keyed by the whole struct vc5_tuple. */
+struct vc5_flow_key4 {
+    __u32 saddr;                 /* network order */
+    __u32 daddr;
+    __u16 sport;                 /* network order */
+    __u16 dport;
+};
+_Static_assert(sizeof(struct vc5_flow_key4) == 12, "flow_key4");
+
 struct vc5_flow {
-    __u64 time;                  /* coarse ktime of creation / last refresh; 0 = none */
+    __u64 time;                  /* coarse ktime of creation / last refresh; bit 0: the parity of
+                                  * the era the flow was last counted in (sessions) */
     __u32 cookie;                /* the pair's cookie at creation */
     __u16 pair;                  /* backends[] index (VC5_MAX_PAIRS <= 65536) */
     __u16 hash;                  /* sdbm of the 4-tuple at creation: FOU/GUE source port entropy */
@@ -165,7 +187,9 @@ struct vc5_settings {
     __u64 refreshed_ns;          /* CLOCK_MONOTONIC of the last user-space refresh */
     __u64 pmtu_interval_ns;      /* relayed ICMP too-big: one per interval per CPU; 0 = default */
     __u64 pmtu_burst;            /* ... and up to this many at once; 0 = default */
-    __u64 pad[3];
+    __u64 flow_interval_ns;      /* new flows stored: one per interval per CPU; 0 = VC5_FLOW_INTERVAL_NS */
+    __u64 flow_burst;            /* ... and up to this many at once; 0 = VC5_FLOW_BURST */
+    __u64 era;                   /* `current` estimate: bumped by user space every 30 s (vc5's era) */
 };
 _Static_assert(sizeof(struct vc5_settings) == 64, "settings");
 
@@ -225,9 +249,21 @@ struct vc5_global {
     __u64 pmtu_rate_limited;     /* ... dropped by the per-CPU rate limit */
     __u64 too_big_no_df;         /* too big for the egress MTU, IPv4 without DF: dropped */
     __u64 pmtu_tat;              /* rate limiter state: theoretical arrival time (GCRA), ns */
-    __u64 pad;
+    __u64 flow_rate_limited;     /* new flows balanced by Maglev but not stored (above the rate) */
 };
 _Static_assert(sizeof(struct vc5_global) == 320, "global");
+
+/* New-flow rate limit defaults (settings 0): 125,000 stored per second per
+ * CPU (Katran's default), bursts of 12,500 (0.1 s). */
+#define VC5_FLOW_INTERVAL_NS 8000ULL
+#define VC5_FLOW_BURST 12500
+
+/* flow_limit[0] (per CPU): the new-flow limiter's GCRA state. */
+struct vc5_flow_limit {
+    __u64 tat;                   /* theoretical arrival time, ns (coarse ktime) */
+    __u64 pad;
+};
+_Static_assert(sizeof(struct vc5_flow_limit) == 16, "flow_limit");
 
 /* Relayed ICMP too-big rate limit defaults (settings 0): 1000/s per CPU, bursts of 100. */
 #define VC5_PMTU_INTERVAL_NS 1000000ULL

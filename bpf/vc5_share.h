@@ -14,7 +14,7 @@
  * Cost when off: one settings read (an ARRAY lookup the verifier inlines)
  * and a flag test per local miss and per stored flow; when on, one hash
  * lookup on a local miss and one queue push per new flow (and per refresh:
- * a refreshed entry is noted once per VC5_FLOW_REFRESH_NS per CPU, because
+ * a refreshed entry is noted once per VC5_FLOW_REFRESH_NS (one entry for every CPU), because
  * the note is made only when the refresh rewrites its time).
  * bench/flow_share.py measures it. */
 #ifndef VC5_SHARE_H

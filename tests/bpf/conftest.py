@@ -59,8 +59,11 @@ def clean(dp):
     yield dp
     for key in dp.services():
         dp.remove_service(*key)
-    flows = dp.maps["flows"]
-    for k in flows.keys():
-        flows.delete(k)
+    from vc5.xdp_loader import layout
+    for name in layout.FLOW_TABLES:
+        flows = dp.maps[name]
+        for k in flows.keys():
+            flows.delete(k)
+    dp.set_flow_rate(None)
     dp.set_active(True)
     dp.set_watchdog(None)

@@ -107,10 +107,16 @@ def backend_by_mac(frame: bytes, specs: list[BackendSpec]) -> str:
 
 
 def flow_key(src: str, dst: str, sport: int, dport: int, proto: int) -> layout.FlowKey:
+    """The 40-byte struct vc5_flow_key (tuple + protocol): flow sharing's key."""
     k = layout.FlowKey()
     ct.memmove(ct.addressof(k.t), tuple36(src, dst, sport, dport), 36)
     k.proto = proto
     return k
+
+
+def flow_entry(src: str, dst: str, sport: int, dport: int, proto: int):
+    """(table name, key) of a flow in the data plane's flow tables (layout.FLOW_TABLES)."""
+    return layout.flow_entry_key(src, dst, sport, dport, proto)
 
 
 class Delta:

@@ -15,8 +15,8 @@ from vc5.xdp_loader import layout
 from vc5.xdp_loader.dataplane import ServiceSpec
 from vc5.xdp_loader.share import codec, tables
 
-from .frames import (CLIENT4, CLIENT6, LB_MAC, backend_by_mac, backends, dsr_expected, flow_key, tcp, udp,
-                     vc5_choice)
+from .frames import (CLIENT4, CLIENT6, LB_MAC, backend_by_mac, backends, dsr_expected, flow_entry, flow_key,
+                     tcp, udp, vc5_choice)
 
 CASES = [("192.0.2.230", "10.30.0."), ("2001:db8:230::1", "fd00:30::")]
 OTHER_LB_MAC = bytes.fromhex("0200000000aa")      # the balancer that sent the record
@@ -91,10 +91,10 @@ def test_a_refresh_is_noted_once_per_refresh_period(share, one_cpu):
     share.set_service(ServiceSpec(vip, 80, "tcp", backends=backends("10.32.0.", 2)))
     test_run(share.xdp_fd, bytes(tcp(vip, 80, sport=43000)))
     assert len(tables.pop_noted(share)) == 1
-    k = flow_key(CLIENT4, vip, 43000, 80, codec.TCP)
-    v = share.maps["flows"].lookup(k)
-    v[one_cpu].time = now_ns() - 61 * 10**9                     # older than the 60 s refresh period
-    share.maps["flows"].update(k, v)
+    name, k = flow_entry(CLIENT4, vip, 43000, 80, codec.TCP)    # one entry for every CPU (layout 3)
+    v = share.maps[name].lookup(k)
+    v.time = now_ns() - 61 * 10**9                              # older than the 60 s refresh period
+    share.maps[name].update(k, v)
     for _ in range(5):
         test_run(share.xdp_fd, bytes(tcp(vip, 80, sport=43000, flags="PA")))
     assert len(tables.pop_noted(share)) == 1
@@ -119,7 +119,8 @@ def test_a_shared_entry_carries_a_local_miss_to_our_pair(share, one_cpu, vip, pr
     assert r.action == XDP_TX, r.verdict
     assert r.data == dsr_expected(pkt, target)                # our MAC (LB_MAC), the shared backend
     assert Ether(r.data).src == LB_MAC
-    local = share.maps["flows"].lookup(flow_key(client(vip), vip, 45000, 80, codec.TCP))[one_cpu]
+    name, k = flow_entry(client(vip), vip, 45000, 80, codec.TCP)
+    local = share.maps[name].lookup(k)
     assert local.pair == share.pair_of(share.services()[0], str(ipaddress.ip_address(target.address)))
     assert tables.pop_noted(share) == []                      # a shared flow is not sent back at once
 

@@ -218,3 +218,13 @@ def test_shutdown_without_detach_keeps_forwarding_through_stop_post(loader):
     r = lab.run_loader_command("--stop-post", env_extra={"SERVICE_RESULT": "success"})
     assert r.returncode == 0, r.stdout + r.stderr
     assert lab.xdp_prog_id() == 0 and not os.path.exists(lab.pin_dir)
+
+
+def test_flow_tables_are_published_with_their_kernel_memory(loader):
+    from vc5.xdp_loader import layout
+    lab, b = loader
+    tables = {t.name: t for t in typed(b, "FlowTables")}
+    assert {n: t.entries for n, t in tables.items()} == layout.flow_table_sizes(4096)   # the lab: 4096
+    for t in tables.values():       # fdinfo memlock: 48 + key + value per entry, buckets
+        assert t.bytes > 0 and t.bytes_per_entry * t.entries <= t.bytes < (t.bytes_per_entry + 1) * t.entries
+        assert t.bytes_per_entry >= (80 if t.name in ("flows", "flows_udp") else 104)

@@ -190,7 +190,7 @@ class Stack:
     def stop(self):
         """Stop the buses and remove the loaders' pinned maps (call lab.destroy() first: it stops
         the processes). A loader stopped by SIGTERM leaves its pins for a successor, as under
-        systemd; nothing succeeds a lab, and a flow table holds flows_per_cpu entries per CPU."""
+        systemd; nothing succeeds a lab, and its flow tables hold memory until unpinned."""
         for bus in self._bus_objs:
             bus.stop()
         for i in range(len(self.lab.balancers)):

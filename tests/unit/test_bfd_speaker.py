@@ -103,3 +103,27 @@ def test_reload_restarts_bfd_only_when_its_settings_change():
         for s in sp.sessions.values():
             s.cancel_all()
     asyncio.run(run())
+
+
+def test_bfd_sessions_are_shown_with_their_peers():
+    """vc5ctl bgp and /status.json (our extension key `bfd`, only for peers with BFD)."""
+    from vc5.client import status as render_status
+    from vc5.client.snapshot import BgpView, bfd_words
+    from vc5.common import wire
+
+    up = wire.BfdState("10.0.0.1", state="Up", remote_state="Up", detection_time_ms=600)
+    down = wire.BfdState("10.0.0.2", state="Down", diagnostic="Control Detection Time Expired")
+    assert bfd_words(up) == "Up, detects failure in 600 ms"
+    assert bfd_words(down) == "Down (Control Detection Time Expired)"
+    peers = [wire.PeerState(a) for a in ("10.0.0.1", "10.0.0.2", "10.0.0.3")]
+    view = BgpView.from_wire(peers, (), [up, down])
+    assert [p.bfd for p in view.peers] == [bfd_words(up), bfd_words(down), ""]
+
+    class Snap:
+        bgp = view
+
+        @staticmethod
+        def seconds_since(_):
+            return 0
+    docs = [render_status.peer(Snap, p) for p in view.peers]
+    assert docs[0]["bfd"] == bfd_words(up) and "bfd" not in docs[2]

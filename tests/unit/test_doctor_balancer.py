@@ -108,8 +108,8 @@ def test_flow_table_memory_against_free_memory():
     f = facts(mem_available=100 << 20)
     f.config = load_text(YAML.replace("100000", "1000000"))
     [finding] = lc.check_flow_memory(f)
-    assert finding.status == fd.FAIL and "138 MiB" in finding.message
-    assert "lower flows_per_cpu" in finding.fix
+    assert finding.status == fd.FAIL and "flow tables of 173 MiB" in finding.message
+    assert "lower flows (old name flows_per_cpu)" in finding.fix
     f.flows_pinned = True               # the running table: MemAvailable is what is left beside it
     assert lc.check_flow_memory(f)[0].status == fd.OK
     assert lc.check_flow_memory(facts())[0].status == fd.OK

@@ -52,4 +52,5 @@ def test_the_loader_memory_check_counts_the_shared_table():
         without = (limits.flow_table_bytes(flows, 2) + limits.OTHER_MAPS_BYTES
                    + 2 * limits.OTHER_MAPS_PER_CPU_BYTES
                    + limits.PREFIX_MAPS_BYTES + 2 * limits.PREFIX_MAPS_PER_CPU_BYTES)
-        assert limits.maps_bytes(flows, 2) - without == limits.flow_table_bytes(shared, 1)
+        assert limits.maps_bytes(flows, 2) - without == limits.shared_table_bytes(shared)
+        assert limits.shared_table_bytes(262_144) == 120 * 262_144       # memlock measured

@@ -226,9 +226,10 @@ def format_backends(doc: dict, service: str | None, with_traffic: bool = False) 
 
 def format_bgp(doc: dict) -> str:
     rows = [(addr, p["state"], dhms(p["duration_s"]), p["remote_asn"] or "-", len(p["adj_rib_out"]),
-             p["advertised_routes"], p["withdrawn_routes"], p["last_error"] or "-")
+             p["advertised_routes"], p["withdrawn_routes"], p.get("bfd") or "-", p["last_error"] or "-")
             for addr, p in doc["bgp"].items()]
-    out = table(["PEER", "STATE", "FOR", "AS", "ROUTES", "ADVERTISED", "WITHDRAWN", "LAST ERROR"], rows)
+    out = table(["PEER", "STATE", "FOR", "AS", "ROUTES", "ADVERTISED", "WITHDRAWN", "BFD", "LAST ERROR"],
+                rows)
     return out + "\nrib: " + (" ".join(doc["rib"]) or "(nothing advertised)")
 
 
@@ -251,9 +252,22 @@ async def _status_doc(args):
 
 
 async def cmd_status(args) -> int:
-    doc = await _status_doc(args)
-    print(json.dumps(doc, indent=2) if args.json else format_status(doc))
+    snap = await read_snapshot(rates=not getattr(args, "quick", False))
+    doc = render_status.status(snap)
+    if args.json:
+        print(json.dumps(doc, indent=2))     # exactly /status.json: no flow tables there
+    else:
+        tables = format_flow_tables(snap.xdp.flow_tables if snap.xdp else ())
+        print(format_status(doc) + (f"\n{tables}" if tables else ""))
     return 0
+
+
+def format_flow_tables(tables) -> str:
+    """One line: each flow table's entries and memory (org.vc5.XdpLoader1.FlowTables)."""
+    if not tables:
+        return ""
+    each = ", ".join(f"{t.name} {t.entries:,} x {t.bytes_per_entry} B" for t in tables)
+    return f"flow tables: {each}; {sum(t.bytes for t in tables) / 2**20:.0f} MiB in all"
 
 
 async def cmd_services(args) -> int:

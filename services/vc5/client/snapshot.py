@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Optional
 
@@ -102,6 +102,7 @@ class PeerStatus:
     updates_sent: int = 0
     updates_received: int = 0
     established_at: int = 0         # µs since epoch (0 unless established)
+    bfd: str = ""                   # ours: the BFD session toward this peer in words ("" = no BFD)
 
     @classmethod
     def from_wire(cls, p: wire.PeerState) -> "PeerStatus":
@@ -127,16 +128,29 @@ class BgpView:
     advertised: tuple = ()      # VIPs (str) currently advertised: vc5's `rib`
 
     @classmethod
-    def from_wire(cls, peers: Iterable[wire.PeerState] = (), advertised: Iterable[str] = ()) -> "BgpView":
-        """From Peers (wire.PeerState) and Advertised (prefixes, CIDR)."""
-        views = sorted((PeerStatus.from_wire(p) for p in peers), key=lambda p: addr_key(p.address))
+    def from_wire(cls, peers: Iterable[wire.PeerState] = (), advertised: Iterable[str] = (),
+                  bfd: Iterable[wire.BfdState] = ()) -> "BgpView":
+        """From Peers (wire.PeerState), Advertised (prefixes, CIDR) and Bfd (wire.BfdState)."""
+        sessions = {b.address: bfd_words(b) for b in bfd}
+        views = sorted((replace(PeerStatus.from_wire(p), bfd=sessions.get(p.address, "")) for p in peers),
+                       key=lambda p: addr_key(p.address))
         rib = {a.split("/")[0] for a in advertised}
         return cls(tuple(views), tuple(sorted(rib, key=addr_key)))
 
     @classmethod
     def from_properties(cls, props: Mapping[str, Any]) -> "BgpView":
         """From org.vc5.Bgp1's properties as decoded with wire.BGP."""
-        return cls.from_wire(props.get("Peers", ()), props.get("Advertised", ()))
+        return cls.from_wire(props.get("Peers", ()), props.get("Advertised", ()), props.get("Bfd", ()))
+
+
+def bfd_words(b: wire.BfdState) -> str:
+    """One BFD session for people: its state, the detection time, why it is down."""
+    words = b.state
+    if b.state == "Up" and b.detection_time_ms:
+        words += f", detects failure in {b.detection_time_ms} ms"
+    elif b.state != "Up" and b.diagnostic:
+        words += f" ({b.diagnostic})"
+    return words
 
 
 @dataclass(frozen=True)
@@ -155,6 +169,7 @@ class XdpView:
     macs: Mapping = field(default_factory=lambda: EMPTY)           # backend address -> "aa:bb:cc:dd:ee:ff"
     interfaces: tuple = ()
     started: float = 0.0            # UNIX seconds the data plane was loaded (0 = unknown)
+    flow_tables: tuple = ()         # wire.FlowTable: capacity and memory of each flow table
 
     @property
     def latency_ns(self) -> int:
@@ -186,7 +201,8 @@ class XdpView:
         interfaces = (i.name for i in props.get("Interfaces", ()))
         info = props.get("ProgramInfo")
         loaded_us = info.loaded_at if info is not None else 0
-        return cls.from_counters(counters, interfaces, macs, loaded_us / 1e6)
+        view = cls.from_counters(counters, interfaces, macs, loaded_us / 1e6)
+        return replace(view, flow_tables=tuple(props.get("FlowTables", ())))
 
 
 # ---------------------------------------------------------------- rates

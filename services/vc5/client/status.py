@@ -179,6 +179,7 @@ def peer(snap: Snapshot, p) -> dict:
         "remote_asn": p.remote_asn,
         "adj_rib_out": list(p.adj_rib_out),
         "local_ip": p.local_ip,
+        **({"bfd": p.bfd} if p.bfd else {}),    # ours: only for a peer with BFD (docs/bgp.md, "BFD")
     }
 
 

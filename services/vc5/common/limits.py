@@ -309,19 +309,24 @@ async def watch(service: str, interval: float = WATCH_S) -> None:
 
 # --------------------------------------------------------------------------- the loader's flow table
 
-# One entry of the flow table (BPF_MAP_TYPE_LRU_PERCPU_HASH, key 40 B, value 16 B), preallocated:
-#   ELEMENT  = struct htab_elem (48) + key (40) + the per-CPU value pointer (8)   (vmalloc)
-#   PER_CPU  = the value rounded to 8 bytes, once per *possible* CPU             (per-CPU area)
-#   BUCKET   = one bucket per entry, entries rounded up to a power of two         (vmalloc)
-# Measured on kernel 6.18, 2 possible CPUs (bench/limits.py flows): 1,000,000 entries took
-# 107.5 MiB of vmalloc charged to the creating cgroup + 30.5 MiB of per-CPU memory = 138 MiB.
-FLOW_ELEMENT_BYTES = 96
-FLOW_PER_CPU_BYTES = 16
+# The flow tables (bpf/vc5_flows.h, docs/data-plane.md "Flow table"): four BPF_MAP_TYPE_LRU_HASH,
+# preallocated, one 16-byte value per flow shared by every CPU (no per-CPU part):
+#   flows       TCP/IPv4, `flows` entries (the setting), key 12 B
+#   flows6      TCP/IPv6, flow_side(flows) entries, key 36 B (the tuple)
+#   flows_udp   UDP/IPv4, flow_side(flows) entries, key 12 B
+#   flows_udp6  UDP/IPv6, flow_side(flows) entries, key 36 B
+# ELEMENT = struct htab_elem (48) + key rounded to 8 + value (16); BUCKET = 16 bytes per entry
+# rounded up to a power of two. Measured on kernel 6.18 (bench/flow_tables.py, fdinfo memlock):
+# 1,000,000 entries with the 12-byte key = 92.3 MiB = 97 B/entry, as this formula says.
+FLOW_ELEMENT_BYTES = 80          # IPv4 tables
+FLOW_ELEMENT_BYTES_V6 = 104      # IPv6 tables
+FLOW_PER_CPU_BYTES = 0           # none since issue #14 (was 16 per possible CPU per entry)
 FLOW_BUCKET_BYTES = 16
+FLOW_SIDE_MIN = 1024             # = vc5.xdp_loader.layout.MIN_SIDE_FLOWS
 # The other maps (services, backends, be_stats, nat, nat_reply, ...): fixed sizes
 # (bench/limits.py loader, 2 possible CPUs: ~12 MiB charged + ~6 MiB per CPU), and the
 # processes of a first start: the bcc compiler child (peak 135 MiB) beside the loader (30 MiB).
-OTHER_MAPS_BYTES = 12 << 20
+OTHER_MAPS_BYTES = 13 << 20       # + sessions (1 MiB, issue #14) since the measurement
 OTHER_MAPS_PER_CPU_BYTES = 6 << 20
 # Source prefix counters (bpf/vc5_prefix.h): 2^20 IPv4 /20s + 65,536 IPv6 buckets, a __u64 per
 # CPU each (8.5 MiB per possible CPU), plus the per-CPU array's table of pointers (8.5 MiB);
@@ -336,10 +341,17 @@ def _pow2(n: int) -> int:
     return 1 << max(0, (int(n) - 1).bit_length())
 
 
-def flow_table_bytes(flows: int, ncpus: int) -> int:
-    """Kernel memory of a flow table of `flows` entries on `ncpus` possible CPUs."""
-    return (int(flows) * (FLOW_ELEMENT_BYTES + FLOW_PER_CPU_BYTES * int(ncpus))
-            + FLOW_BUCKET_BYTES * _pow2(flows))
+def flow_side(flows: int) -> int:
+    """Entries of each of flows6, flows_udp and flows_udp6 (= layout.flow_table_sizes)."""
+    return max(FLOW_SIDE_MIN, int(flows) // 4)
+
+
+def flow_table_bytes(flows: int, ncpus: int = 1) -> int:
+    """Kernel memory of the four flow tables for the setting `flows` (TCP/IPv4 entries). The
+    tables have no per-CPU part, so `ncpus` (kept for callers) does not change it."""
+    side = flow_side(flows)
+    return (int(flows) * FLOW_ELEMENT_BYTES + FLOW_BUCKET_BYTES * _pow2(flows)
+            + side * (2 * FLOW_ELEMENT_BYTES_V6 + FLOW_ELEMENT_BYTES) + 3 * FLOW_BUCKET_BYTES * _pow2(side))
 
 
 def maps_bytes(flows: int, ncpus: int) -> int:
@@ -353,7 +365,7 @@ def shared_table_bytes(flows: int) -> int:
     """The `shared` LRU hash of flow sharing (bpf/vc5_share.h): `flows` entries (flows_per_cpu, at
     most SHARED_MAX), one value each, made whether or not sharing is configured (memlock 120 B per
     entry measured with 262,144 entries)."""
-    return flow_table_bytes(flows, 1)
+    return int(flows) * FLOW_ELEMENT_BYTES_V6 + FLOW_BUCKET_BYTES * _pow2(flows)   # 40-byte key, as flows6
 
 
 @dataclass(frozen=True)
@@ -373,8 +385,10 @@ def check_loader_memory(flows: int, ncpus: int, reuse: bool, memory: Memory | No
     table = flow_table_bytes(flows, ncpus)
     maps = maps_bytes(flows, ncpus)
     need = maps + PROCESS_BYTES
-    what = (f"flows_per_cpu {flows:,} on {ncpus} possible CPUs needs a flow table of about {mib(table)} "
-            f"({flows:,} x ({FLOW_ELEMENT_BYTES} + {FLOW_PER_CPU_BYTES} x {ncpus}) bytes + buckets), "
+    side = flow_side(flows)
+    what = (f"flows {flows:,} needs flow tables of about {mib(table)} ({flows:,} TCP/IPv4 entries x "
+            f"{FLOW_ELEMENT_BYTES} bytes, {side:,} UDP/IPv4 x {FLOW_ELEMENT_BYTES} and 2 x {side:,} IPv6 x "
+            f"{FLOW_ELEMENT_BYTES_V6}, + buckets; the same on any number of CPUs), "
             f"{mib(maps)} with the other maps, {mib(need)} with the compiler and the loader")
     problems = []
     if memory is not None and memory.max is not None and need > memory.max:
@@ -387,7 +401,7 @@ def check_loader_memory(flows: int, ncpus: int, reuse: bool, memory: Memory | No
             return Verdict(True, f"{what}: above MemoryHigh={mib(high)}; the kernel will throttle the loader "
                                  f"while the maps are made: raise it with `systemctl edit {unit}`")
         return Verdict(True)
-    fix = (f"lower flows_per_cpu in the configuration, or raise MemoryMax= (and MemoryHigh=) with "
+    fix = (f"lower flows in the configuration, or raise MemoryMax= (and MemoryHigh=) with "
            f"`systemctl edit {unit}` to at least {mib(need + (64 << 20))}")
     if reuse:
         return Verdict(True, f"{what}: {' and '.join(problems)}; the pinned maps exist and are re-used, "

@@ -365,6 +365,17 @@ class ProgramInfo(Struct):
 
 
 @dataclass(frozen=True)
+class FlowTable(Struct):
+    """One flow table of the data plane (org.vc5.XdpLoader1.FlowTables, docs/data-plane.md "Flow table")."""
+
+    SIGNATURE: ClassVar[str] = "(sttt)"
+    name: str                # flows (TCP/IPv4), flows6, flows_udp, flows_udp6
+    entries: int = 0         # capacity (LRU: the oldest entry goes when it is full)
+    bytes: int = 0           # kernel memory of the map (fdinfo memlock), the same on any number of CPUs
+    bytes_per_entry: int = 0
+
+
+@dataclass(frozen=True)
 class ProbeAddress(Struct):
     """Where healthd connects to probe `vip` on `backend` (docs/probe-path.md)."""
 
@@ -539,6 +550,7 @@ XDP_LOADER = Interface(names.XDP_LOADER_IFACE, {
     "ProgramInfo": Prop.struct(ProgramInfo),
     "ProbeAddresses": Prop.array(ProbeAddress),
     "Learning": Prop.scalar("b"),
+    "FlowTables": Prop.array(FlowTable),
     "Blocked": Prop.strings(),
 }, replies={"GetCounters": Counters.SIGNATURE, "GetPrefixes": PrefixCounters.SIGNATURE})
 

@@ -22,5 +22,6 @@ BACKEND_COUNTERS = (
 )
 
 # Global counters of this data plane beyond xvs's (no vc5 name exists): the
-# path-MTU relay (bpf/README.md, "Path MTU"). Exported with the globals.
-GLOBAL_EXTRA = ("pmtu_relayed", "pmtu_rate_limited", "too_big_no_df")
+# path-MTU relay (bpf/README.md, "Path MTU") and new flows not stored above the
+# new-flow rate (docs/data-plane.md, "Flow table"). Exported with the globals.
+GLOBAL_EXTRA = ("pmtu_relayed", "pmtu_rate_limited", "too_big_no_df", "flow_rate_limited")

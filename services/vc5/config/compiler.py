@@ -20,7 +20,7 @@ VC5_KEYS = {"services", "servers", "policy", "scheduler", "bgp", "prefixes", "vl
             "defcon", "learn",
             # vc5's command-line settings, under its legacy config keys
             "address", "interfaces", "native", "untagged", "multicast", "host_id", "webserver", "webroot"}
-EXTRA_KEYS = {"xdp_mode", "flows_per_cpu"}
+EXTRA_KEYS = {"xdp_mode", "flows", "flows_per_cpu", "flow_rate"}   # flows_per_cpu: the old name of flows
 TOP_KEYS = VC5_KEYS | EXTRA_KEYS
 LOGGING_KEYS = {"alert", "syslog", "slack", "teams", "elasticsearch"}
 ES_KEYS = {"index", "addresses", "username", "password"}
@@ -144,9 +144,17 @@ def this_machine(r: Reader, m: dict, val: dict) -> dict:
         out["xdp_mode"] = mode
     else:
         out["xdp_mode"] = "native" if out.get("native") else "generic"
-    if "flows_per_cpu" in val:
-        n = r.integer(val["flows_per_cpu"], "flows_per_cpu", 0, 100_000_000, "a number of flows")
-        out["flows_per_cpu"] = n or DEFAULT_FLOWS_PER_CPU   # vc5 -F 0 -> 1,000,000
+    # `flows`: TCP/IPv4 flow-table entries, shared by every CPU (the IPv6 and UDP tables get a
+    # quarter each, docs/data-plane.md "Flow table"); `flows_per_cpu` is its old name, still read
+    # (the table stopped being per CPU in issue #14). Model field: flows_per_cpu.
+    if "flows" in val and "flows_per_cpu" in val:
+        r.error(val["flows_per_cpu"], "flows_per_cpu", "is the old name of flows: give only one of them")
+    if "flow_rate" in val:       # new flows stored per second per CPU (docs/data-plane.md "Flow table")
+        out["flow_rate"] = r.integer(val["flow_rate"], "flow_rate", 0, 100_000_000, "new flows per second")
+    for key in ("flows", "flows_per_cpu"):
+        if key in val:
+            n = r.integer(val[key], key, 0, 100_000_000, "a number of flows")
+            out["flows_per_cpu"] = n or DEFAULT_FLOWS_PER_CPU   # vc5 -F 0 -> 1,000,000
     return out
 
 

@@ -93,6 +93,7 @@ class Service:
     priority: str = "critical"
     need: int = 1                   # service is up iff healthy usable backends >= need
     sticky: bool = False
+    stateless: bool = False         # no flow-table entries: every packet through Maglev
     reset: bool = False
     scheduler: Optional[str] = None
     persist: Optional[int] = None
@@ -192,7 +193,8 @@ class Config:
     webserver: Optional[str] = None
     webroot: Optional[str] = None
     xdp_mode: str = "generic"
-    flows_per_cpu: int = DEFAULT_FLOWS_PER_CPU
+    flows_per_cpu: int = DEFAULT_FLOWS_PER_CPU   # config `flows` (old name flows_per_cpu)
+    flow_rate: int = 0              # new flows stored per second per CPU; 0 = the data plane's 125,000
     scheduler: Optional[str] = None  # top-level default scheduler
     defcon: Optional[int] = None
     prefixes: Mapping = field(default_factory=FrozenDict)  # name -> tuple of networks

@@ -181,6 +181,8 @@ SETTINGS: dict[str, Key] = {
                 field="need"),
     "sticky": Key(boolean, False, "choose the server by client and VIP addresses only (no ports)",
                   field="sticky"),
+    "stateless": Key(boolean, False, "store no flows: every packet is balanced by Maglev (DNS and other "
+                     "one-packet exchanges)", field="stateless"),
     "reset": Key(boolean, False, "kept and shown (IPVS only in vc5)",
                  field="reset"),
     "scheduler": Key(scheduler, None, "kept and shown (default: the top-level scheduler); Maglev is used",

@@ -44,6 +44,10 @@ def to_vc5_json(cfg: Config) -> dict:
     for key in ("xdp_mode", "flows_per_cpu"):
         if key in ex:
             out[key] = getattr(cfg, key)
+    if "flows" in ex:                   # the new name of flows_per_cpu (model field flows_per_cpu)
+        out["flows"] = cfg.flows_per_cpu
+    if "flow_rate" in ex:
+        out["flow_rate"] = cfg.flow_rate
     if cfg.bgp is not None:   # our extras, top-level because vc5's "bgp" maps peers only
         if cfg.bgp.router_id is not None and cfg.bgp.router_id != cfg.address:
             out["router_id"] = str(cfg.bgp.router_id)

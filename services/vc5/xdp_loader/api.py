@@ -80,6 +80,10 @@ class XdpLoader(ServiceInterface):
     def Learning(self) -> P["Learning"].signature:
         return self._pub.published("Learning")
 
+    @dbus_property(access=PropertyAccess.READ)
+    def FlowTables(self) -> P["FlowTables"].signature:
+        return self._pub.published("FlowTables")
+
     @method()
     def GetCounters(self) -> wire.XDP_LOADER.replies["GetCounters"]:
         try:

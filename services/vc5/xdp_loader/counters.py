@@ -5,8 +5,9 @@ METRICS: the 32 global/VIP/service metrics in xvs `struct metrics` order
 xvs_service_<m>); BACKEND_COUNTERS: the per-backend counters
 (xvs_destination_<c>). The C enums in bpf/vc5_layout.h use the same order.
 
-`current` (estimated concurrent sessions) is filled by user space in vc5;
-this data plane leaves it 0 for now. GLOBAL_EXTRA: global counters beyond
+`current` (estimated concurrent connections) is user space's, as in vc5:
+flowstate.fill_current sets it from the last era's counts (the program
+counts each flow once per era). GLOBAL_EXTRA: global counters beyond
 xvs's (the path-MTU relay), summed into the global dict after METRICS.
 """
 

@@ -33,12 +33,12 @@ from vc5.common import bus as vbus
 from vc5.common import lifecycle, limits, messages, names, sd, wire
 from vc5.common import log as vlog
 
-from . import prefixes
+from . import flowstate, prefixes
 from .loader import REPROBE_S, Loader
 from .netwatch import NetWatch
 from .share import service as share_service
 from .startup import StartupError, load_config, take_lock
-from .stop_post import clear_keep_marker, keep_marker_path
+from .stop_post import clear_keep_marker, keep_marker_path, remove_older_layouts
 
 log = logging.getLogger("vc5.xdp_loader")
 
@@ -103,6 +103,8 @@ async def _run(args, cfg, bus) -> int:
                  time.monotonic() - t0, loader.pin_dir, len(dp.services()))
         loader.restore_blocked()          # the block list is in the maps before any interface is attached
         loader.start()
+        for old in remove_older_layouts(args.pin_dir):     # an upgrade: our program replaced theirs
+            log.info("removed the pinned maps of an older data-plane layout in %s", old)
         sharing = share_service.start_for_loader(loader, cfg, fresh_maps)
         signals = lifecycle.StopSignals(on_reload=loader.reload_quietly)
         loader.on_stop = signals.stop
@@ -208,9 +210,16 @@ async def _periodic(loader: Loader) -> None:
 
 
 async def _data_plane_watchdog(dp) -> None:
+    next_era = time.monotonic() + flowstate.ERA_S
     while True:
         try:
             dp.refresh_watchdog()
         except OSError as e:
             log.error("refreshing the data-plane watchdog failed: %s", e)
+        if time.monotonic() >= next_era and hasattr(dp, "roll_sessions"):   # vc5's `current`
+            next_era = time.monotonic() + flowstate.ERA_S
+            try:
+                dp.roll_sessions()
+            except OSError as e:
+                log.error("reading the connection estimate (sessions) failed: %s", e)
         await asyncio.sleep(WATCHDOG_REFRESH_S)

@@ -18,7 +18,7 @@ it attaches `xdp_fd` to interfaces itself (this module never touches links).
     dp.set_active(True)          # False (the state of fresh maps): XDP_PASS everything
     dp.refresh_watchdog()        # call at least every watchdog/2 s; if user space stays
                                  # silent for `watchdog_s` (60 s) the program PASSes everything
-    dp.set_service(ServiceSpec("192.0.2.1", 80, "tcp", sticky=False, backends=[
+    dp.set_service(ServiceSpec("192.0.2.1", 80, "tcp", sticky=False, stateless=False, backends=[
         BackendSpec("10.1.0.10", mac="02:00:00:00:00:10", src_mac="02:00:00:00:00:01",
                     in_table=True, valid=True, weight=1, redirect_slot=None, vlan=0,
                     method="l2", tunnel_port=0, src_address=None, no_checksum=False, mtu=0)]))
@@ -32,6 +32,8 @@ it attaches `xdp_fd` to interfaces itself (this module never touches links).
     dp.services()                # [ServiceKey(vip, port, protocol)]
     dp.set_redirect(slot, ifindex) ; dp.clear_redirect(slot)   # tx_port devmap
     dp.set_pmtu_rate(per_second, burst)   # relayed ICMP too-big limit per CPU (None: 1000/s, 100)
+    dp.set_flow_rate(per_second, burst)   # new flows stored per CPU (None: 125,000/s, 12,500)
+    dp.roll_sessions()           # every 30 s: `current` = flows of the last era; dp.flow_tables(): sizes
     dp.counters()                # see DataPlane.counters
     dp.latency_ns()              # mean processing ns per packet since the maps were created
     dp.close(unpin=False)        # unpin=True also removes the pinned maps
@@ -64,7 +66,7 @@ from dataclasses import dataclass
 
 from ..common import names
 from . import counters as ctr
-from . import layout, program
+from . import flowstate, layout, program
 from .layout import LayoutError  # noqa: F401  (re-exported for callers)
 from .specs import (BackendKey, BackendSpec, ServiceKey, ServiceSpec, backend_record,  # noqa: F401
                     service_key, validate_backends)
@@ -147,6 +149,7 @@ class DataPlane:
         self.set_watchdog(watchdog_s if watchdog else None)
         self._services: dict[ServiceKey, _ServiceState] = {}
         self._vips: dict[str, int] = {}      # VIP -> vip_index
+        self._current: dict[int, int] = {}   # pair -> flows seen in the last era (roll_sessions)
         self._recover()
 
     def _release(self) -> None:
@@ -200,6 +203,15 @@ class DataPlane:
             s.pmtu_burst = burst or 0
             self._write_settings(s)
 
+    def set_flow_rate(self, per_second: float | None = None, burst: int | None = None) -> None:
+        flowstate.set_rate(self, per_second, burst)
+
+    def flow_tables(self) -> dict[str, dict[str, int]]:
+        return layout.flow_table_memory(self.maps)      # the kernel's figures per table
+
+    def roll_sessions(self) -> None:    # every flowstate.ERA_S: `current` = flows of the last era
+        self._current = flowstate.roll_era(self)
+
     # -- redirect ---------------------------------------------------------
 
     def set_redirect(self, slot: int, ifindex: int) -> None:
@@ -242,7 +254,7 @@ class DataPlane:
             svc_index = old.svc_index if old else _lowest_free(
                 {st.svc_index for st in self._services.values()}, layout.MAX_SERVICES, "services")
             states, fresh, changed = self._pairs(old, backends, svc_index, vip_index)
-            value = _service_value(key, spec.sticky, old, svc_index, vip_index, states, backends)
+            value = _service_value(key, _svc_flags(spec), old, svc_index, vip_index, states, backends)
             self._write_service(key, value, old, new_vip, fresh, changed)
             self._services[key] = _ServiceState(svc_index, vip_index, value.hdr.generation, states)
             for address, st in (old.backends.items() if old else ()):
@@ -338,6 +350,7 @@ class DataPlane:
                 for address, b in st.backends.items():
                     out["backends"][BackendKey(key, address)] = ctr.sum_counter(
                         self.maps["be_stats"].lookup(layout.U32(b.pair)))
+            flowstate.fill_current(out, self._services, self._current)
             return out
 
     def latency_ns(self) -> float:
@@ -432,7 +445,13 @@ def _new_cookie(used: set[int]) -> int:
             return c
 
 
-def _service_value(key: ServiceKey, sticky: bool, old, svc_index: int, vip_index: int, states: dict,
+def _svc_flags(spec: ServiceSpec) -> int:
+    """The service header's VC5_SVC_* flags."""
+    return ((layout.SVC_STICKY if spec.sticky else 0)
+            | (layout.SVC_STATELESS if getattr(spec, "stateless", False) else 0))
+
+
+def _service_value(key: ServiceKey, flags: int, old, svc_index: int, vip_index: int, states: dict,
                    backends: dict) -> layout.Service:
     """The `services` map value: header, pair per slot, and the Maglev table of the backends in it."""
     from .. import maglev  # vc5-compatible table builder
@@ -442,7 +461,7 @@ def _service_value(key: ServiceKey, sticky: bool, old, svc_index: int, vip_index
     hdr.vip = layout.addr16(key.vip)
     hdr.port = key.port
     hdr.proto = layout.PROTOCOLS[key.protocol]
-    hdr.flags = layout.SVC_STICKY if sticky else 0
+    hdr.flags = flags
     hdr.svc_index = svc_index
     hdr.vip_index = vip_index
     hdr.nbackends = len(states)

@@ -22,6 +22,7 @@ import ctypes as ct
 import errno
 import ipaddress
 import os
+import socket
 import struct
 from dataclasses import dataclass
 
@@ -30,11 +31,12 @@ from vc5.common.capacity import (BACKEND_SLOTS, MAX_BACKENDS, MAX_NAT, MAX_PAIRS
                                  MAX_VIPS)
 
 #: Pin directory suffix: /sys/fs/bpf/vc5/v<LAYOUT_VERSION>
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 
 MAGLEV_SIZE = 8192          # vc5: __u8 hash[8192], slot = hash & 0x1fff
 REDIRECT_SLOTS = 4096       # tx_port keys: any number below this (vc5 keys it by VLAN id)
-DEFAULT_FLOWS = 65536       # flow table entries (LRU, each with a value per CPU)
+DEFAULT_FLOWS = 65536       # TCP/IPv4 flow-table entries (flow_table_sizes: the other tables)
+MIN_SIDE_FLOWS = 1024       # smallest flows6 / flows_udp / flows_udp6
 
 NAT_REPLIES = 65536         # nat_reply LRU entries
 NAT_REPLY_TTL_NS = 5 * 10**9
@@ -51,7 +53,10 @@ DEFAULT_MTU = 1500          # Backend.mtu 0
 TUNNEL_OVERHEAD = {METHOD_IPIP: 0, METHOD_GRE: 4, METHOD_FOU: 8, METHOD_GUE: 12}
 PMTU_INTERVAL_NS = 1_000_000  # relayed ICMP too-big: 1000/s per CPU (settings 0) ...
 PMTU_BURST = 100              # ... in bursts of up to 100
+FLOW_INTERVAL_NS = 8000       # new flows stored: 125,000/s per CPU (settings 0) ...
+FLOW_BURST = 12500            # ... in bursts of up to 12,500
 SVC_STICKY = 0x01
+SVC_STATELESS = 0x02          # never store a flow (config `stateless`)
 
 FILTER_BITS = 65536         # vip_filter bitmap
 
@@ -121,6 +126,16 @@ class FlowKey(ct.Structure):
     _fields_ = [("t", Tuple), ("proto", ct.c_uint8), ("pad", ct.c_uint8 * 3)]
 
 
+class FlowKey4(ct.Structure):
+    """Key of the IPv4 flow tables (flows, flows_udp): addresses and ports in network order."""
+    _fields_ = [("saddr", ct.c_uint8 * 4), ("daddr", ct.c_uint8 * 4), ("sport", ct.c_uint16),
+                ("dport", ct.c_uint16)]
+
+
+class FlowLimit(ct.Structure):
+    _fields_ = [("tat", ct.c_uint64), ("pad", ct.c_uint64)]
+
+
 class Flow(ct.Structure):
     _fields_ = [("time", ct.c_uint64), ("cookie", ct.c_uint32), ("pair", ct.c_uint16), ("hash", ct.c_uint16)]
 
@@ -128,7 +143,7 @@ class Flow(ct.Structure):
 class Settings(ct.Structure):
     _fields_ = [("active", ct.c_uint32), ("flags", ct.c_uint32), ("watchdog_ns", ct.c_uint64),
                 ("refreshed_ns", ct.c_uint64), ("pmtu_interval_ns", ct.c_uint64), ("pmtu_burst", ct.c_uint64),
-                ("pad", ct.c_uint64 * 3)]
+                ("flow_interval_ns", ct.c_uint64), ("flow_burst", ct.c_uint64), ("era", ct.c_uint64)]
 
 
 class Nat(ct.Structure):
@@ -166,7 +181,8 @@ class Metrics(ct.Structure):
 class Global(ct.Structure):
     _fields_ = [("m", Metrics), ("latency_ns", ct.c_uint64), ("latency_packets", ct.c_uint64),
                 ("seen", ct.c_uint64), ("pmtu_relayed", ct.c_uint64), ("pmtu_rate_limited", ct.c_uint64),
-                ("too_big_no_df", ct.c_uint64), ("pmtu_tat", ct.c_uint64), ("pad", ct.c_uint64)]
+                ("too_big_no_df", ct.c_uint64), ("pmtu_tat", ct.c_uint64),
+                ("flow_rate_limited", ct.c_uint64)]
 
 
 class Counter(ct.Structure):
@@ -185,7 +201,8 @@ class ShareEntry(ct.Structure):
 NoKey = ct.c_uint8 * 0      # queue maps have no key
 
 _SIZES = {Addr: 16, SvcKey: 20, Backend: 64, SvcHdr: 64, Service: 9280, Vip: 8, VipFilter: 8192,
-          Tuple: 36, FlowKey: 40, Flow: 16, Settings: 64, Metrics: 256, Global: 320, Counter: 96,
+          Tuple: 36, FlowKey: 40, FlowKey4: 12, FlowLimit: 16, Flow: 16, Settings: 64, Metrics: 256,
+          Global: 320, Counter: 96,
           Nat: 80, ReplyKey: 40, Reply: 40, NatStats: 64}
 _SIZES[ShareEntry] = 56
 for _t, _n in _SIZES.items():
@@ -237,8 +254,55 @@ class MapSpec:
         return ct.sizeof(self.value)
 
 
+#: The flow tables (bpf/vc5_flows.h): name -> (protocol, IP version, key type).
+FLOW_TABLES = {"flows": (6, 4, FlowKey4), "flows6": (6, 6, Tuple),
+               "flows_udp": (17, 4, FlowKey4), "flows_udp6": (17, 6, Tuple)}
+
+
+def flow_table_sizes(flows: int = DEFAULT_FLOWS) -> dict[str, int]:
+    """Entries of each flow table for the setting `flows` (TCP over IPv4): the IPv6 and UDP
+    tables get a quarter of it each, at least MIN_SIDE_FLOWS (docs/data-plane.md)."""
+    side = max(MIN_SIDE_FLOWS, int(flows) // 4)
+    return {"flows": int(flows), "flows6": side, "flows_udp": side, "flows_udp6": side}
+
+
+def flow_table_for(src, dst, proto: int) -> str:
+    """The name of the table that holds a flow (addresses as strings)."""
+    v6 = ipaddress.ip_address(src).version == 6
+    for name, (p, version, _) in FLOW_TABLES.items():
+        if p == proto and (version == 6) == v6:
+            return name
+    raise ValueError(f"no flow table for protocol {proto}")
+
+
+def flow_entry_key(src, dst, sport: int, dport: int, proto: int):
+    """(table name, key) of a flow as vc5_select stores it."""
+    name = flow_table_for(src, dst, proto)
+    if FLOW_TABLES[name][2] is FlowKey4:
+        k = FlowKey4()
+        ct.memmove(k.saddr, ipaddress.ip_address(src).packed, 4)
+        ct.memmove(k.daddr, ipaddress.ip_address(dst).packed, 4)
+    else:
+        k = Tuple(saddr=addr16(src), daddr=addr16(dst))
+    k.sport, k.dport = socket.htons(sport), socket.htons(dport)
+    return name, k
+
+
+def flow_table_memory(maps: dict) -> dict[str, dict[str, int]]:
+    """Each flow table's capacity and kernel memory (fdinfo memlock: the kernel's own figure,
+    bpf_map_memory_usage) from {name: MapHandle}: {name: {"entries", "bytes", "bytes_per_entry"}}."""
+    out = {}
+    for name in FLOW_TABLES:
+        m = maps[name]
+        mem = int(read_fdinfo(m.fd).get("memlock", "0"))
+        n = m.spec.max_entries
+        out[name] = {"entries": n, "bytes": mem, "bytes_per_entry": mem // n if n else 0}
+    return out
+
+
 def map_specs(flows: int = DEFAULT_FLOWS) -> dict[str, MapSpec]:
-    """The maps declared in bpf/vc5_xdp.c, by name (= pinned file name)."""
+    """The maps declared in bpf/vc5_xdp.c and bpf/vc5_flows.h, by name (= pinned file name)."""
+    sizes = flow_table_sizes(flows)
     specs = [
         MapSpec("settings", BPF_MAP_TYPE_ARRAY, U32, Settings, 1),
         MapSpec("global_stats", BPF_MAP_TYPE_PERCPU_ARRAY, U32, Global, 1),
@@ -249,7 +313,10 @@ def map_specs(flows: int = DEFAULT_FLOWS) -> dict[str, MapSpec]:
         MapSpec("svc_stats", BPF_MAP_TYPE_PERCPU_ARRAY, U32, Metrics, MAX_SERVICES),
         MapSpec("backends", BPF_MAP_TYPE_ARRAY, U32, Backend, MAX_PAIRS),
         MapSpec("be_stats", BPF_MAP_TYPE_PERCPU_ARRAY, U32, Counter, MAX_PAIRS),
-        MapSpec("flows", BPF_MAP_TYPE_LRU_PERCPU_HASH, FlowKey, Flow, flows),
+        *(MapSpec(name, BPF_MAP_TYPE_LRU_HASH, key, Flow, sizes[name])
+          for name, (_, _, key) in FLOW_TABLES.items()),
+        MapSpec("flow_limit", BPF_MAP_TYPE_PERCPU_ARRAY, U32, FlowLimit, 1),
+        MapSpec("sessions", BPF_MAP_TYPE_ARRAY, U32, ct.c_uint64, 2 * MAX_PAIRS),     # `current`
         # bcc creates DEVMAPs read-only for programs (BPF_F_RDONLY_PROG)
         MapSpec("tx_port", BPF_MAP_TYPE_DEVMAP, U32, IfIndex, REDIRECT_SLOTS, BPF_F_RDONLY_PROG),
         # health-check probe path (nat.py, docs/probe-path.md)

@@ -92,8 +92,12 @@ class Loader:
             "ProgramInfo": lambda: self.program,
             "ProbeAddresses": lambda: self.probe.addresses,
             "Learning": lambda: bool(self.learning is not None and self.learning.active()),
+            "FlowTables": lambda: self.flow_tables,
             "Blocked": lambda: self.prefixes.listed() if self.prefixes else (),
         })
+        # fixed for the life of the pinned maps (their size changes only after --detach)
+        tables = getattr(dataplane, "flow_tables", None)
+        self.flow_tables = tuple(wire.FlowTable(name, **t) for name, t in tables().items()) if tables else ()
         self.on_stop = lambda: None      # the daemon's stop (Manager.Shutdown)
         self.detach_on_stop = False
         self.keep_marker = ""            # Shutdown(false) leaves this file for --stop-post (stop_post.py)
@@ -137,6 +141,7 @@ class Loader:
     def start(self):
         """The kernel side of start-up (the bus name is owned): activate, attach, the probe path."""
         self.dp.refresh_watchdog()
+        self._apply_flow_rate(self.cfg)
         self.dp.set_active(True)
         self.active = True
         self.view = self._read_view()
@@ -190,7 +195,9 @@ class Loader:
         """healthd's Services over `view` -> plan -> specs -> maps; publish and log the outcome."""
         r = reconcile.reconcile(self.dp, health, view, self._programmed,
                                 redirect_ifindexes=self.interfaces.ifindexes(), untagged=self._untagged(),
-                                force=force)
+                                force=force,
+                                stateless=frozenset(s.key for s in getattr(self.cfg, "services", ())
+                                                    if getattr(s, "stateless", False)))
         self._programmed = r.programmed
         planned = _with_errors(r.planned, r.errors)
         for key, why in r.errors:
@@ -297,12 +304,19 @@ class Loader:
         except StartupError:
             pass
 
+    def _apply_flow_rate(self, cfg):
+        """`flow_rate` (0: the program's 125,000/s per CPU), bursts of a tenth of a second."""
+        rate = int(getattr(cfg, "flow_rate", 0) or 0)
+        if hasattr(self.dp, "set_flow_rate"):
+            self.dp.set_flow_rate(rate or None, max(1, rate // 10) if rate else None)
+
     def apply_config(self, cfg):
         if cfg.flows_per_cpu != self.flows:
-            log.warning("flows_per_cpu %d -> %d takes effect only after `vc5-xdp-loader --detach` and a "
+            log.warning("flows %d -> %d takes effect only after `vc5-xdp-loader --detach` and a "
                         "start (the pinned flow table keeps its size); still %d", self.flows,
                         cfg.flows_per_cpu, self.flows)
         todo = self.interfaces.reconfigure(cfg.interfaces, cfg.xdp_mode, self.program.prog_id)
+        self._apply_flow_rate(cfg)
         self.cfg = cfg
         self.refresh()
         for name in todo:

@@ -234,8 +234,9 @@ def unresolved(services, view) -> tuple:
     return tuple(out[k] for k in sorted(out))
 
 
-def to_specs(planned_service: PlannedService) -> ServiceSpec:
-    """The data plane's input for one planned service. A backend whose MAC is unknown is kept,
+def to_specs(planned_service: PlannedService, stateless: bool = False) -> ServiceSpec:
+    """The data plane's input for one planned service (stateless: the configuration's
+    `stateless` key, which healthd does not carry). A backend whose MAC is unknown is kept,
     not valid, for its slot and counters; one that is not an IP address is left out (nothing the
     kernel could hold; its reason is published)."""
     backends = []
@@ -249,7 +250,7 @@ def to_specs(planned_service: PlannedService) -> ServiceSpec:
             src_address=b.lb_ip or None, method=b.method if b.lb_ip else "none", tunnel_port=b.tunnel_port,
             no_checksum=b.no_checksum, mtu=b.mtu if 68 <= b.mtu else 0))
     return ServiceSpec(planned_service.vip, planned_service.port, planned_service.protocol,
-                       sticky=planned_service.sticky, backends=tuple(backends))
+                       sticky=planned_service.sticky, backends=tuple(backends), stateless=stateless)
 
 
 @functools.lru_cache(maxsize=65536)

@@ -71,6 +71,8 @@ def cflags(pin_dir: str, flows: int = layout.DEFAULT_FLOWS) -> list[str]:
         f"-I{source_dir()}",
         f'-DVC5_PIN_DIR="{pin_dir.rstrip("/")}"',
         f"-DVC5_FLOWS={int(flows)}",
+        *(f"-DVC5_{name.upper()}={n}"                 # flows6, flows_udp, flows_udp6
+          for name, n in layout.flow_table_sizes(flows).items() if name != "flows"),
         f"-DVC5_MAX_SERVICES={layout.MAX_SERVICES}",
         f"-DVC5_MAX_VIPS={layout.MAX_VIPS}",
         f"-DVC5_MAX_PAIRS={layout.MAX_PAIRS}",

@@ -36,14 +36,14 @@ class Reconciled:
 
 
 def reconcile(dp, health, view, programmed: Mapping, *, redirect_ifindexes=(), untagged: bool = False,
-              force: bool = False) -> Reconciled:
+              force: bool = False, stateless: frozenset = frozenset()) -> Reconciled:
     """Bring `dp` (a dataplane.DataPlane, or anything with its service methods) to the plan of
     `health` over `view`. `programmed` is the previous call's Reconciled.programmed ({} at first);
-    `force` rewrites every service."""
+    `force` rewrites every service; `stateless`: keys of the services that store no flows."""
     planned = planner.plan(health, view, redirect_ifindexes, untagged)
     for slot, ifindex in planner.redirect_slots(planned).items():
         dp.set_redirect(slot, ifindex)
-    wanted = {p.key: planner.to_specs(p) for p in planned}
+    wanted = {p.key: planner.to_specs(p, p.key in stateless) for p in planned}
     now = dict(programmed)
     errors = []
     for key, spec in wanted.items():

@@ -76,6 +76,7 @@ class ServiceSpec:
     protocol: str | int               # "tcp"/"udp" or 6/17
     sticky: bool = False
     backends: Sequence[BackendSpec] = field(default_factory=tuple)
+    stateless: bool = False           # never store a flow (config `stateless`): every packet via Maglev
 
 
 def service_key(vip, port, protocol) -> ServiceKey:

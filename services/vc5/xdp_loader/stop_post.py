@@ -143,6 +143,34 @@ def _detach_ours(reader, itf, warn: bool) -> int:
     return attach.detach(itf.ifindex, itf.name, expected_prog_id=st.prog_id, ipr=reader.ipr)
 
 
+def remove_older_layouts(pin_dir) -> list[str]:
+    """After an upgrade: unpin the maps of older layouts beside pin_dir (/sys/fs/bpf/vc5/v<N>, N below
+    ours) and remove their directories; the directories removed. Only for a pin_dir named
+    v<LAYOUT_VERSION>. Safe while we hold the loader lock (no older loader runs): a program still
+    attached somewhere keeps its maps alive by reference, unpinning only drops the names; the old
+    flow table (layout 2: ~1 GB for 1,000,000 flows on 64 CPUs) is freed once nothing uses it."""
+    from . import layout
+
+    if os.path.basename(os.path.normpath(pin_dir)) != f"v{layout.LAYOUT_VERSION}":
+        return []
+    parent, done = os.path.dirname(os.path.normpath(pin_dir)), []
+    for name in sorted(os.listdir(parent)):
+        if not (name[:1] == "v" and name[1:].isdigit() and int(name[1:]) < layout.LAYOUT_VERSION):
+            continue
+        old = os.path.join(parent, name)
+        for pin in os.listdir(old):
+            try:
+                os.unlink(os.path.join(old, pin))
+            except (IsADirectoryError, PermissionError, FileNotFoundError):
+                pass
+        try:
+            os.rmdir(old)
+            done.append(old)
+        except OSError as e:
+            log.warning("could not remove %s of an older data-plane layout: %s", old, e)
+    return done
+
+
 def remove_pins(pin_dir) -> int:
     from . import layout
 

@@ -3,7 +3,8 @@ vc5ctl's tables, from a Snapshot built of the wire structs the daemons publish (
 
 The golden/ files were produced by the renderers of commit 36ce8be (webd/snapshot.py,
 webd/render_json.py, cli/ops_cmd.py before vc5.client existed) from the same state encoded with
-`to_dbus()` and decoded by that commit's positional readers. No bus is needed.
+`to_dbus()` and decoded by that commit's positional readers; vc5ctl's BGP table has since gained
+a BFD column. No bus is needed.
 """
 
 import os

@@ -9,5 +9,5 @@ anything) and pure checks over what it gathered, so unit tests feed facts by han
   backend_checks.py    VIP on lo, ARP, rp_filter, tunnel terminated, MTU/MSS
   balancer_facts.py    gather a balancer's facts (config, bpffs, XDP, NIC features, memory, D-Bus)
   balancer_checks.py   the balancer's checks
-  flowmem.py           the flow table's kernel memory (one function: its layout is being changed)
+  flowmem.py           the flow tables' kernel memory (vc5.common.limits' arithmetic)
 """

@@ -138,11 +138,12 @@ def check_flow_memory(f: BalancerFacts) -> list:
         return []
     flows = f.config.flows_per_cpu
     need = flow_table_bytes(flows, f.possible_cpus)
-    what = (f"flows_per_cpu {flows:,} on {f.possible_cpus} possible CPUs: a flow table of "
-            f"{need / MIB:.0f} MiB, {f.mem_available / MIB:.0f} MiB available of {f.mem_total / MIB:.0f} MiB")
+    what = (f"flows {flows:,}: flow tables of {need / MIB:.0f} MiB (the same on any number of CPUs), "
+            f"{f.mem_available / MIB:.0f} MiB available of {f.mem_total / MIB:.0f} MiB")
     per_entry = max(1, need // max(1, flows))
     fits = max(1, f.mem_available // 2 // per_entry)
-    fix = f"lower flows_per_cpu in {f.config_path} (e.g. to {fits:,}), then vc5-xdp-loader --detach and start"
+    fix = (f"lower flows (old name flows_per_cpu) in {f.config_path} (e.g. to {fits:,}), then "
+           "vc5-xdp-loader --detach and start")
     if f.flows_pinned:      # already allocated: MemAvailable no longer includes it
         what += " (the table is pinned: already allocated)"
     if f.mem_available and need > f.mem_available and not f.flows_pinned:
