@@ -382,4 +382,56 @@ struct vc5_share_entry {
 };
 _Static_assert(sizeof(struct vc5_share_entry) == 56, "share_entry");
 
+/* ---- Source prefixes and the block list (bpf/vc5_prefix.h, docs/data-plane.md) ----
+ *
+ * prefix4_stats[saddr >> 12]: packets per IPv4 /20 (vc5 v0.2 prefix_counters,
+ * 2^20 slots; per CPU, one __u64 each = 8 MiB per possible CPU).
+ * prefix6_stats[vc5_bucket6(saddr)]: packets per bucket of IPv6 /48s (a hash of
+ * the /48 into VC5_PREFIX6_BUCKETS; user space: prefixes.bucket6).
+ * block4 / block6: LPM tries of blocked source prefixes; a packet whose source
+ * matches is dropped before any other work, counted on the most specific
+ * entry that matched and in block_stats. */
+#define VC5_PREFIX4_SLOTS (1 << 20)
+#ifndef VC5_PREFIX6_BUCKETS
+#define VC5_PREFIX6_BUCKETS 65536
+#endif
+#ifndef VC5_MAX_BLOCKED
+#define VC5_MAX_BLOCKED 16384       /* entries per family */
+#endif
+
+/* LPM_TRIE keys: prefix length then the address, network order. */
+struct vc5_lpm4 {
+    __u32 prefixlen;
+    __u8 addr[4];
+};
+_Static_assert(sizeof(struct vc5_lpm4) == 8, "lpm4");
+
+struct vc5_lpm6 {
+    __u32 prefixlen;
+    __u8 addr[16];
+};
+_Static_assert(sizeof(struct vc5_lpm6) == 20, "lpm6");
+
+/* block4/block6 value: written whole by user space (packets 0) when an entry
+ * is added; the program adds to packets atomically (one line for all CPUs:
+ * only dropped packets pay for it). */
+struct vc5_block {
+    __u64 packets;
+};
+_Static_assert(sizeof(struct vc5_block) == 8, "block");
+
+/* block_stats[0] (per CPU). user space: prefixes.BLOCK_COUNTERS */
+enum {
+    VC5_K_BLOCKED4 = 0,          /* IPv4 packets dropped by the block list */
+    VC5_K_BLOCKED6,              /* IPv6 packets dropped by the block list */
+    VC5_K_BLOCKED_OCTETS,        /* their IP bytes (as the frame holds them) */
+    VC5_K_RESERVED,
+    VC5_K_COUNT
+};
+
+struct vc5_block_stats {
+    __u64 c[VC5_K_COUNT];
+};
+_Static_assert(sizeof(struct vc5_block_stats) == 32, "block_stats");
+
 #endif

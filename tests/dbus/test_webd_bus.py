@@ -50,6 +50,11 @@ def test_webd_serves_and_follows_the_daemons(private_bus):
         until(lambda: any("Backend 10.1.100.121:80 for service 192.168.101.1:80:tcp went down" in e["text"]
                           for e in webd.json("/log/0")), timeout=10)
 
+        # vc5 v0.2's /prefixes.json: packets per source /20, index = address >> 12
+        prefixes = webd.json("/prefixes.json")
+        assert len(prefixes) == 1 << 20 and prefixes[0xCB007] == 1234 and prefixes[0x0A016] == 5
+        assert sum(prefixes) == 1239
+
         # bgpd leaves the bus: absent, not guessed
         fakes.stop("bgp")
         doc = until(lambda: (s := _status(webd)) and not s["daemons"]["org.vc5.Bgp1"] and s, timeout=10)

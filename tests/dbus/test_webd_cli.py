@@ -104,6 +104,10 @@ def test_non_root_gets_permission_denied_with_a_hint(root):
                 assert "run it as root (e.g. sudo vc5ctl drain 10.1.100.121)" in r.stderr
                 r = vc5ctl("reload", user="nobody")
                 assert r.returncode == 4 and "permission denied" in r.stderr
+                r = vc5ctl("block", "add", "192.0.2.0/24", user="nobody")
+                assert r.returncode == 4 and "sudo vc5ctl block add" in r.stderr, r.stderr
+                r = vc5ctl("block", "list", user="nobody")             # the list is for everyone
+                assert r.returncode == 0 and "block list: empty" in r.stdout, r.stderr
                 r = vc5ctl("status", "--quick", user="nobody")       # reading is for everyone
                 assert r.returncode == 0, r.stderr
                 assert "192.168.101.1:80:tcp" in r.stdout

@@ -136,8 +136,9 @@ class Stack:
             state = os.path.join(self.lab.workdir, f"{name}-healthd.state.json")
             self.lab.spawn(lb, [py, "-m", "vc5.healthd", "--config", path, "--state-file", state],
                            f"{name}-healthd", env)
+            block_dir = os.path.join(self.lab.workdir, f"{name}-state")     # the block list
             self.lab.spawn(lb, [py, "-m", "vc5.xdp_loader", "--config", path, "--pin-dir", pin,
-                                "--lock", lock], f"{name}-xdp-loader", env)
+                                "--lock", lock, "--state-dir", block_dir], f"{name}-xdp-loader", env)
             # As the unit: VIPs advertised only while this balancer's loader forwards them.
             self.lab.spawn(lb, [py, "-m", "vc5.bgpd", "--config", path, "--dataplane", "required"],
                            f"{name}-bgpd", env)

@@ -25,7 +25,7 @@ LIMITS = {
                          "LimitNOFILE": 512},
     "vc5-bgpd.service": {"MemoryHigh": 128 << 20, "MemoryMax": 192 << 20, "TasksMax": 32,
                          "LimitNOFILE": 1024},
-    "vc5-xdp-loader.service": {"MemoryHigh": 1792 << 20, "MemoryMax": 2 << 30, "TasksMax": 32,
+    "vc5-xdp-loader.service": {"MemoryHigh": 2304 << 20, "MemoryMax": 2560 << 20, "TasksMax": 32,
                                "LimitNOFILE": 512},
 }
 IFACE = "vc5l0"

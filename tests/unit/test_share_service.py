@@ -50,6 +50,7 @@ def test_the_loader_memory_check_counts_the_shared_table():
     for flows, shared in ((1000, 1000), (1_000_000, layout.SHARED_MAX)):
         assert layout.map_specs(flows)["shared"].max_entries == shared
         without = (limits.flow_table_bytes(flows, 2) + limits.OTHER_MAPS_BYTES
-                   + 2 * limits.OTHER_MAPS_PER_CPU_BYTES)
+                   + 2 * limits.OTHER_MAPS_PER_CPU_BYTES
+                   + limits.PREFIX_MAPS_BYTES + 2 * limits.PREFIX_MAPS_PER_CPU_BYTES)
         assert limits.maps_bytes(flows, 2) - without == limits.shared_table_bytes(shared)
         assert limits.shared_table_bytes(262_144) == 120 * 262_144       # memlock measured

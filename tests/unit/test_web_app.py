@@ -102,7 +102,7 @@ def test_config_json_without_config_says_why():
 def test_prefixes_log_and_unknown_paths():
     (s1, _, b1), (s2, _, _), (s3, _, b3), (s4, _, _) = fetch(
         Reader(), ("/prefixes.json", {}), ("/log/abc", {}), ("/nope.html", {}), ("/../etc/passwd", {}))
-    assert s1 == 404 and "prefix counters" in json.loads(b1)["error"]
+    assert s1 == 503 and "prefix counters" in json.loads(b1)["error"]     # no loader on the bus
     assert s2 == 400 and s3 == 404 and s4 == 404
 
 

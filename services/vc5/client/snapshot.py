@@ -35,7 +35,7 @@ EMPTY: Mapping = MappingProxyType({})
 XVS_METRICS = xvs_names.METRICS
 XVS_BACKEND_COUNTERS = xvs_names.BACKEND_COUNTERS
 # Counters whose per-second rate is derived (vc5's *_per_second fields).
-RATED = ("packets", "octets", "flows")
+RATED = ("packets", "octets", "flows", "blocked")      # blocked: global only (the block list)
 # Gauges in the xvs families (everything else is a counter).
 XVS_GAUGES = frozenset({"current", "latency"})
 

@@ -73,8 +73,8 @@ def summary(snap: Snapshot) -> dict:
         "current": int(g.get("current", 0)),
         "dropped": 0,
         "dropped_per_second": 0,
-        "blocked": 0,
-        "blocked_per_second": 0,
+        "blocked": int(g.get("blocked", 0)),                   # source prefix block list drops
+        "blocked_per_second": int(r.get("blocked", 0)),
         "notqueued": 0,
         "notqueued_per_second": 0,
         "toobig": int(g.get("too_big", 0)),

@@ -328,6 +328,11 @@ FLOW_SIDE_MIN = 1024             # = vc5.xdp_loader.layout.MIN_SIDE_FLOWS
 # processes of a first start: the bcc compiler child (peak 135 MiB) beside the loader (30 MiB).
 OTHER_MAPS_BYTES = 13 << 20       # + sessions (1 MiB, issue #14) since the measurement
 OTHER_MAPS_PER_CPU_BYTES = 6 << 20
+# Source prefix counters (bpf/vc5_prefix.h): 2^20 IPv4 /20s + 65,536 IPv6 buckets, a __u64 per
+# CPU each (8.5 MiB per possible CPU), plus the per-CPU array's table of pointers (8.5 MiB);
+# measured with /proc/meminfo's Percpu on 2 CPUs: +17 MiB. The block list tries grow with it.
+PREFIX_MAPS_BYTES = 9 << 20
+PREFIX_MAPS_PER_CPU_BYTES = 17 << 19
 PROCESS_BYTES = 192 << 20
 SHARED_MAX = 262144         # = xdp_loader.layout.SHARED_MAX (this module does not import the loader)
 
@@ -352,7 +357,8 @@ def flow_table_bytes(flows: int, ncpus: int = 1) -> int:
 def maps_bytes(flows: int, ncpus: int) -> int:
     """Every map of the data plane (flow table included)."""
     return (flow_table_bytes(flows, ncpus) + shared_table_bytes(min(int(flows), SHARED_MAX))
-            + OTHER_MAPS_BYTES + OTHER_MAPS_PER_CPU_BYTES * int(ncpus))
+            + OTHER_MAPS_BYTES + PREFIX_MAPS_BYTES
+            + (OTHER_MAPS_PER_CPU_BYTES + PREFIX_MAPS_PER_CPU_BYTES) * int(ncpus))
 
 
 def shared_table_bytes(flows: int) -> int:

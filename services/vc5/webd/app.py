@@ -9,8 +9,8 @@ gzip (Content-Encoding: gzip), as vc5's console expects.
 Paths (vc5:manager.go; docs/observability.md, "HTTP endpoints"): `/` and any other path = static files
 (webroot first, if configured, else the embedded console); `/status.json`,
 `/status.json.gz`, `/config.json`, `/cue.json`, `/lb.json`, `/log/<N>`,
-`/build.json`, `/metrics`, `/prefixes.json` (404 with an explanation: this data
-plane keeps no per-/20 counters, like vc5 HEAD).
+`/build.json`, `/metrics`, `/prefixes.json` (vc5 v0.2's 1,048,576 per-source-/20
+packet counts, read from the loader on demand: prefixes.py; 503 when it is absent).
 
 Hardening (docs/observability.md, "Bounded input" and "Narrowing the console"):
 no request may carry a body (413, RFC 9110 §15.5.14: every endpoint is a
@@ -37,6 +37,7 @@ from vc5.client import status as render_status
 from vc5.client.redact import mask_text
 
 from . import metrics, render_json
+from .prefixes import UNAVAILABLE, PrefixSource
 from .guard import SERVER
 
 STATIC = importlib.resources.files("vc5.webd").joinpath("static")
@@ -184,8 +185,13 @@ def make_app(reader, webroot: str | None = None, stats=None, allowed_hosts=None)
     async def build(request):
         return _json_response(request, render_json.dumps(render_json.build()))
 
+    prefix_source = PrefixSource(reader)
+
     async def prefixes(request):
-        return _json_response(request, render_json.dumps(render_json.PREFIXES_ABSENT), status=404)
+        body = await prefix_source.body()
+        if body is None:
+            return _json_response(request, render_json.dumps(UNAVAILABLE), status=503)
+        return _json_response(request, body)
 
     async def log(request):
         try:

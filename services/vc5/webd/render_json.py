@@ -1,7 +1,7 @@
 """vc5-compatible JSON documents served by vc5-webd, each a pure function of one Snapshot.
 
 /status.json is vc5.client.status (vc5ctl prints it too); this module adds
-/cue.json, /lb.json, /config.json, /build.json and /prefixes.json. Field
+/cue.json, /lb.json, /config.json and /build.json (/prefixes.json: prefixes.py). Field
 names, nesting and ordering follow vc5 (vc5:manager.go, cue:director.go, xvs)
 as docs/observability.md ("HTTP endpoints") describes, so dashboards and
 scripts written for vc5 keep working.
@@ -139,7 +139,7 @@ def lb(snap: Snapshot) -> list:
     return out
 
 
-# ---------------------------------------------------------------- /config.json, /build.json, /prefixes.json
+# ---------------------------------------------------------------- /config.json, /build.json
 
 def config(snap: Snapshot):
     """vc5's expanded config with secrets masked, inside URLs too (vc5.client.redact); None without one."""
@@ -170,10 +170,3 @@ def build() -> dict:
         "Settings": [{"Key": "python", "Value": sys.version.split()[0]},
                      {"Key": "implementation", "Value": sys.implementation.name}],
     }
-
-
-PREFIXES_ABSENT = {
-    "error": "per-/20 prefix counters are not collected by this data plane",
-    "detail": "vc5 v0.2's /prefixes.json (1,048,576 per-source-/20 packet counts) needs the xvs v0.1 "
-              "prefix_counters map; this data plane, like vc5 v0.3 (HEAD), has none.",
-}

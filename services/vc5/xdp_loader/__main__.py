@@ -1,18 +1,21 @@
 """`vc5-xdp-loader` / `python3 -m vc5.xdp_loader`: the command line (argparse only).
 
-    vc5-xdp-loader [--config F] [--pin-dir D] [--lock F] [--rescan S] [--flows N]
+    vc5-xdp-loader [--config F] [--pin-dir D] [--lock F] [--rescan S] [--flows N] [--state-dir D]
         the service (daemon.py)
     vc5-xdp-loader --stop-post | --detach [--config F] [--pin-dir D] [--lock F] [--unit U]
         the unit's ExecStopPost= / detach for good (stop_post.py)
 """
 
 import argparse
+import os
 import sys
 
 from vc5.common import lifecycle, names
 
 from .loader import RESCAN_S
 from .startup import DEFAULT_LOCK
+
+DEFAULT_STATE_DIR = "/var/lib/vc5/xdp-loader"
 
 
 def parse_args(argv):
@@ -27,6 +30,10 @@ def parse_args(argv):
     p.add_argument("--rescan", type=float, default=RESCAN_S, help="seconds between network rescans")
     p.add_argument("--flows", type=int, default=None,
                    help="flow table entries (default: flows_per_cpu from the configuration)")
+    state_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0] or DEFAULT_STATE_DIR
+    p.add_argument("--state-dir", default=state_dir,
+                   help="where the block list is kept (default: $STATE_DIRECTORY, from the unit's "
+                   "StateDirectory=, else /var/lib/vc5/xdp-loader)")
     p.add_argument("--unit", default=names.UNITS[names.XDP_LOADER_BUS], help="systemd unit (for --stop-post)")
     action = p.add_mutually_exclusive_group()
     action.add_argument("--detach", action="store_true",

@@ -7,7 +7,9 @@ Start-up, in this order, each step refusing with a clear message:
      BEFORE touching the kernel: a second loader must not replace the first
      one's program;
   4. compile and load the program ONCE (DataPlane): pinned maps are re-used,
-     so a restarted loader finds its services, flows and counters;
+     so a restarted loader finds its services, flows and counters; the block
+     list of source prefixes is made what --state-dir's file says
+     (prefixes.py; a bad file is logged and the maps keep theirs);
   5. attach to every configured interface, REPLACING IN PLACE whatever vc5
      program is there (no detach window: restart keeps forwarding); set up
      the health-check probe path (probe_path.py, docs/probe-path.md);
@@ -31,7 +33,7 @@ from vc5.common import bus as vbus
 from vc5.common import lifecycle, limits, messages, names, sd, wire
 from vc5.common import log as vlog
 
-from . import flowstate
+from . import flowstate, prefixes
 from .loader import REPROBE_S, Loader
 from .netwatch import NetWatch
 from .share import service as share_service
@@ -89,14 +91,17 @@ async def _run(args, cfg, bus) -> int:
         bus.disconnect()
         raise StartupError(f"the data plane could not be loaded: {e}") from None
     # Published (ProgramInfo) and logged as the host sees it: /sys/fs/bpf/vc5/v<N>, not the unit's bind.
+    state_dir = getattr(args, "state_dir", None)
     loader = Loader(cfg, dp, pin_dir=names.host_pin_path(args.pin_dir), rescan=args.rescan,
-                    config_path=args.config, flows=flows)
+                    config_path=args.config, flows=flows,
+                    state_file=os.path.join(state_dir, prefixes.STATE_NAME) if state_dir else None)
     loader.keep_marker = keep_marker_path(args.lock)
     sharing = None
     try:
         loader.describe_program()
         log.info("program %d loaded in %.1f s; pinned maps in %s hold %d services", loader.program.prog_id,
                  time.monotonic() - t0, loader.pin_dir, len(dp.services()))
+        loader.restore_blocked()          # the block list is in the maps before any interface is attached
         loader.start()
         for old in remove_older_layouts(args.pin_dir):     # an upgrade: our program replaced theirs
             log.info("removed the pinned maps of an older data-plane layout in %s", old)
@@ -140,7 +145,9 @@ async def serve(loader: Loader, bus, signals: lifecycle.StopSignals) -> None:
     """Export the API on `bus` (the name is ours), follow healthd, keep everything fresh until stopped."""
     from . import api
 
-    vbus.export(bus, names.XDP_LOADER_PATH, api.XdpLoader(loader.publisher, loader.counters),
+    vbus.export(bus, names.XDP_LOADER_PATH,
+                api.XdpLoader(loader.publisher, loader.counters,
+                              loader.prefix_counters if loader.prefixes is not None else None),
                 api.XdpLoaderManager(loader))
     loader.publisher.attach(bus)
     tasks = [asyncio.create_task(_data_plane_watchdog(loader.dp), name="data-plane watchdog"),

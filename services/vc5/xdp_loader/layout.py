@@ -76,6 +76,7 @@ BPF_MAP_TYPE_LRU_HASH = 9
 BPF_MAP_TYPE_LRU_PERCPU_HASH = 10
 BPF_MAP_TYPE_DEVMAP = 14
 BPF_MAP_TYPE_QUEUE = 22
+BPF_MAP_TYPE_LPM_TRIE = 11
 BPF_F_NO_PREALLOC = 1
 BPF_F_RDONLY_PROG = 1 << 7
 
@@ -208,6 +209,33 @@ for _t, _n in _SIZES.items():
     assert ct.sizeof(_t) == _n, f"{_t.__name__} is {ct.sizeof(_t)} bytes, the C struct {_n}"
 
 
+# ---- source prefixes and the block list (bpf/vc5_layout.h, bpf/vc5_prefix.h)
+PREFIX4_SLOTS = 1 << 20     # one counter per IPv4 /20 (index = address >> 12)
+PREFIX6_BUCKETS = 65536     # IPv6 /48s hashed into this many counters
+MAX_BLOCKED = 16384         # block list entries per family
+BLOCK_COUNTER_COUNT = 4
+
+
+class Lpm4(ct.Structure):
+    _fields_ = [("prefixlen", ct.c_uint32), ("addr", ct.c_uint8 * 4)]
+
+
+class Lpm6(ct.Structure):
+    _fields_ = [("prefixlen", ct.c_uint32), ("addr", ct.c_uint8 * 16)]
+
+
+class Block(ct.Structure):
+    _fields_ = [("packets", ct.c_uint64)]
+
+
+class BlockStats(ct.Structure):
+    _fields_ = [("c", ct.c_uint64 * BLOCK_COUNTER_COUNT)]
+
+
+for _t, _n in {Lpm4: 8, Lpm6: 20, Block: 8, BlockStats: 32}.items():
+    assert ct.sizeof(_t) == _n, f"{_t.__name__} is {ct.sizeof(_t)} bytes, the C struct {_n}"
+
+
 @dataclass(frozen=True)
 class MapSpec:
     name: str
@@ -299,6 +327,12 @@ def map_specs(flows: int = DEFAULT_FLOWS) -> dict[str, MapSpec]:
         # flow sharing between balancers (share/, docs/data-plane.md "Flow sharing")
         MapSpec("share_queue", BPF_MAP_TYPE_QUEUE, NoKey, ShareEntry, SHARE_QUEUE),
         MapSpec("shared", BPF_MAP_TYPE_LRU_HASH, FlowKey, Flow, min(flows, SHARED_MAX)),
+        # source prefixes and the block list (bpf/vc5_prefix.h, prefixes.py)
+        MapSpec("prefix4_stats", BPF_MAP_TYPE_PERCPU_ARRAY, U32, ct.c_uint64, PREFIX4_SLOTS),
+        MapSpec("prefix6_stats", BPF_MAP_TYPE_PERCPU_ARRAY, U32, ct.c_uint64, PREFIX6_BUCKETS),
+        MapSpec("block4", BPF_MAP_TYPE_LPM_TRIE, Lpm4, Block, MAX_BLOCKED, BPF_F_NO_PREALLOC),
+        MapSpec("block6", BPF_MAP_TYPE_LPM_TRIE, Lpm6, Block, MAX_BLOCKED, BPF_F_NO_PREALLOC),
+        MapSpec("block_stats", BPF_MAP_TYPE_PERCPU_ARRAY, U32, BlockStats, 1),
     ]
     return {s.name: s for s in specs}
 

@@ -6,7 +6,7 @@ Inputs, each handled by one method that takes it as an argument:
     word of healthd, then `refresh()`;
   * the network, read every `rescan` s (`scan()` -> netinfo.NetView);
   * the operator (the Manager methods: reattach, resync, reload, set_active,
-    shutdown) and SIGHUP (reload).
+    shutdown, block_prefixes, unblock_prefixes) and SIGHUP (reload).
 Every change of the maps goes through `reconcile(health, view)`: plan ->
 specs -> maps (reconcile.py). Until healthd's Services have been read once,
 nothing is reconciled: the maps keep what the previous loader left, so
@@ -15,7 +15,8 @@ forwarding continues across a restart even when healthd is down
 
 Published (org.vc5.XdpLoader1, through `publisher`, a vbus.Publisher on
 wire.XDP_LOADER): Mode, Status, Active, Interfaces, Vlans, Services,
-ProgramInfo, ProbeAddresses; each mutation marks what it changed.
+ProgramInfo, ProbeAddresses, Blocked; each mutation marks what it changed.
+The block list (prefixes.py) lives in `state_file`, re-applied by restore_blocked() at start.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from vc5.common import log as vlog
 from vc5.common import messages, names, sd, wire
 
 from . import attach, netinfo, planner, reconcile
+from . import prefixes as pfx
 from .interfaces import Interfaces
 from .probe_path import ProbePath
 from .startup import StartupError, load_config
@@ -59,7 +61,7 @@ class Loader:
     """State and actions of one running loader; api.py reads `publisher` and `counters()`."""
 
     def __init__(self, cfg, dataplane, reader=None, pin_dir="", rescan=RESCAN_S, config_path=None,
-                 flows=None):
+                 flows=None, state_file=None):
         self.cfg = cfg
         self.config_path = config_path or cfg.source
         self.flows = flows if flows is not None else cfg.flows_per_cpu   # what the maps were made with
@@ -78,6 +80,8 @@ class Loader:
         self.probe = ProbePath(dataplane, lambda: self.cfg.interfaces,
                                lambda: self.publisher.mark("ProbeAddresses"))
         self.learning = None             # share.service.Learning while `learn` runs (daemon sets it)
+        maps = getattr(dataplane, "maps", None)
+        self.prefixes = pfx.Prefixes(maps, state_file) if maps and "block4" in maps else None
         self.publisher = vbus.Publisher(names.XDP_LOADER_PATH, wire.XDP_LOADER, {
             "Mode": lambda: self.interfaces.mode,
             "Status": lambda: self.status,
@@ -89,6 +93,7 @@ class Loader:
             "ProbeAddresses": lambda: self.probe.addresses,
             "Learning": lambda: bool(self.learning is not None and self.learning.active()),
             "FlowTables": lambda: self.flow_tables,
+            "Blocked": lambda: self.prefixes.listed() if self.prefixes else (),
         })
         # fixed for the life of the pinned maps (their size changes only after --detach)
         tables = getattr(dataplane, "flow_tables", None)
@@ -113,6 +118,9 @@ class Loader:
             backends.setdefault(str(bkey.service), {})[bkey.address] = dict(values)
         totals = dict(raw["global"])
         totals["latency_ns"] = int(self.dp.latency_ns())
+        if self.prefixes is not None:      # vc5's summary `blocked`: packets the block list dropped
+            b = self.prefixes.totals()
+            totals["blocked"] = b["blocked4"] + b["blocked6"]
         return wire.Counters(totals, dict(raw["vips"]),
                              {str(key): dict(values) for key, values in raw["services"].items()}, backends)
 
@@ -327,3 +335,37 @@ class Loader:
             write_keep_marker(self.keep_marker)
         # let the method reply leave before the bus connection closes
         asyncio.get_running_loop().call_later(0.2, self.on_stop)
+
+    # -- source prefixes and the block list (prefixes.py)
+    def restore_blocked(self):
+        """At start: the state file's block list into the maps; an unreadable file leaves them as they are."""
+        if self.prefixes is None:
+            return
+        try:
+            n = self.prefixes.restore()
+            if n:
+                log.info("block list: %d prefixes from %s", n, self.prefixes.state_file)
+        except pfx.PrefixError as e:
+            vlog.event(log, logging.ERROR, f"block list not restored, the maps keep theirs: {e}")
+        self.publisher.mark("Blocked")
+
+    def _need_prefixes(self):
+        if self.prefixes is None:
+            raise RuntimeError("this data plane has no block list")
+        return self.prefixes
+
+    async def block_prefixes(self, texts):
+        added = self._need_prefixes().block(texts)
+        self.publisher.mark("Blocked")
+        vlog.event(log, logging.WARNING, "blocked source prefixes: " + ", ".join(added),
+                   prefixes=" ".join(added))
+
+    async def unblock_prefixes(self, texts):
+        removed = self._need_prefixes().unblock(texts)
+        self.publisher.mark("Blocked")
+        vlog.event(log, logging.WARNING, "unblocked source prefixes: " + ", ".join(removed),
+                   prefixes=" ".join(removed))
+
+    def prefix_counters(self, limit=0) -> wire.PrefixCounters:
+        c = self._need_prefixes().counters(limit)
+        return wire.PrefixCounters(tuple(c.ipv4), tuple(c.ipv6), c.blocked, c.totals)

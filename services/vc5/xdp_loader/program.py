@@ -79,6 +79,8 @@ def cflags(pin_dir: str, flows: int = layout.DEFAULT_FLOWS) -> list[str]:
         f"-DVC5_REDIRECT_SLOTS={layout.REDIRECT_SLOTS}",
         f"-DVC5_MAX_NAT={layout.MAX_NAT}",
         f"-DVC5_NAT_REPLIES={layout.NAT_REPLIES}",
+        f"-DVC5_PREFIX6_BUCKETS={layout.PREFIX6_BUCKETS}",
+        f"-DVC5_MAX_BLOCKED={layout.MAX_BLOCKED}",
     ]
 
 

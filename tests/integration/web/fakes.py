@@ -167,6 +167,12 @@ class Loader(ServiceInterface):
             backends.setdefault(svc, {})[rip] = c
         return wire.Counters(x.globals, x.vips, x.services, backends).to_dbus()
 
+    @method()
+    def GetPrefixes(self, limit: "u") -> "(ayayayaya{st}a{st})":
+        # 203.0.113.0/20 (slot 203.0.113.0 >> 12) and 10.1.96.0/20: what /prefixes.json must show
+        return wire.PrefixCounters(ipv4=((0xCB007, 1234), (0x0A016, 5)), blocked={"192.0.2.0/24": 9},
+                                   totals={"blocked4": 9}).to_dbus()
+
 
 class LoaderManager(ServiceInterface):
     def __init__(self, calls):

@@ -185,7 +185,8 @@ class Lab:
 
     def loader_argv(self, *extra):
         return [PY, "-m", "vc5.xdp_loader", "--config", self.config, "--pin-dir", self.pin_dir,
-                "--lock", self.lock, "--rescan", "0.5", *extra]
+                "--lock", self.lock, "--rescan", "0.5", "--state-dir", os.path.join(self.tmp, "state"),
+                *extra]
 
     def start_loader(self):
         self.loader_log = open(os.path.join(self.tmp, "loader.log"), "a")

@@ -107,7 +107,7 @@ def lab(root):
             bus.publish(services())
             log = open(os.path.join(tmp, "loader.log"), "w")
             argv = [PY, "-m", "vc5.xdp_loader", "--config", config, "--pin-dir", pin_root + "/v1",
-                    "--lock", os.path.join(tmp, "lock"), "--rescan", "30"]
+                    "--lock", os.path.join(tmp, "lock"), "--rescan", "30", "--state-dir", tmp]
             loader = made["lb"].popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env(), text=True)
             procs.append(loader)
             lab["loader"] = loader
