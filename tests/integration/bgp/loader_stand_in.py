@@ -25,7 +25,7 @@ class LoaderStandIn:
         self.state = {"Mode": "native", "Status": "starting: compiling the XDP program", "Active": True,
                       "Interfaces": (wire.InterfaceStatus("eth0", 2, "native", 7, True),), "Vlans": (),
                       "Services": (), "ProgramInfo": wire.ProgramInfo(), "ProbeAddresses": (),
-                      "Learning": False, "FlowTables": ()}
+                      "Learning": False, "FlowTables": (), "Blocked": ()}
         self.bus = None
         self.publisher = None
         self._call(self._connect())
