@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from vc5.common.capacity import (BACKEND_SLOTS, MAX_BACKENDS, MAX_NAT, MAX_PAIRS, MAX_SERVICES,  # noqa: F401
                                  MAX_VIPS)
 
+from .macs import mac_bytes, mac_str  # noqa: F401  (re-exported: layout.mac_bytes, layout.mac_str)
+
 #: Pin directory suffix: /sys/fs/bpf/vc5/v<LAYOUT_VERSION>
 LAYOUT_VERSION = 3
 
@@ -485,21 +487,3 @@ def addr_from16(a: Addr) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if raw[:12] == bytes(12):
         return ipaddress.IPv4Address(raw[12:])
     return ipaddress.IPv6Address(raw)
-
-
-def mac_bytes(mac: str | bytes) -> bytes:
-    """'02:00:00:00:00:0a' (or '-' separated, or 6 raw bytes) -> 6 bytes."""
-    if isinstance(mac, (bytes, bytearray)):
-        raw = bytes(mac)
-    else:
-        parts = mac.replace("-", ":").split(":")
-        if len(parts) != 6 or not all(1 <= len(p) <= 2 for p in parts):
-            raise ValueError(f"not a MAC address: {mac!r}")
-        raw = bytes(int(p, 16) for p in parts)
-    if len(raw) != 6:
-        raise ValueError(f"not a MAC address: {mac!r}")
-    return raw
-
-
-def mac_str(raw) -> str:
-    return ":".join(f"{b:02x}" for b in bytes(raw))
