@@ -68,7 +68,7 @@ def big_server_list(n=capacity.MAX_BACKENDS):
 
 def test_service_server_pairs_beyond_the_backends_map_are_refused():
     per = capacity.MAX_BACKENDS
-    fit = capacity.MAX_PAIRS // per                      # 257 services of 255 servers: 65,535 pairs
+    fit = capacity.USABLE_PAIRS // per                   # 257 services of 255 servers: 65,535 pairs
     one_vip = dict(vip=lambda i: "10.1.0.1", servers="big", key=lambda i: i + 1)
     load_text(big_server_list() + services(fit, **one_vip), source="t.yaml")
     got = problems(big_server_list() + services(fit + 1, **one_vip))
@@ -76,14 +76,14 @@ def test_service_server_pairs_beyond_the_backends_map_are_refused():
     assert got[0].path == f"services[{fit}].policy.{fit + 1}"
     assert got[0].line == line_of_entry(fit) + per + 2
     assert f"the file lists {(fit + 1) * per:,}" in got[0].message
-    assert "65,536 (service, server) pairs" in got[0].message
+    assert "65,535 (service, server) pairs" in got[0].message     # pair 0 means "no record"
 
 
 def test_vip_server_pairs_beyond_the_probe_addresses_are_refused():
     fit = capacity.MAX_NAT // capacity.MAX_BACKENDS
     got = problems(big_server_list() + services(fit + 1, servers="big"))
     assert len(got) == 2 and {p.path for p in got} == {f"services[{fit}].policy.http"}
-    assert "the data plane's 65,536 (service, server) pairs" in got[0].message
+    assert "the data plane's 65,535 (service, server) pairs" in got[0].message
     assert "the 65,536 (VIP, server) pairs the data plane can give a health-check probe address: the file " \
            f"has {(fit + 1) * capacity.MAX_BACKENDS:,}" in got[1].message
 

@@ -23,6 +23,8 @@ MAX_BACKENDS = BACKEND_SLOTS - 1
 MAX_SERVICES = 1024         # VIP:port:protocol entries (services map)
 MAX_VIPS = 1024             # distinct VIPs (vips map)
 MAX_PAIRS = 65536           # (service, backend) pairs: backends[] records and be_stats[]
+NO_PAIR = 0                 # backends[0] is never given to a backend: 0 means "no record"
+USABLE_PAIRS = MAX_PAIRS - 1
 MAX_NAT = 65536             # (VIP, backend) pairs with a probe address (nat map)
 
 # --- encapsulations bpf/vc5_encap.h builds ------------------------------------------------

@@ -50,7 +50,7 @@ def check(r: Reader, placed: dict, services: list) -> None:
         pairs += len(s.backends)
         for name, count, limit in (("services", n, capacity.MAX_SERVICES),
                                    ("VIPs", len(vips), capacity.MAX_VIPS),
-                                   ("pairs", pairs, capacity.MAX_PAIRS),
+                                   ("pairs", pairs, capacity.USABLE_PAIRS),
                                    ("nat", len(nat), capacity.MAX_NAT)):
             if count > limit and name not in over:
                 over[name] = (s, path, origin)
@@ -68,7 +68,7 @@ def _message(name: str, s, total: int) -> str:
         return (f"VIP {s.vip} is the first beyond the limit: the file uses {total:,} VIPs and the data plane "
                 f"holds at most {capacity.MAX_VIPS:,} ({WHERE})")
     if name == "pairs":
-        return (f"service {s.key} goes beyond the data plane's {capacity.MAX_PAIRS:,} (service, server) "
+        return (f"service {s.key} goes beyond the data plane's {capacity.USABLE_PAIRS:,} (service, server) "
                 f"pairs: the file lists {total:,}, counting every service's servers ({WHERE})")
     return (f"service {s.key} goes beyond the {capacity.MAX_NAT:,} (VIP, server) pairs the data plane can "
             f"give a health-check probe address: the file has {total:,} ({WHERE})")

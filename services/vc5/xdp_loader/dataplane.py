@@ -65,6 +65,7 @@ import time
 from dataclasses import dataclass
 
 from ..common import names
+from ..common.capacity import NO_PAIR
 from . import counters as ctr
 from . import flowstate, layout, program
 from .layout import LayoutError  # noqa: F401  (re-exported for callers)
@@ -229,12 +230,12 @@ class DataPlane:
             return sorted(self._services, key=lambda k: (k.vip, k.port, k.protocol))
 
     def pair_of(self, key: ServiceKey, address: str) -> int:
-        """The backends[] index of `address` in the service `key` as programmed; 0 (no record) if the
-        service or the backend is not programmed."""
+        """The backends[] index of `address` in the service `key` as programmed; NO_PAIR (0, never
+        given to a backend) if the service or the backend is not programmed."""
         with self._lock:
             state = self._services.get(key)
             pair = state.backends.get(address) if state is not None else None
-            return pair.pair if pair is not None else 0
+            return pair.pair if pair is not None else NO_PAIR
 
     def set_service(self, spec: ServiceSpec) -> None:
         """Create or replace one service.
@@ -274,7 +275,9 @@ class DataPlane:
             if prev:
                 pair, cookie = prev.pair, prev.cookie
             else:
-                pair = _lowest_free(used_pairs, layout.MAX_PAIRS, "(service, backend) pairs")
+                # never NO_PAIR: pair_of's and the probe path's "no record" (a pair given to a
+                # backend by a loader older than this keeps its index: it is pinned)
+                pair = _lowest_free(used_pairs | {NO_PAIR}, layout.MAX_PAIRS, "(service, backend) pairs")
                 used_pairs.add(pair)
                 cookie = _new_cookie(cookies)
                 cookies.add(cookie)

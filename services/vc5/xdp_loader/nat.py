@@ -249,7 +249,7 @@ class ProbeNat:
 
     def _pair_of(self, t: NatTarget) -> int:
         """The backends[] index of (t.service, t.backend) in the data plane: its tunnel is the
-        probe's. 0 (no record: xdp_nat drops the probe) if the service is not programmed."""
+        probe's. NO_PAIR (0, no record: xdp_nat drops the probe) if the service is not programmed."""
         from .specs import service_key
         vip, port, proto = t.service.rsplit(":", 2)
         return self.dp.pair_of(service_key(vip, int(port), proto), t.backend)

@@ -107,7 +107,7 @@ def learn(dp, f: codec.SharedFlow, now_ns: int) -> str:
 
 def _pair_of(dp, key, backend: str):
     """(pair, cookie) of `backend` in service `key` as programmed, or a reason.
-    Not DataPlane.pair_of: its "0 = none" is also the first pair's index."""
+    (DataPlane.pair_of gives the index alone.)"""
     with dp._lock:
         state = dp._services.get(key)
         if state is None:
