@@ -36,10 +36,13 @@ def main():
     print("building the lab (namespaces vc5demo-*) ...", flush=True)
     lab = Lab.build(prefix="vc5demo", routed=1)
     lab.routed_tunnels = ("gue",)       # one routed service: GUE, outer IPv4 and IPv6
-    stack = Stack(lab, web_listen="127.0.0.1:8005")
+    # As production should run: flows shared between the balancers (vc5 v0.3's multicast format),
+    # BFD toward the router (a dead balancer leaves its ECMP group in about 0.6 s).
+    stack = Stack(lab, web_listen="127.0.0.1:8005",
+                  config=dict(top="multicast: 239.255.5.5:9999\n", bgp="  bfd: true\n"))
     try:
         lab.start_backends()
-        lab.start_router()
+        lab.start_router(bfd_ms=100)
         stack.start()
         print("starting vc5 on both balancers; waiting for backends to pass their checks and for"
               " the router to learn the VIP over BGP ...", flush=True)
@@ -53,6 +56,7 @@ vc5 demo is up.
   decap (rb1):  nsenter --net=/run/netns/{lab.routed[0].ns.name} env PYTHONPATH=services \\
                   python3 -m vc5.decap --pin-base {lab.decap_pins(1)} status eth0
   router (BGP): birdc -s {lab.bird_ctl} show route all
+  router (BFD): birdc -s {lab.bird_ctl} show bfd sessions
   balancer 1:   DBUS_SYSTEM_BUS_ADDRESS={stack.buses[0]} PYTHONPATH=services python3 -m vc5.cli status
   logs:         {lab.workdir}/*.log
 Ctrl-C to stop and remove everything.
