@@ -88,7 +88,9 @@ def notifyd(machine):
     finally:
         m.write("/etc/vc5/vc5.yaml.notifyd", original, 0o640)
         sh(m, "chown root:vc5 /etc/vc5/vc5.yaml.notifyd && mv /etc/vc5/vc5.yaml.notifyd /etc/vc5/vc5.yaml")
-        sh(m, "systemctl stop wtn-fake-es; systemctl reload vc5-notifyd")
+        sh(m, "systemctl kill -s KILL wtn-fake-es; systemctl stop wtn-fake-es", timeout=60)
+        r = sh(m, "systemctl reload vc5-notifyd", timeout=60)
+        assert r.returncode == 0, r.stderr + journal_of(m)
 
 
 def test_notifyd_unit_is_enabled_active_and_hardened(notifyd, capsys):

@@ -113,7 +113,8 @@ def main():
     app.router.add_post("/_bulk", rec.bulk)
     app.router.add_post("/hook/{name}", rec.webhook)
     web.run_app(app, host="0.0.0.0", port=port, print=lambda *a: print("listening", flush=True),
-                handle_signals=True, access_log=None)
+                handle_signals=True, access_log=None,
+                shutdown_timeout=1)     # not aiohttp's 60 s wait for the notifier's keep-alive connections
 
 
 if __name__ == "__main__":

@@ -213,3 +213,23 @@ def test_the_backlog_bound_skips_the_oldest_and_keeps_the_rest_in_order(world):
     kept = world.endpoints.seqs()
     assert 6 <= len(kept) <= 10 and kept == list(range(31 - len(kept), 31)), kept
     until(lambda: world.notifier.metric("vc5_notify_dropped_total", "elasticsearch") == 30 - len(kept), 10)
+
+
+def test_reload_while_the_endpoint_is_down_completes(world):
+    """A reload that stops a pipeline busy retrying a dead endpoint finishes and says so (READY=1
+    follows RELOADING=1): the system tier's `systemctl reload` hung 120 s once in that state."""
+    world.notifier.start()
+    world.endpoints.stop()
+    for round_ in range(5):
+        world.send([100 + round_], priority=ALERT)
+        until(lambda: (world.notifier.metric("vc5_notify_failures_total", "elasticsearch") or 0) >= 1, 20)
+        index = "vc5-test" if round_ % 2 else "vc5-other"        # a changed sink: its pipeline restarts
+        world.notifier.write_config(CONFIG.format(alert=ALERT, port=ES_PORT, index=index))
+        before = world.notifier.output().count("reloaded")
+        world.notifier.send_signal(signal.SIGHUP)
+        until(lambda: world.notifier.output().count("reloaded") > before, 10,
+              message=f"reload {round_ + 1} did not finish while the endpoint was down")
+    world.notifier.write_config("")                               # every sink gone
+    world.notifier.send_signal(signal.SIGHUP)
+    until(lambda: "shipping to nothing" in world.notifier.output() or
+          world.notifier.output().count("reloaded") > 5, 10, message="the last reload did not finish")
