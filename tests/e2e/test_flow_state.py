@@ -166,6 +166,14 @@ def test_shared_flows_survive_a_balancer_change_and_a_new_backend(flowlab):
     ev = move_streams_to_lb2_after_a_new_backend(lab, stack, load, 3, share=True, port=22000)
     route_all(lab)
     assert not broken(ev.result), f"streams broke although lb1 shared its flows with lb2: {broken(ev.result)}"
+    # what an operator reads (GetCounters, /metrics vc5_dataplane_share_*_total)
+    sent = stack.call(1, "xdp-loader", "org.vc5.XdpLoader1", "GetCounters").totals
+    learned = stack.call(2, "xdp-loader", "org.vc5.XdpLoader1", "GetCounters").totals
+    print(f"\nflow sharing: lb1 sent {sent.get('share_sent_flows')} flows in "
+          f"{sent.get('share_sent_datagrams')} datagrams; lb2 learned {learned.get('share_learned')}, "
+          f"{learned.get('share_malformed')} malformed")
+    assert sent.get("share_sent_flows", 0) >= 20 and learned.get("share_learned", 0) >= 20, (sent, learned)
+    assert learned.get("share_malformed") == 0, learned
 
 
 def udp_flood_frames(lab, n):

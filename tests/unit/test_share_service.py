@@ -54,3 +54,23 @@ def test_the_loader_memory_check_counts_the_shared_table():
                    + limits.PREFIX_MAPS_BYTES + 2 * limits.PREFIX_MAPS_PER_CPU_BYTES)
         assert limits.maps_bytes(flows, 2) - without == limits.shared_table_bytes(shared)
         assert limits.shared_table_bytes(262_144) == 120 * 262_144       # memlock measured
+
+
+def test_totals_name_every_share_counter_and_sum_the_malformed():
+    """GetCounters' totals (exported as vc5_dataplane_share_*_total): fixed names, whatever the
+    sender and receiver counted; every codec reason is 'malformed'."""
+    from collections import Counter
+
+    from vc5.common import xvs_names
+
+    sharing = service.FlowSharing(dp=None, multicast="239.255.5.5:9999")
+    assert set(sharing.totals()) == set(xvs_names.SHARE_COUNTERS)
+    assert not any(sharing.totals().values())          # not started: all 0
+    sharing.sender = SimpleNamespace(stats=Counter(flows=40, datagrams=3, stale=2))
+    sharing.receiver = SimpleNamespace(stats=Counter(ok=30, no_service=4, no_backend=1, version=2,
+                                                     truncated=1, map_errors=5), datagrams=7)
+    t = sharing.totals()
+    assert (t["share_sent_flows"], t["share_sent_datagrams"], t["share_stale"], t["share_send_errors"]) == \
+        (40, 3, 2, 0)
+    assert (t["share_received_datagrams"], t["share_learned"], t["share_not_ours"], t["share_malformed"]) == \
+        (7, 30, 5, 3)

@@ -25,3 +25,10 @@ BACKEND_COUNTERS = (
 # path-MTU relay (bpf/README.md, "Path MTU") and new flows not stored above the
 # new-flow rate (docs/data-plane.md, "Flow table"). Exported with the globals.
 GLOBAL_EXTRA = ("pmtu_relayed", "pmtu_rate_limited", "too_big_no_df", "flow_rate_limited")
+
+# Counted by the loader itself (GetCounters' totals, exported as vc5_dataplane_<name>_total): packets
+# the source block list dropped (docs/data-plane.md, "Source prefixes and the block list") and flow
+# sharing's records ("Flow sharing": sent, learned, not for a service or backend of ours, malformed).
+BLOCKED = "blocked"
+SHARE_COUNTERS = ("share_sent_flows", "share_sent_datagrams", "share_send_errors", "share_stale",
+                  "share_received_datagrams", "share_learned", "share_not_ours", "share_malformed")

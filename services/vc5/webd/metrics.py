@@ -30,7 +30,7 @@ from prometheus_client.utils import floatToGoString
 
 from vc5.client import status as render_status
 from vc5.client.snapshot import EMPTY, XVS_BACKEND_COUNTERS, XVS_GAUGES, XVS_METRICS, Snapshot
-from vc5.common import names
+from vc5.common import names, xvs_names
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -96,6 +96,7 @@ class SnapshotCollector:
             return
         yield from vc5_families(snap)
         yield from xvs_families(snap)
+        yield from dataplane_families(snap)
         yield from bgp_families(snap)
         yield from healthcheck_families(snap)
         yield from daemon_families(snap)
@@ -220,6 +221,35 @@ def xvs_families(snap: Snapshot):
             for b in s.backends:
                 f.add((s.vip, s.port, s.protocol, b.address, s.key),
                       snap.backend_counters(s.key, b.address).get(m, 0))
+        yield f.metric
+
+
+DATAPLANE_HELP = {
+    "pmtu_relayed": "ICMP too-big messages relayed to the flow's backend (docs/data-plane.md, Path MTU)",
+    "pmtu_rate_limited": "ICMP too-big messages not relayed: above the relay rate",
+    "too_big_no_df": "IPv4 packets too big for their backend's path, without DF: dropped (not fragmented)",
+    "flow_rate_limited": "New flows balanced but not stored: above the per-CPU new-flow rate (flow_rate)",
+    "blocked": "Packets dropped by the source block list (vc5ctl block)",
+    "share_sent_flows": "Flows sent to the other balancers (multicast flow sharing)",
+    "share_sent_datagrams": "Flow-sharing datagrams sent",
+    "share_send_errors": "Flow-sharing datagrams the kernel refused to send",
+    "share_stale": "Noted flows not sent: older than 2 s, or their backend changed",
+    "share_received_datagrams": "Flow-sharing datagrams received",
+    "share_learned": "Shared flows stored in the shared table with this balancer's backend",
+    "share_not_ours": "Shared flows for a service or backend this balancer does not have",
+    "share_malformed": "Shared flow records that did not parse (ignored)",
+}
+
+
+def dataplane_families(snap: Snapshot):
+    """Ours: data-plane counters with no xvs name, as vc5_dataplane_<name>_total (absent while
+    xdp-loader is not running; the share_* ones only count with `multicast`)."""
+    x = snap.xdp
+    if x is None:
+        return
+    for name in xvs_names.GLOBAL_EXTRA + (xvs_names.BLOCKED,) + xvs_names.SHARE_COUNTERS:
+        f = Family(f"vc5_dataplane_{name}_total", DATAPLANE_HELP[name], "counter")
+        f.add((), x.globals.get(name, 0))
         yield f.metric
 
 

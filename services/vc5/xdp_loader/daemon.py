@@ -105,7 +105,7 @@ async def _run(args, cfg, bus) -> int:
         loader.start()
         for old in remove_older_layouts(args.pin_dir):     # an upgrade: our program replaced theirs
             log.info("removed the pinned maps of an older data-plane layout in %s", old)
-        sharing = share_service.start_for_loader(loader, cfg, fresh_maps)
+        sharing = loader.sharing = share_service.start_for_loader(loader, cfg, fresh_maps)
         signals = lifecycle.StopSignals(on_reload=loader.reload_quietly)
         loader.on_stop = signals.stop
         await serve(loader, bus, signals)

@@ -80,6 +80,7 @@ class Loader:
         self.probe = ProbePath(dataplane, lambda: self.cfg.interfaces,
                                lambda: self.publisher.mark("ProbeAddresses"))
         self.learning = None             # share.service.Learning while `learn` runs (daemon sets it)
+        self.sharing = None              # share.service.FlowSharing with `multicast` (daemon sets it)
         maps = getattr(dataplane, "maps", None)
         self.prefixes = pfx.Prefixes(maps, state_file) if maps and "block4" in maps else None
         self.publisher = vbus.Publisher(names.XDP_LOADER_PATH, wire.XDP_LOADER, {
@@ -121,6 +122,8 @@ class Loader:
         if self.prefixes is not None:      # vc5's summary `blocked`: packets the block list dropped
             b = self.prefixes.totals()
             totals["blocked"] = b["blocked4"] + b["blocked6"]
+        if self.sharing is not None:        # flow sharing's records (share/service.py)
+            totals.update(self.sharing.totals())
         return wire.Counters(totals, dict(raw["vips"]),
                              {str(key): dict(values) for key, values in raw["services"].items()}, backends)
 

@@ -59,6 +59,20 @@ class FlowSharing:
         return {"sent": dict(self.sender.stats) if self.sender else {},
                 "received": dict(self.receiver.stats) if self.receiver else {}}
 
+    def totals(self) -> dict:
+        """The counters as GetCounters' totals carry them (names in xvs_names.SHARE_COUNTERS)."""
+        sent = self.sender.stats if self.sender else {}
+        got = self.receiver.stats if self.receiver else {}
+        known = {tables.LEARNED, tables.NO_SERVICE, tables.NO_BACKEND, "map_errors"}
+        return {"share_sent_flows": sent.get("flows", 0),
+                "share_sent_datagrams": sent.get("datagrams", 0),
+                "share_send_errors": sent.get("send_errors", 0),
+                "share_stale": sent.get("stale", 0),
+                "share_received_datagrams": self.receiver.datagrams if self.receiver else 0,
+                "share_learned": got.get(tables.LEARNED, 0),
+                "share_not_ours": got.get(tables.NO_SERVICE, 0) + got.get(tables.NO_BACKEND, 0),
+                "share_malformed": sum(n for k, n in got.items() if k not in known)}
+
 
 class Learning:
     """vc5 -l N: hold the VIPs for N seconds from start (0: not at all)."""
