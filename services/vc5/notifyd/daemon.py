@@ -49,6 +49,7 @@ class Daemon:
         self.args = args
         self.sinks: dict[str, vsettings.Sink] = {}
         self.tasks: dict[str, asyncio.Task] = {}
+        self.pipelines: dict[str, Pipeline] = {}    # the pipeline each task runs now
         self.metrics = Metrics(args.metrics_file)
         self.session: aiohttp.ClientSession | None = None
         # One reload at a time: two overlapping apply()s could start two pipelines for one sink.
@@ -67,7 +68,11 @@ class Daemon:
         """Stop the pipelines whose sink changed or went, start the new ones."""
         for name in list(self.tasks):
             if sinks.get(name) != self.sinks.get(name):
-                task = self.tasks.pop(name)
+                task, pipeline = self.tasks.pop(name), self.pipelines.pop(name, None)
+                if pipeline is not None and pipeline.sending:
+                    # let the request on the wire be answered (and its batch committed) first
+                    pipeline.draining = True
+                    await asyncio.wait({task}, timeout=self.args.timeout + 1.0)
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         for name, sink in sinks.items():
@@ -78,8 +83,11 @@ class Daemon:
     async def _run(self, sink: vsettings.Sink) -> None:
         """One pipeline; an unexpected error is logged and the pipeline started again after a pause."""
         while True:
+            pipeline = self.pipelines[sink.name] = self._pipeline(sink)
             try:
-                await self._pipeline(sink).run()
+                await pipeline.run()
+                if pipeline.draining:
+                    return                  # a reload replaces it (apply)
             except asyncio.CancelledError:
                 raise
             except Exception as e:

@@ -36,6 +36,10 @@ class BacklogFull(Exception):
     pass
 
 
+class Drained(Exception):
+    """A reload replaced this pipeline while its request was answered with a failure: stop."""
+
+
 class Pipeline:
     def __init__(self, sink: Sink, target: Webhook | Elastic, open_follower: Callable[[], Follower],
                  store: CursorStore, backoff: Backoff, metrics: Metrics, *, batch: int = 500,
@@ -50,6 +54,12 @@ class Pipeline:
         self.max_backlog = max_backlog
         self.backlog_interval = backlog_interval
         self.committed = ""
+        # `sending`: a request is on the wire. A reload that replaces this pipeline while one is
+        # lets it be answered first (`draining`), so that a batch the old settings' endpoint
+        # stored is committed and not sent again to the new settings (another index would store
+        # it twice). Between attempts (backoff) nothing is on the wire: a reload stops it at once.
+        self.sending = False
+        self.draining = False
         self.down_since: float | None = None
         self.warned = 0.0
         metrics.ensure(sink.name)
@@ -68,13 +78,15 @@ class Pipeline:
                 follower.seek(cursor)
             self.committed = cursor
             watcher = asyncio.create_task(self._watch_backlog(counter))
-            while True:
+            while not self.draining:
                 batch = await follower.next_batch(self.batch)
                 if isinstance(self.target, Elastic):
                     await self._bulk(batch)
                 else:
                     await self._webhooks(batch)
                 self._commit(batch[-1].cursor)
+        except Drained:
+            pass                            # replaced by a reload: the new pipeline goes on from the cursor
         finally:
             if watcher:
                 watcher.cancel()
@@ -121,15 +133,21 @@ class Pipeline:
     async def _attempt(self, call: Callable[[], Awaitable]):
         """call() until it does not raise Retry, sleeping the backoff between (BacklogFull: give up)."""
         while True:
+            self.sending = True
             try:
                 result = await call()
             except Retry as e:
+                self.sending = False
+                if self.draining:
+                    raise Drained() from None
                 delay = self.backoff.failed()
                 self._failed(str(e), delay)
                 if self.metrics.get("vc5_notify_backlog", self.sink.name) > self.max_backlog:
                     raise BacklogFull() from None
                 await asyncio.sleep(delay)
                 continue
+            finally:
+                self.sending = False
             self._recovered()
             return result
 

@@ -233,3 +233,23 @@ def test_reload_while_the_endpoint_is_down_completes(world):
     world.notifier.send_signal(signal.SIGHUP)
     until(lambda: "shipping to nothing" in world.notifier.output() or
           world.notifier.output().count("reloaded") > 5, 10, message="the last reload did not finish")
+
+
+def test_a_reload_lets_the_request_in_flight_be_answered_first(world):
+    """A reload that changes a sink while its request is on the wire waits for the answer and
+    commits it. Cancelled instead, the webhook was posted again by the new pipeline (a duplicate
+    Slack message in a full CI run; a changed Elasticsearch index would store a batch twice)."""
+    world.notifier.write_config(CONFIG.format(alert=ALERT, port=ES_PORT, index="vc5-test"))
+    world.endpoints.control(delay=2)                 # records each request, answers 2 s later
+    world.notifier.start("--timeout", "5")
+    world.send([1], priority=ALERT)
+    until(lambda: len(world.endpoints.hooks("slack")) >= 1, 20, message="the first alert was not posted")
+    world.notifier.write_config(CONFIG.format(alert=7, port=ES_PORT, index="vc5-new"))
+    world.notifier.send_signal(signal.SIGHUP)        # while Slack has not answered yet
+    logged(world, "reloaded")
+    world.endpoints.control()
+    world.send([2], priority=ALERT)
+    until(lambda: len(world.endpoints.hooks("slack")) >= 2, 30)
+    until(lambda: len(world.endpoints.stored()) >= 2, 30)
+    assert seqs_of(world.endpoints.hooks("slack")) == [1, 2], "an alert was posted twice"
+    assert seqs_of(world.endpoints.hooks("teams")) == [1, 2]
