@@ -21,8 +21,7 @@ leaves the previous snapshot.
 
 import ipaddress
 import json
-import os
-import tempfile
+from vc5.common import files
 
 from .hysteresis import Hysteresis
 from .state import BackendRecord, HealthState, ServiceRecord, VipRecord
@@ -128,18 +127,7 @@ def _reject_constant(name):
 
 
 def save(path: str, state: HealthState, now: int) -> None:
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".state-", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(snapshot(state, now), f, separators=(",", ":"))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    files.replace_file(path, json.dumps(snapshot(state, now), separators=(",", ":")))
 
 
 def load(path: str, now: int, max_age_s: float):

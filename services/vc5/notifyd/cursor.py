@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 
+from vc5.common import files
+
 MAX_CURSOR = 4096   # a journald cursor is ~140 bytes; anything larger is not one
 
 
@@ -48,16 +50,4 @@ class CursorStore:
         """Replace the file atomically and durably with `cursor`."""
         if "\n" in cursor or len(cursor) > MAX_CURSOR:
             raise CursorError(f"refusing to save {cursor[:40]!r}: not a journal cursor")
-        tmp = self.path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, cursor.encode("ascii") + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        dfd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        files.replace_file(self.path, cursor.encode("ascii") + b"\n", durable=True)     # mode 0600

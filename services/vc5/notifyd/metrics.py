@@ -15,8 +15,9 @@ reads half of it. Every metric has the label sink="slack|teams|elasticsearch":
 
 from __future__ import annotations
 
-import os
 from typing import NamedTuple
+
+from vc5.common import files
 
 
 class Family(NamedTuple):
@@ -74,9 +75,6 @@ class Metrics:
         """Replace the textfile if anything changed (a no-op without a path)."""
         if not self.path or not self.dirty:
             return
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write(self.render())
-        os.chmod(tmp, 0o644)      # node_exporter runs as another user; nothing secret here
-        os.replace(tmp, self.path)
+        # node_exporter runs as another user; nothing secret here
+        files.replace_file(self.path, self.render().encode("ascii"), mode=0o644)
         self.dirty = False

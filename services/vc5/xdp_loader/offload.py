@@ -20,6 +20,8 @@ import json
 import logging
 import os
 
+from vc5.common import files
+
 log = logging.getLogger("vc5.xdp_loader")
 
 FEATURES = ("rx-vlan-hw-parse", "tx-vlan-hw-insert")     # ethtool's rxvlan, txvlan
@@ -36,11 +38,7 @@ def _read(path: str) -> dict:
 
 
 def _write(path: str, data: dict) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, sort_keys=True)
-    os.replace(tmp, path)
+    files.replace_file(path, json.dumps(data, sort_keys=True), mode=0o644, make_directory=0o777)
 
 
 def _key(ifname: str) -> str:

@@ -27,9 +27,9 @@ import ipaddress
 import operator
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 
+from ..common import files
 from . import layout
 
 #: block_stats[0] counter names, in VC5_K_* order (bpf/vc5_layout.h)
@@ -105,29 +105,10 @@ def read_state(path: str) -> list:
 
 
 def write_state(path: str, nets) -> None:
-    """Replace the state file atomically (temporary file, fsync, rename, fsync the directory)."""
-    d = os.path.dirname(path) or "."
-    os.makedirs(d, exist_ok=True)
+    """Replace the state file atomically and durably (vc5.common.files)."""
     text = "# vc5 block list, written by vc5-xdp-loader (vc5ctl block add|del)\n"
     text += "".join(f"{n}\n" for n in sorted(nets, key=sort_key))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=d)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    files.replace_file(path, text, durable=True, make_directory=0o777)
 
 
 def lpm_key(net):
