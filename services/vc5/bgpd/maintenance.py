@@ -16,8 +16,6 @@ import logging
 import os
 import time
 
-from vc5.common import files
-
 log = logging.getLogger("vc5.bgpd")
 
 OFF, DRAINING, ON = "off", "draining", "on"
@@ -45,16 +43,24 @@ def save(path: str, on: bool, now: float | None = None) -> None:
     """Write (on) or remove (off) the switch, durably; OSError if that fails."""
     directory = os.path.dirname(path) or "."
     if on:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now if now is not None else time.time()))
-        files.replace_file(path, f"maintenance on since {stamp} (vc5ctl maintenance off to end it)\n",
-                           durable=True, mode=0o644, make_directory=0o755)
-        return
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now if now is not None else time.time()))
+            f.write(f"maintenance on since {stamp} (vc5ctl maintenance off to end it)\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
     else:
         try:
             os.unlink(path)
         except FileNotFoundError:
             return
-    files.fsync_directory(directory)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class Maintenance:
