@@ -73,7 +73,12 @@ class Daemon:
                     # let the request on the wire be answered (and its batch committed) first
                     pipeline.draining = True
                     await asyncio.wait({task}, timeout=self.args.timeout + 1.0)
-                task.cancel()
+                # cancel until it is done: Python 3.11's wait_for can swallow a cancellation that
+                # lands as its inner call completes (aiohttp's timeouts), and a reload that waits
+                # for a pipeline that never ends never sends READY=1 (`systemctl reload` hangs)
+                while not task.done():
+                    task.cancel()
+                    await asyncio.wait({task}, timeout=1.0)
                 await asyncio.gather(task, return_exceptions=True)
         for name, sink in sinks.items():
             if name not in self.tasks:
